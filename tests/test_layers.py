@@ -1,0 +1,52 @@
+"""The direction of imports: agile -> (pqc, qkd); pqc and qkd never import agile or each other."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FORBIDDEN = {"pqc": {"agile", "qkd"}, "qkd": {"agile", "pqc"}}
+
+
+def _imported_top_levels(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_low_layer_does_not_import_upwards_or_sideways(package: str) -> None:
+    files = sorted((ROOT / package).rglob("*.py"))
+    assert files, f"{package}/ has no modules"
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(_imported_top_levels(path) & FORBIDDEN[package])
+        for path in files
+        if _imported_top_levels(path) & FORBIDDEN[package]
+    }
+    assert offenders == {}
+
+
+def test_the_checker_sees_a_violation(tmp_path: Path) -> None:
+    module = tmp_path / "bad.py"
+    module.write_text("import agile.policy\nfrom qkd import simulate\n", encoding="utf-8")
+    assert _imported_top_levels(module) == {"agile", "qkd"}
+
+
+def test_importing_the_packages_loads_no_optional_dependency() -> None:
+    optional = ["oqs", "pqcrypto", "yaml", "matplotlib", "httpx", "h11"]
+    code = (
+        f"import sys, agile, pqc, qkd\nprint(sorted(m for m in {optional!r} if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
