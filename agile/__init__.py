@@ -14,11 +14,39 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from agile._errors import AgileError
+from agile._errors import (
+    AgileError,
+    CryptoError,
+    EngineError,
+    HandshakeError,
+    PolicyError,
+    PolicyProblem,
+    QKDUnavailable,
+    SessionError,
+)
+from agile.engine import Engine, Identity
+from agile.handshake.machine import Initiator, Responder
+from agile.policy.loader import load_policy
+from agile.policy.model import Policy
+from agile.secret import SecretBytes
+from agile.session import HybridSession
 
 try:
     __version__ = version("qkd-agile")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0+unknown"
 
-__all__ = ["AgileError", "__version__"]
+__all__ = ["AgileError", "Policy", "PolicyError", "PolicyProblem", "__version__", "load_policy"]
+__all__ += [
+    "CryptoError",
+    "Engine",
+    "EngineError",
+    "HandshakeError",
+    "HybridSession",
+    "Identity",
+    "Initiator",
+    "QKDUnavailable",
+    "Responder",
+    "SecretBytes",
+    "SessionError",
+]

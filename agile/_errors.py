@@ -4,7 +4,9 @@ AgileError
  ├── PolicyError          a policy file or document is invalid (carries every problem found)
  ├── HandshakeError       a handshake message or transition was rejected
  ├── QKDUnavailable       the policy needs a QKD key that could not be had
- └── CryptoError          a lower-layer (pqc/qkd) failure, translated at the boundary
+ ├── CryptoError          a lower-layer (pqc/qkd) failure, translated at the boundary
+ ├── EngineError          a policy cannot be resolved here (algorithm, key, key source missing)
+ └── SessionError         a session operation was refused (wrong key id, forged, expired)
 
 Lower-layer exceptions (``pqc.PQCError``, ``qkd.QKDError``) are translated at the boundary of
 ``agile`` with ``raise ... from exc``. Messages name what was wrong and the way out; they never
@@ -13,6 +15,54 @@ contain key material.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 
 class AgileError(Exception):
     """Root of every error raised by the ``agile`` package."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PolicyProblem:
+    """One problem in a policy document, located: ``FILE:LINE:COL: field.path: message``."""
+
+    file: str
+    line: int
+    col: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}: {self.path}: {self.message}"
+
+
+class PolicyError(AgileError):
+    """A policy file or document is invalid; ``problems`` lists every problem found."""
+
+    def __init__(self, problems: Iterable[PolicyProblem]) -> None:
+        self.problems: tuple[PolicyProblem, ...] = tuple(problems)
+        count = len(self.problems)
+        summary = "; ".join(str(p) for p in self.problems)
+        super().__init__(f"invalid policy ({count} problem{'s' if count != 1 else ''}): {summary}")
+
+
+class HandshakeError(AgileError):
+    """A handshake message or transition was rejected; the handshake cannot continue."""
+
+
+class QKDUnavailable(AgileError):
+    """The policy requires a QKD key that could not be had (fail closed); the reason is given."""
+
+
+class CryptoError(AgileError):
+    """A lower-layer (``pqc``/``qkd``) failure, translated at the boundary of ``agile``."""
+
+
+class SessionError(AgileError):
+    """A session operation was refused: wrong key id, failed authentication, expired session."""
+
+
+class EngineError(AgileError):
+    """A policy cannot be resolved on this machine: an algorithm, a key or a key source is
+    missing. The message names what and how to provide it."""

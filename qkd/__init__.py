@@ -7,10 +7,122 @@ wraps secrets and enforces policy.
 Errors::
 
     QKDError
+    ├── LinkConfigError      a link, source, channel or detector parameter is out of range
+    ├── EveConfigError       an eavesdropper specification is malformed
+    ├── KeySourceError       a key source could not deliver keys (qkd.keysource)
+    │   ├── KMEError         a KME refused: .status, and the KME's .message and .details
+    │   │   ├── KMEUnavailable   unreachable, timed out, or 503 after every retry
+    │   │   │   └── KeyExhausted     the key pool cannot serve the request now
+    │   │   └── KeyNotFound      a key_ID unknown, expired, delivered, or another pair's
+    │   └── InvalidResponse  a KME's answer broke ETSI GS QKD 014 (base64, length, IDs ...)
+    ├── KeyStoreError        the durable key store failed (qkd.store)
+    ├── ConfigError          a KME pair configuration is invalid (qkd.kme)
+    └── ProtocolError        an unsupported protocol/sampler/attack, or a run too large
+
+Key delivery (``qkd.KeySource``, ``qkd.SimulatedLink``, ``qkd.Etsi014Client``, the local
+KME pair ``qkd.kme``): see docs/kme.md.
+Simulation (``qkd.simulate``, ``qkd.rates``, ``qkd.link``): see docs/qkd-simulation.md.
 """
 
 from __future__ import annotations
 
-from qkd._errors import QKDError
+from typing import TYPE_CHECKING
 
-__all__ = ["QKDError"]
+from qkd import rates
+from qkd._errors import QKDError
+from qkd.eve import BeamSplitting, EveConfigError, InterceptResend, PhotonNumberSplitting
+from qkd.keysource import (
+    AsyncKeySource,
+    AsyncSimulatedLinkSource,
+    InvalidResponse,
+    KeyExhausted,
+    KeyMaterialSupplier,
+    KeyNotFound,
+    KeySource,
+    KeySourceError,
+    KeyStatus,
+    KMEError,
+    KMEUnavailable,
+    QkdKey,
+    SimulatedLink,
+    SimulatedLinkSource,
+    csprng_supplier,
+)
+from qkd.link import (
+    PRESETS,
+    DecoySource,
+    Detector,
+    FibreChannel,
+    FreeSpaceChannel,
+    Link,
+    LinkConfigError,
+    preset,
+)
+from qkd.protocols import ProtocolError
+from qkd.report import EcReport, LinkReport, StageTimings
+from qkd.simulation import SimulationResult, simulate
+from qkd.store import KeyStoreError
+
+__all__ = [
+    "PRESETS",
+    "AsyncEtsi014Client",
+    "AsyncKeySource",
+    "AsyncSimulatedLinkSource",
+    "BeamSplitting",
+    "ConfigError",
+    "DecoySource",
+    "Detector",
+    "EcReport",
+    "Etsi014Client",
+    "EveConfigError",
+    "FibreChannel",
+    "FreeSpaceChannel",
+    "InterceptResend",
+    "InvalidResponse",
+    "KMEError",
+    "KMEUnavailable",
+    "KeyExhausted",
+    "KeyMaterialSupplier",
+    "KeyNotFound",
+    "KeySource",
+    "KeySourceError",
+    "KeyStatus",
+    "KeyStoreError",
+    "Link",
+    "LinkConfigError",
+    "LinkReport",
+    "PhotonNumberSplitting",
+    "ProtocolError",
+    "QKDError",
+    "QkdKey",
+    "SimulatedLink",
+    "SimulatedLinkSource",
+    "SimulationResult",
+    "StageTimings",
+    "csprng_supplier",
+    "preset",
+    "rates",
+    "simulate",
+]
+
+
+if TYPE_CHECKING:
+    from qkd.etsi014.client import AsyncEtsi014Client, Etsi014Client
+    from qkd.kme.config import ConfigError
+
+# The ETSI 014 client needs httpx (the "server" extra) and the KME configuration error lives
+# with the KME pair: both load on first use, so `import qkd` works without the extra.
+_LAZY = {
+    "Etsi014Client": "qkd.etsi014.client",
+    "AsyncEtsi014Client": "qkd.etsi014.client",
+    "ConfigError": "qkd.kme.config",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'qkd' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

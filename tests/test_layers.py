@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,17 @@ def test_importing_the_packages_loads_no_optional_dependency() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_every_package_directory_is_listed_for_distribution() -> None:
+    # A package missing from pyproject's explicit list works in an editable install and is
+    # silently absent from a wheel; this keeps the list complete.
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    listed = set(config["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for top in ("agile", "pqc", "qkd")
+        for init in (ROOT / top).rglob("__init__.py")
+    }
+    assert found - listed == set()
+    assert "agile.policies" in listed

@@ -15,7 +15,15 @@ from agile import AgileError, __version__
 from agile.cli._output import EXIT_OK, EXIT_REJECTED, CommandFailed, print_error
 
 # Subcommand modules, in the order that `agile --help` lists them.
-_COMMANDS: tuple[str, ...] = ("agile.cli.bench",)
+_COMMANDS: tuple[str, ...] = (
+    "agile.cli.demo",
+    "agile.cli.policy",
+    "agile.cli.pqc",
+    "agile.cli.qkd",
+    "agile.cli.kme",
+    "agile.cli.migrate",
+    "agile.cli.bench",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

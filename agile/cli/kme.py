@@ -1,0 +1,113 @@
+"""``agile kme``: a local KME pair serving ETSI GS QKD 014 over mutual TLS.
+
+Quick start::
+
+    agile kme certs --out certs
+    agile kme serve --certs certs --listen-a 127.0.0.1:8443 --listen-b 127.0.0.1:8444
+
+``sae-a`` talks to KME A and ``sae-b`` to KME B; either may be master. ``--config FILE``
+(TOML or JSON, see ``docs/kme.md``) sets everything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ssl
+import sys
+from pathlib import Path
+from typing import Any
+
+from agile.cli._output import EXIT_OK, EXIT_USAGE, emit_json, fail
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "kme", help="run a local ETSI GS QKD 014 KME pair (certs, serve)"
+    )
+    commands = parser.add_subparsers(dest="kme_command", metavar="SUBCOMMAND", required=True)
+
+    certs = commands.add_parser("certs", help="make a local CA and KME/SAE certificates")
+    certs.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory")
+    certs.add_argument(
+        "--sae",
+        action="append",
+        default=[],
+        metavar="SAE_ID",
+        help="an extra SAE certificate to issue (repeatable); sae-a and sae-b are always made",
+    )
+    certs.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    certs.set_defaults(handler=run_certs)
+
+    serve = commands.add_parser("serve", help="start KME A and KME B")
+    serve.add_argument("--config", type=Path, metavar="FILE", help="TOML or JSON configuration")
+    serve.add_argument("--certs", type=Path, metavar="DIR", help="output of `agile kme certs`")
+    serve.add_argument("--listen-a", metavar="HOST:PORT", help="address of KME A (with --certs)")
+    serve.add_argument("--listen-b", metavar="HOST:PORT", help="address of KME B (with --certs)")
+    serve.add_argument(
+        "--state",
+        type=Path,
+        metavar="DIR",
+        help="where the key stores live with --certs (default: the certs directory)",
+    )
+    serve.add_argument(
+        "--json", action="store_true", help="print the bound addresses as one JSON line"
+    )
+    serve.set_defaults(handler=run_serve)
+
+
+def run_certs(args: argparse.Namespace) -> int:
+    from qkd.kme.certs import write_certificates
+
+    saes = ["sae-a", "sae-b", *[s for s in args.sae if s not in ("sae-a", "sae-b")]]
+    try:
+        written = write_certificates(args.out, saes=saes)
+    except (OSError, ValueError) as exc:
+        fail(f"--out {args.out}: cannot write the certificates: {exc}")
+    if args.json:
+        emit_json({"ca": str(args.out / "ca.pem"), "files": [str(p) for p in written]})
+    else:
+        for path in written:
+            print(path)
+    return EXIT_OK
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from qkd.kme.config import load_config, quick_config
+
+    if args.config is not None:
+        if args.certs or args.listen_a or args.listen_b or args.state:
+            fail("give either --config FILE or --certs DIR --listen-a --listen-b", EXIT_USAGE)
+        return load_config(args.config)
+    if not (args.certs and args.listen_a and args.listen_b):
+        fail(
+            "kme serve needs --config FILE, or --certs DIR with --listen-a HOST:PORT and "
+            "--listen-b HOST:PORT",
+            EXIT_USAGE,
+        )
+    return quick_config(args.certs, args.listen_a, args.listen_b, args.state)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from qkd import QKDError
+    from qkd.kme.service import serve_pair
+
+    def announce(addresses: dict[str, tuple[str, int]]) -> None:
+        a, b = addresses["a"], addresses["b"]
+        if args.json:
+            line = f'{{"kme_a": "{a[0]}:{a[1]}", "kme_b": "{b[0]}:{b[1]}"}}'
+            print(line, flush=True)
+        else:
+            print(f"KME A on https://{a[0]}:{a[1]}  KME B on https://{b[0]}:{b[1]}", flush=True)
+            print("press Ctrl-C to stop", file=sys.stderr, flush=True)
+
+    try:
+        config = _config(args)
+        asyncio.run(serve_pair(config, on_ready=announce))
+    except QKDError as exc:
+        fail(str(exc))
+    except ssl.SSLError as exc:
+        fail(f"cannot load the KME certificates or CA: {exc}; run `agile kme certs --out DIR`")
+    except OSError as exc:
+        fail(f"cannot start the KMEs: {exc}")
+    return EXIT_OK

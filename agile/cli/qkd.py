@@ -1,0 +1,280 @@
+"""``agile qkd``: simulate a QKD link end to end, and plot analytic key rates against distance."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import threading
+import time
+from types import TracebackType
+from typing import Any
+
+from agile.cli._output import EXIT_OK, EXIT_REJECTED, EXIT_USAGE, emit_json, fail
+
+# Progress appears only once a run has taken this long (seconds).
+_PROGRESS_AFTER = 2.0
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("qkd", help="simulate QKD links and compute key rates")
+    commands = parser.add_subparsers(dest="qkd_command", metavar="SUBCOMMAND", required=True)
+
+    from qkd.cascade import VARIANTS
+    from qkd.link import PRESETS
+    from qkd.protocols import PROTOCOLS
+
+    sim = commands.add_parser(
+        "simulate",
+        help="run a link and its post-processing; exit 0 with a key, 1 on an abort",
+    )
+    sim.add_argument("--protocol", choices=PROTOCOLS, default="bb84-decoy")
+    sim.add_argument("--preset", choices=sorted(PRESETS), default="gys")
+    sim.add_argument("--distance-km", type=_distance, default=25.0, metavar="X")
+    sim.add_argument("--pulses", type=_count, default=10**8, metavar="N", help="e.g. 1e8")
+    sim.add_argument(
+        "--eve",
+        default="none",
+        metavar="ATTACK",
+        help="none | intercept-resend:P | beam-splitting:P | pns",
+    )
+    sim.add_argument("--mu", type=float, default=None, help="signal (or pair) mean photon number")
+    sim.add_argument("--nu", type=float, default=None, help="weak decoy mean photon number")
+    sim.add_argument("--seed", type=int, default=None, help="reproducible and INSECURE keys")
+    sim.add_argument("--asymptotic", action="store_true", help="GLLP length, no finite-key terms")
+    sim.add_argument("--sampler", choices=("events", "pulses"), default="events")
+    sim.add_argument("--cascade", choices=VARIANTS, default="improved")
+    sim.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    sim.set_defaults(handler=run_simulate)
+
+    rate = commands.add_parser("rate", help="analytic key rate against distance, with PLOB")
+    rate.add_argument("--preset", choices=sorted(PRESETS), required=True)
+    rate.add_argument(
+        "--distance-km", type=_range, required=True, metavar="A:B:STEP", help="e.g. 0:150:10"
+    )
+    rate.add_argument("--nu", type=float, default=0.1, help="weak decoy for vacuum+weak")
+    rate.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    rate.add_argument("--plot", metavar="FILE.png", default=None, help="write a log-scale plot")
+    rate.set_defaults(handler=run_rate)
+
+
+def _count(text: str) -> int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; write e.g. 1e8") from None
+    if not math.isfinite(value) or value < 1 or value != math.floor(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return int(value)
+
+
+def _distance(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a distance in km") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a distance >= 0 km")
+    return value
+
+
+def _range(text: str) -> list[float]:
+    parts = text.split(":")
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError(f"{text!r} is not A:B:STEP (e.g. 0:150:10)")
+    start, stop, step = (_distance(p) for p in parts)
+    if step <= 0 or stop < start:
+        raise argparse.ArgumentTypeError(f"{text!r}: need A <= B and STEP > 0")
+    count = math.floor((stop - start) / step + 1e-9) + 1
+    if count > 100_000:
+        raise argparse.ArgumentTypeError(f"{text!r} gives {count} points; use a larger STEP")
+    return [start + i * step for i in range(count)]
+
+
+class _ProgressBar:
+    """A stage bar on stderr, drawn only on a terminal and only after a few seconds."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self.start = time.monotonic()
+        self.stage = "starting"
+        self.fraction = 0.0
+        self.drawn = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> _ProgressBar:
+        if self.enabled:
+            self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        if self.enabled:
+            self._thread.join()
+            if self.drawn:
+                sys.stderr.write("\r" + " " * 70 + "\r")
+                sys.stderr.flush()
+
+    def update(self, stage: str, fraction: float) -> None:
+        self.stage, self.fraction = stage, fraction
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.25):
+            elapsed = time.monotonic() - self.start
+            if elapsed < _PROGRESS_AFTER:
+                continue
+            filled = int(30 * self.fraction)
+            bar = "#" * filled + "-" * (30 - filled)
+            sys.stderr.write(f"\r[{bar}] {self.stage:<15} {elapsed:6.1f} s")
+            sys.stderr.flush()
+            self.drawn = True
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    from qkd import QKDError, simulate
+    from qkd.eve import parse_eve
+
+    try:
+        eve = parse_eve(args.eve)
+    except QKDError as exc:
+        fail(f"--eve: {exc}", EXIT_USAGE)
+    with _ProgressBar(enabled=not args.json) as bar:
+        try:
+            result = simulate(
+                protocol=args.protocol,
+                preset=args.preset,
+                distance_km=args.distance_km,
+                pulses=args.pulses,
+                eve=eve,
+                mu=args.mu,
+                nu=args.nu,
+                asymptotic=args.asymptotic,
+                seed=args.seed,
+                sampler=args.sampler,
+                cascade=args.cascade,
+                progress=bar.update,
+            )
+        except QKDError as exc:
+            # simulate() raises only on parameters it cannot run with: a usage error.
+            fail(f"qkd simulate: {exc}", EXIT_USAGE)
+    report = result.report
+    if args.json:
+        emit_json(report.to_dict())
+    else:
+        print(report.render())
+    return EXIT_REJECTED if report.aborted else EXIT_OK
+
+
+def run_rate(args: argparse.Namespace) -> int:
+    from qkd import rates
+
+    rows = []
+    for d in args.distance_km:
+        eta = rates.transmittance(args.preset, d)
+        mu_inf, r_inf = rates.optimal_mu(args.preset, d, method="infinite")
+        mu_vw, r_vw = rates.optimal_mu(args.preset, d, method="vacuum+weak", nu=args.nu)
+        rows.append(
+            {
+                "distance_km": d,
+                "eta": eta,
+                "mu_infinite": mu_inf,
+                "rate_infinite": r_inf,
+                "mu_vacuum_weak": mu_vw,
+                "rate_vacuum_weak": r_vw,
+                "plob": float(rates.plob(eta)),
+            }
+        )
+    limits = {
+        "infinite": rates.max_distance(args.preset, method="infinite"),
+        "vacuum+weak": rates.max_distance(args.preset, method="vacuum+weak", nu=args.nu),
+    }
+    if args.plot:
+        _plot(args.plot, args.preset, args.nu, rows, limits)
+    if args.json:
+        emit_json(
+            {
+                "preset": args.preset,
+                "nu": args.nu,
+                "rate_unit": "secret bits per pulse",
+                "max_distance_km": limits,
+                "rows": rows,
+            }
+        )
+        return EXIT_OK
+    print(f"preset {args.preset}: bits per pulse at the optimal mu (vacuum+weak nu={args.nu})")
+    print(f"{'km':>7} {'eta':>10} {'mu':>6} {'infinite':>11} {'vac+weak':>11} {'PLOB':>11}")
+    for r in rows:
+        print(
+            f"{r['distance_km']:7.1f} {r['eta']:10.3e} {r['mu_infinite']:6.3f} "
+            f"{r['rate_infinite']:11.3e} {r['rate_vacuum_weak']:11.3e} {r['plob']:11.3e}"
+        )
+    print(
+        f"maximum distance: {limits['infinite']:.1f} km (infinite decoys), "
+        f"{limits['vacuum+weak']:.1f} km (vacuum+weak)"
+    )
+    return EXIT_OK
+
+
+def _plot(
+    path: str, preset: str, nu: float, rows: list[dict[str, float]], limits: dict[str, float]
+) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        fail("--plot needs matplotlib: pip install 'qkd-agile[plot]'")
+    import numpy as np
+
+    from qkd import rates
+
+    d = np.array([r["distance_km"] for r in rows])
+    fine = np.linspace(d.min(), d.max(), 400) if d.size > 1 else d
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
+    ax.semilogy(
+        fine,
+        rates.plob([rates.transmittance(preset, x) for x in fine]),
+        "k--",
+        label="PLOB bound $-\\log_2(1-\\eta)$",
+    )
+    for key, label, km, color in (
+        ("rate_infinite", "decoy BB84, infinite decoys (GLLP)", limits["infinite"], "C0"),
+        (
+            "rate_vacuum_weak",
+            f"decoy BB84, vacuum + weak ($\\nu$={nu:g})",
+            limits["vacuum+weak"],
+            "C1",
+        ),
+    ):
+        y = np.array([r[key] for r in rows])
+        mask = y > 0
+        ax.semilogy(
+            d[mask],
+            y[mask],
+            "-",
+            color=color,
+            marker="o",
+            markersize=3,
+            label=f"{label}; max {km:.1f} km",
+        )
+        if d.min() <= km <= d.max():
+            ax.axvline(km, color=color, linestyle=":", linewidth=1)
+    ax.set_xlabel("fibre length (km)")
+    ax.set_ylabel("secret key rate (bits per pulse)")
+    ax.set_title(f"Key rate against distance, preset '{preset}'")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    try:
+        fig.savefig(path)
+    except OSError as exc:
+        fail(f"--plot {path}: cannot write the file ({exc.strerror}); choose a writable path")
+    finally:
+        plt.close(fig)

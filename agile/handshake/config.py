@@ -1,0 +1,82 @@
+"""What a handshake needs, resolved once from a policy by :class:`agile.engine.Engine`.
+
+Everything here is concrete: KEM and signature objects from ``pqc``, key bytes, a key source.
+The state machines read it and never look at the policy again, which keeps them free of
+policy logic and fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from agile.secret import SecretBytes
+
+if TYPE_CHECKING:
+    from pqc import Kem, SignatureScheme
+    from qkd.keysource import KeySource
+
+QKD_COMPONENT = "QKD"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Signer:
+    """One of our signature algorithms with our secret key for it."""
+
+    algorithm: str
+    scheme: SignatureScheme
+    secret_key: SecretBytes = field(repr=False)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Verifier:
+    """One signature algorithm the peer must sign with, and the peer's pinned public key."""
+
+    algorithm: str
+    scheme: SignatureScheme
+    public_key: bytes
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class QkdConfig:
+    """Where QKD keys come from and what the policy says when they cannot be had."""
+
+    source_kind: str  # none | simulated | etsi014
+    source: KeySource | None
+    required: bool
+    key_size_bits: int
+    max_qber: float
+    max_key_age_s: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class HandshakeConfig:
+    """A policy resolved into the objects one side of a handshake uses."""
+
+    policy_name: str
+    fingerprint: str
+    suites: tuple[tuple[str, ...], ...]
+    suite_names: Mapping[tuple[str, ...], str]
+    kems: Mapping[str, Kem]
+    combiner: str
+    hash_name: str
+    label: bytes
+    key_length: int
+    aead: str
+    lifetime_s: float
+    rekey_interval_s: float
+    qkd: QkdConfig
+    auth_method: str  # signature | psk
+    signers: tuple[Signer, ...] = ()
+    verifiers: tuple[Verifier, ...] = ()
+    psk: SecretBytes | None = field(default=None, repr=False)
+    psk_id: str = ""
+    binder_keys: Mapping[str, SecretBytes] = field(default_factory=dict, repr=False)
+    """PSK binder keys by role, derived once from the PSK (see machine._BINDER_LABEL)."""
+
+    def suite_name(self, suite: tuple[str, ...]) -> str:
+        """The policy's name for ``suite`` (or its fallback without QKD), else the components."""
+        if suite in self.suite_names:
+            return self.suite_names[suite]
+        return "+".join(suite)

@@ -1,0 +1,725 @@
+"""The hybrid handshake as two state machines without I/O, in the style of h11.
+
+Feed received bytes to :meth:`receive_data`, which returns the events they caused; send what
+:meth:`data_to_send` returns. Nothing here touches a socket; :mod:`agile.transport` does.
+
+Protocol (see docs/handshake.md for the rationale)::
+
+    I -> R  ClientHello  {random, fingerprint, combiner, hash, suites offered, key shares,
+                          QKD key_IDs (from enc_keys), auth method}
+    R -> I  ServerHello  {random, fingerprint, chosen suite, one ciphertext per KEM, key_IDs}
+            Auth         signatures (or PSK binder) over H(CH || SH)
+            Finished     HMAC(finished_key_R, H(CH || SH || Auth_R))
+    I -> R  Auth         signatures (or PSK binder) over H(... || Finished_R)
+            Finished     HMAC(finished_key_I, H(... || Auth_I))
+
+Key schedule: the suite's secrets, in the suite's component order (the QKD key where the
+suite puts it), go through the policy's ETSI TS 103 744 combiner with MA = ClientHello,
+MB = ServerHello (the exact bytes on the wire) and info = f(label, fingerprint_I,
+fingerprint_R); with a PSK, the PSK is the combiner's ``psk`` input. The result, the
+handshake secret, is expanded (HKDF-Expand-Label) into the two Finished keys and the session
+key. A man in the middle who strips suites or changes any byte changes the transcript that
+both signatures and both Finished MACs cover, so the handshake fails.
+
+Every transition lives in :data:`_TRANSITIONS`. Any exception moves the machine to
+``State.ERROR``; it is re-raised as :class:`~agile.HandshakeError` (or
+:class:`~agile.QKDUnavailable` when the policy requires QKD and none could be had).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from collections.abc import Callable
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from agile import audit
+from agile._errors import AgileError, HandshakeError, QKDUnavailable
+from agile.handshake.config import QKD_COMPONENT, HandshakeConfig
+from agile.handshake.events import Event, HandshakeComplete, QkdFallback, SuiteNegotiated
+from agile.handshake.messages import (
+    RANDOM_LENGTH,
+    Auth,
+    AuthMethod,
+    ClientHello,
+    Finished,
+    KeyShare,
+    Message,
+    ServerHello,
+    SignatureEntry,
+    decode,
+    encode,
+    frame_length,
+)
+from agile.kdf import CascadeRound, caskdf, catkdf, concat_format
+from agile.kdf._common import hashlib_name
+from agile.secret import SecretBytes
+from agile.session import HybridSession, expand_label
+
+if TYPE_CHECKING:
+    from qkd.keysource import QkdKey
+
+_SIGN_CONTEXT = {
+    "initiator": b"qkd-agile v1 initiator auth\x00",
+    "responder": b"qkd-agile v1 responder auth\x00",
+}
+_FINISHED_LABEL = {"initiator": b"i finished", "responder": b"r finished"}
+BINDER_LABEL = {"initiator": b"i psk binder", "responder": b"r psk binder"}
+_METHODS = {"signature": AuthMethod.SIGNATURE, "psk": AuthMethod.PSK}
+
+
+class State(Enum):
+    START = "start"
+    WAIT_CLIENT_HELLO = "wait_client_hello"
+    WAIT_SERVER_HELLO = "wait_server_hello"
+    WAIT_SERVER_AUTH = "wait_server_auth"
+    WAIT_SERVER_FINISHED = "wait_server_finished"
+    WAIT_CLIENT_AUTH = "wait_client_auth"
+    WAIT_CLIENT_FINISHED = "wait_client_finished"
+    DONE = "done"
+    ERROR = "error"
+
+
+def strip_qkd(suite: tuple[str, ...]) -> tuple[str, ...]:
+    """The fallback form of ``suite``: the same components without the QKD key."""
+    return tuple(c for c in suite if c != QKD_COMPONENT)
+
+
+def _describe(suites: tuple[tuple[str, ...], ...] | list[tuple[str, ...]]) -> str:
+    return ", ".join("+".join(s) for s in suites) or "(none)"
+
+
+class _Machine:
+    """What both roles share: framing, transcript, key schedule, authentication."""
+
+    role: str
+
+    def __init__(self, config: HandshakeConfig) -> None:
+        self._cfg = config
+        self.state = State.START
+        self._inbox = bytearray()
+        self._outbox = bytearray()
+        self._hash = hashlib_name(config.hash_name)
+        self._transcript = hashlib.new(self._hash)
+        self._hash_len = self._transcript.digest_size
+        self._client_hello: bytes = b""
+        self._server_hello: bytes = b""
+        self._peer_fingerprint = ""
+        self._handshake_secret: SecretBytes | None = None
+        self._session_context = b""
+        self._transcript_after_sh = b""
+        self._transcript_after_auth = b""
+        self.suite: tuple[str, ...] = ()
+        self.qkd_key_ids: tuple[str, ...] = ()
+        self.qkd_used = False
+        self.fallback_reason: str | None = None
+        self.session: HybridSession | None = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} policy={self._cfg.policy_name} state={self.state.value}>"
+
+    # -- the I/O surface ------------------------------------------------------------------
+
+    def data_to_send(self) -> bytes:
+        """Bytes to send to the peer (drains the outgoing buffer)."""
+        out = bytes(self._outbox)
+        self._outbox.clear()
+        return out
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        """Feed bytes from the peer; returns the events they caused (possibly none yet)."""
+        if self.state is State.ERROR:
+            raise HandshakeError("the handshake already failed; start a new one")
+        if self.state is State.DONE:
+            if data:
+                self._fail_with(HandshakeError("data received after the handshake completed"))
+            return []
+        self._inbox += data
+        events: list[Event] = []
+        while True:
+            try:
+                total = frame_length(self._inbox)
+            except HandshakeError as exc:
+                self._fail_with(exc)
+            if total is None or len(self._inbox) < total:
+                return events
+            frame = bytes(self._inbox[:total])
+            del self._inbox[:total]
+            try:
+                self._dispatch(frame, events)
+            except Exception as exc:
+                self._fail_with(exc)
+            if self.is_complete:
+                if self._inbox:
+                    self._fail_with(HandshakeError("data received after the final message"))
+                return events
+
+    @property
+    def is_complete(self) -> bool:
+        return self.state is State.DONE
+
+    @property
+    def may_block(self) -> bool:
+        """True when a step may wait on I/O: a QKD key source (a KME over the network)."""
+        return self._cfg.qkd.source is not None
+
+    # -- transitions ----------------------------------------------------------------------
+
+    def _dispatch(self, frame: bytes, events: list[Event]) -> None:
+        message = decode(frame)
+        entry = _TRANSITIONS.get((self.role, self.state))
+        if entry is None or not isinstance(message, entry[0]):
+            expected = entry[0].__name__ if entry else "nothing"
+            raise HandshakeError(
+                f"unexpected {type(message).__name__} in state {self.state.value} "
+                f"(expected {expected})"
+            )
+        handler, next_state = entry[1], entry[2]
+        handler(self, message, frame, events)
+        if self.state is not State.DONE:
+            self.state = next_state
+
+    def _guarded(self, step: Callable[[], None]) -> None:
+        try:
+            step()
+        except Exception as exc:
+            self._fail_with(exc)
+
+    def _fail_with(self, exc: BaseException) -> None:
+        self.state = State.ERROR
+        error: AgileError
+        if isinstance(exc, HandshakeError | QKDUnavailable):
+            error = exc
+        elif isinstance(exc, AgileError):
+            error = HandshakeError(str(exc))
+        else:
+            # Lower-layer errors (pqc, qkd) and anything unexpected: translated, never leaked.
+            error = HandshakeError(f"{type(exc).__name__}: {exc}")
+        audit.emit(
+            "handshake_failed",
+            policy=self._cfg.policy_name,
+            policy_fingerprint=self._cfg.fingerprint,
+            role=self.role,
+            suite=self.suite or None,
+            reason=str(error),
+        )
+        if error is exc:
+            raise error
+        raise error from exc
+
+    # -- key schedule ---------------------------------------------------------------------
+
+    def _absorb(self, frame: bytes) -> bytes:
+        """Add a frame to the transcript; return the transcript hash after it."""
+        self._transcript.update(frame)
+        return self._transcript.copy().digest()
+
+    def _combine(self, secrets: list[bytes], fingerprints: tuple[str, str]) -> None:
+        cfg = self._cfg
+        info = concat_format(cfg.label, fingerprints[0].encode(), fingerprints[1].encode())
+        psk = cfg.psk.reveal() if cfg.psk is not None else b""
+        if cfg.combiner == "caskdf":
+            round_inputs = CascadeRound(
+                ma=self._client_hello, mb=self._server_hello, label=cfg.label, info=info
+            )
+            rounds = [round_inputs] * len(secrets)
+            secret = caskdf(
+                secrets, rounds, length=self._hash_len, hash_name=cfg.hash_name, psk=psk
+            )
+        else:
+            secret = catkdf(
+                secrets,
+                ma=self._client_hello,
+                mb=self._server_hello,
+                info=info,
+                label=cfg.label,
+                length=self._hash_len,
+                hash_name=cfg.hash_name,
+                psk=psk,
+            )
+        self._handshake_secret = SecretBytes(secret)
+
+    def _derive(self, label: bytes, context: bytes, length: int) -> bytes:
+        assert self._handshake_secret is not None
+        return expand_label(
+            self._cfg.hash_name, self._handshake_secret.reveal(), label, context, length
+        )
+
+    def _finished(self, role: str, transcript_hash: bytes) -> bytes:
+        key = self._derive(_FINISHED_LABEL[role], b"", self._hash_len)
+        return hmac.digest(key, transcript_hash, self._hash)
+
+    def _complete(self, events: list[Event]) -> None:
+        cfg = self._cfg
+        key = self._derive(b"session key", self._session_context, cfg.key_length)
+        self.session = HybridSession.create(
+            SecretBytes(key),
+            suite=self.suite,
+            hash_name=cfg.hash_name,
+            aead=cfg.aead,
+            transcript_hash=self._session_context,
+            qkd_used=self.qkd_used,
+            qkd_key_ids=self.qkd_key_ids,
+            lifetime_s=cfg.lifetime_s,
+            rekey_interval_s=cfg.rekey_interval_s,
+        )
+        self.state = State.DONE
+        events.append(HandshakeComplete(session=self.session))
+        audit.emit(
+            "handshake_complete",
+            policy=cfg.policy_name,
+            policy_fingerprint=cfg.fingerprint,
+            role=self.role,
+            suite=self.suite,
+            qkd_used=self.qkd_used,
+            qkd_key_ids=self.qkd_key_ids,
+            key_id=self.session.key_id,
+        )
+
+    # -- authentication -------------------------------------------------------------------
+
+    def _auth_message(self, transcript_hash: bytes) -> Auth:
+        cfg = self._cfg
+        if cfg.auth_method == "psk":
+            binder_key = cfg.binder_keys[self.role].reveal()
+            return Auth(psk_binder=hmac.digest(binder_key, transcript_hash, self._hash))
+        message = _SIGN_CONTEXT[self.role] + transcript_hash
+        return Auth(
+            signatures=tuple(
+                SignatureEntry(
+                    algorithm=s.algorithm,
+                    signature=s.scheme.sign(s.secret_key.reveal(), message),
+                )
+                for s in cfg.signers
+            )
+        )
+
+    def _verify_auth(self, auth: Auth, transcript_hash: bytes) -> None:
+        cfg = self._cfg
+        peer = "responder" if self.role == "initiator" else "initiator"
+        if cfg.auth_method == "psk":
+            if not auth.psk_binder:
+                raise HandshakeError("the peer authenticated with signatures; policy needs a PSK")
+            binder_key = cfg.binder_keys[peer].reveal()
+            expected = hmac.digest(binder_key, transcript_hash, self._hash)
+            if not hmac.compare_digest(expected, auth.psk_binder):
+                raise HandshakeError(
+                    "the peer's PSK binder does not verify (a different PSK, or the transcript "
+                    "was altered in transit)"
+                )
+            return
+        if not auth.signatures:
+            raise HandshakeError("the peer sent a PSK binder; policy needs signatures")
+        given = {s.algorithm: s.signature for s in auth.signatures}
+        message = _SIGN_CONTEXT[peer] + transcript_hash
+        for verifier in cfg.verifiers:
+            signature = given.get(verifier.algorithm)
+            if signature is None:
+                raise HandshakeError(
+                    f"the peer did not sign with {verifier.algorithm}, which policy "
+                    f"{cfg.policy_name} requires (it signed with {', '.join(given) or 'nothing'})"
+                )
+            try:
+                verifier.scheme.verify(verifier.public_key, message, signature)
+            except Exception as exc:
+                raise HandshakeError(
+                    f"the peer's {verifier.algorithm} signature over the transcript does not "
+                    "verify (wrong peer key, or the transcript was altered in transit)"
+                ) from exc
+
+    def _check_finished(self, finished: Finished, role: str, transcript_hash: bytes) -> None:
+        if not hmac.compare_digest(self._finished(role, transcript_hash), finished.verify_data):
+            raise HandshakeError(
+                "key confirmation failed: the peers derived different keys (mismatched QKD "
+                "keys, a different PSK, or a message altered in transit)"
+            )
+
+    # -- QKD ------------------------------------------------------------------------------
+
+    def _check_link(self) -> None:
+        """Refuse keys from a link whose reported QBER or key age exceeds the policy."""
+        qkd = self._cfg.qkd
+        if qkd.source is None:
+            return
+        status = qkd.source.status()
+        extension = status.status_extension or {}
+        qber = extension.get("qber")
+        if isinstance(qber, int | float) and qber > qkd.max_qber:
+            raise _QkdProblem(f"link QBER {qber:.4f} exceeds the policy maximum {qkd.max_qber}")
+        age = extension.get("key_age_s")
+        if isinstance(age, int | float) and age > qkd.max_key_age_s:
+            raise _QkdProblem(
+                f"QKD keys are {age:.0f} s old, over the policy maximum {qkd.max_key_age_s:.0f} s"
+            )
+
+    def _qkd_unavailable(self, reason: str, events: list[Event]) -> None:
+        """Fail closed, or fall back with an audit event, as the policy says."""
+        cfg = self._cfg
+        if cfg.qkd.required:
+            raise QKDUnavailable(
+                f"policy {cfg.policy_name} requires a QKD key (fail closed): {reason}"
+            )
+        self.fallback_reason = reason
+        events.append(QkdFallback(reason=reason))
+        audit.emit(
+            "qkd_fallback",
+            policy=cfg.policy_name,
+            policy_fingerprint=cfg.fingerprint,
+            role=self.role,
+            reason=reason,
+        )
+
+    def _negotiated(self, events: list[Event]) -> None:
+        cfg = self._cfg
+        events.append(
+            SuiteNegotiated(suite=self.suite, qkd_used=self.qkd_used, qkd_key_ids=self.qkd_key_ids)
+        )
+        audit.emit(
+            "suite_chosen",
+            policy=cfg.policy_name,
+            policy_fingerprint=cfg.fingerprint,
+            role=self.role,
+            suite=self.suite,
+            qkd_used=self.qkd_used,
+        )
+        if self.qkd_used:
+            audit.emit(
+                "qkd_key_used",
+                policy=cfg.policy_name,
+                policy_fingerprint=cfg.fingerprint,
+                role=self.role,
+                suite=self.suite,
+                qkd_used=True,
+                qkd_key_ids=self.qkd_key_ids,
+            )
+
+
+class _QkdProblem(Exception):
+    """Internal: a QKD key could not be had or used; the policy decides what follows."""
+
+
+def _qkd_reason(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, _QkdProblem) else f"{type(exc).__name__}: {exc}"
+
+
+# --------------------------------------------------------------------------------------------
+# Initiator
+# --------------------------------------------------------------------------------------------
+
+
+class Initiator(_Machine):
+    """The side that offers: QKD master (enc_keys), sends the ClientHello first.
+
+    Example::
+
+        initiator = engine.initiator()
+        send(initiator.start())
+        for event in initiator.receive_data(recv()):
+            ...
+        send(initiator.data_to_send())
+    """
+
+    role = "initiator"
+
+    def __init__(self, config: HandshakeConfig) -> None:
+        super().__init__(config)
+        self._secret_keys: dict[str, SecretBytes] = {}
+        self._qkd_keys: list[QkdKey] = []
+        self._offered: tuple[tuple[str, ...], ...] = ()
+        self._start_events: list[Event] = []
+
+    @property
+    def start_events(self) -> list[Event]:
+        """Events raised while building the ClientHello (a QKD fallback)."""
+        return list(self._start_events)
+
+    def start(self) -> bytes:
+        """Build the ClientHello; return the bytes to send."""
+        if self.state is not State.START:
+            raise HandshakeError(f"start() called in state {self.state.value}")
+        self._guarded(self._start)
+        return self.data_to_send()
+
+    def _start(self) -> None:
+        cfg = self._cfg
+        events = self._start_events
+        wants_qkd = any(QKD_COMPONENT in s for s in cfg.suites)
+        if wants_qkd:
+            self._fetch_qkd_keys(events)
+        offered: list[tuple[str, ...]] = []
+        for suite in cfg.suites:
+            if QKD_COMPONENT not in suite or self._qkd_keys:
+                offered.append(suite)
+        if not cfg.qkd.required:
+            # Fallback forms come after every full suite, so a responder that can use the QKD
+            # key always prefers it; they let a responder whose KME failed still agree.
+            for suite in cfg.suites:
+                stripped = strip_qkd(suite)
+                if QKD_COMPONENT in suite and stripped and stripped not in offered:
+                    offered.append(stripped)
+        if not offered:
+            raise HandshakeError(f"policy {cfg.policy_name} leaves no suite to offer")
+        self._offered = tuple(offered)
+        shares: list[KeyShare] = []
+        for algorithm in dict.fromkeys(c for s in offered for c in s if c != QKD_COMPONENT):
+            public_key, secret_key = cfg.kems[algorithm].generate_keypair()
+            self._secret_keys[algorithm] = SecretBytes(secret_key)
+            shares.append(KeyShare(algorithm=algorithm, public_key=public_key))
+        hello = ClientHello(
+            random=os.urandom(RANDOM_LENGTH),
+            policy_fingerprint=cfg.fingerprint,
+            combiner=cfg.combiner,
+            hash_name=cfg.hash_name,
+            suites=self._offered,
+            key_shares=tuple(shares),
+            qkd_key_ids=tuple(k.key_id for k in self._qkd_keys),
+            auth_method=_METHODS[cfg.auth_method],
+            psk_id=cfg.psk_id,
+        )
+        frame = encode(hello)
+        self._client_hello = frame
+        self._absorb(frame)
+        self._outbox += frame
+        self.state = State.WAIT_SERVER_HELLO
+
+    def _fetch_qkd_keys(self, events: list[Event]) -> None:
+        qkd = self._cfg.qkd
+        if qkd.source is None:
+            self._qkd_unavailable(f"no QKD key source (qkd.source = {qkd.source_kind!r})", events)
+            return
+        try:
+            self._check_link()
+            self._qkd_keys = list(qkd.source.get_keys(1, qkd.key_size_bits))
+        except Exception as exc:
+            self._qkd_unavailable(f"QKD key source failed: {_qkd_reason(exc)}", events)
+            self._qkd_keys = []
+
+    def _on_server_hello(self, hello: ServerHello, frame: bytes, events: list[Event]) -> None:
+        cfg = self._cfg
+        if hello.suite not in self._offered:
+            raise HandshakeError(
+                f"the responder chose {'+'.join(hello.suite)}, which was not offered "
+                f"(offered: {_describe(self._offered)})"
+            )
+        our_ids = tuple(k.key_id for k in self._qkd_keys)
+        self.qkd_used = QKD_COMPONENT in hello.suite
+        if self.qkd_used and hello.qkd_key_ids != our_ids:
+            raise HandshakeError("the responder used QKD key IDs other than the ones offered")
+        if not self.qkd_used and hello.qkd_key_ids:
+            raise HandshakeError("the responder sent QKD key IDs for a suite without QKD")
+        if our_ids and not self.qkd_used:
+            self._qkd_unavailable("the responder chose a suite without QKD", events)
+        kems = [c for c in hello.suite if c != QKD_COMPONENT]
+        if len(hello.ciphertexts) != len(kems):
+            raise HandshakeError(
+                f"ServerHello carries {len(hello.ciphertexts)} ciphertexts for {len(kems)} KEMs"
+            )
+        self._server_hello = frame
+        self._peer_fingerprint = hello.policy_fingerprint
+        self.suite = hello.suite
+        self.qkd_key_ids = our_ids if self.qkd_used else ()
+        secrets: list[bytes] = []
+        cts = iter(hello.ciphertexts)
+        for component in hello.suite:
+            if component == QKD_COMPONENT:
+                secrets.append(b"".join(k.key for k in self._qkd_keys))
+            else:
+                sk = self._secret_keys[component]
+                secrets.append(cfg.kems[component].decapsulate(sk.reveal(), next(cts)))
+        self._combine(secrets, (cfg.fingerprint, hello.policy_fingerprint))
+        self._transcript_after_sh = self._absorb(frame)
+        self._negotiated(events)
+
+    def _on_server_auth(self, auth: Auth, frame: bytes, events: list[Event]) -> None:
+        self._verify_auth(auth, self._transcript_after_sh)
+        self._transcript_after_auth = self._absorb(frame)
+
+    def _on_server_finished(self, finished: Finished, frame: bytes, events: list[Event]) -> None:
+        self._check_finished(finished, "responder", self._transcript_after_auth)
+        self._session_context = self._absorb(frame)
+        auth_frame = encode(self._auth_message(self._session_context))
+        after_auth = self._absorb(auth_frame)
+        fin_frame = encode(Finished(verify_data=self._finished("initiator", after_auth)))
+        self._absorb(fin_frame)
+        self._outbox += auth_frame + fin_frame
+        self._complete(events)
+
+
+# --------------------------------------------------------------------------------------------
+# Responder
+# --------------------------------------------------------------------------------------------
+
+
+class Responder(_Machine):
+    """The side that chooses: QKD slave (dec_keys), answers the ClientHello.
+
+    Example::
+
+        responder = engine.responder()
+        responder.receive_data(recv())
+        send(responder.data_to_send())
+        events = responder.receive_data(recv())   # -> [HandshakeComplete(...)]
+    """
+
+    role = "responder"
+
+    def __init__(self, config: HandshakeConfig) -> None:
+        super().__init__(config)
+        self.state = State.WAIT_CLIENT_HELLO
+
+    def _acceptable(self, with_qkd: bool) -> list[tuple[str, ...]]:
+        cfg = self._cfg
+        accepted: list[tuple[str, ...]] = []
+        for suite in cfg.suites:
+            if QKD_COMPONENT not in suite:
+                accepted.append(suite)
+                continue
+            if with_qkd:
+                accepted.append(suite)
+            stripped = strip_qkd(suite)
+            if not cfg.qkd.required and stripped:
+                accepted.append(stripped)
+        return accepted
+
+    @staticmethod
+    def _first_common(
+        offered: tuple[tuple[str, ...], ...], accepted: list[tuple[str, ...]]
+    ) -> tuple[str, ...] | None:
+        for suite in offered:
+            if suite in accepted:
+                return suite
+        return None
+
+    def _check_compatible(self, hello: ClientHello) -> None:
+        cfg = self._cfg
+        if (hello.combiner, hello.hash_name) != (cfg.combiner, cfg.hash_name):
+            raise HandshakeError(
+                f"the initiator combines with {hello.combiner}/{hello.hash_name}, policy "
+                f"{cfg.policy_name} with {cfg.combiner}/{cfg.hash_name}; align kdf.combiner "
+                "and kdf.hash"
+            )
+        if hello.auth_method is not _METHODS[cfg.auth_method]:
+            raise HandshakeError(
+                f"the initiator authenticates by {hello.auth_method.name.lower()}, policy "
+                f"{cfg.policy_name} by {cfg.auth_method}"
+            )
+        if cfg.auth_method == "psk" and cfg.psk_id and hello.psk_id != cfg.psk_id:
+            raise HandshakeError(
+                f"the initiator names PSK {hello.psk_id!r}, policy {cfg.policy_name} has "
+                f"{cfg.psk_id!r}"
+            )
+
+    def _on_client_hello(self, hello: ClientHello, frame: bytes, events: list[Event]) -> None:
+        cfg = self._cfg
+        self._check_compatible(hello)
+        qkd_keys: list[QkdKey] = []
+        choice = self._first_common(hello.suites, self._acceptable(with_qkd=True))
+        if choice is not None and QKD_COMPONENT in choice:
+            try:
+                qkd_keys = self._fetch_qkd_keys(hello.qkd_key_ids)
+            except Exception as exc:
+                self._qkd_unavailable(_qkd_reason(exc), events)
+                choice = self._first_common(hello.suites, self._acceptable(with_qkd=False))
+        elif cfg.qkd.required:
+            self._qkd_unavailable("the initiator offered no suite with QKD", events)
+        if choice is None:
+            raise HandshakeError(
+                f"no common suite: the initiator offered [{_describe(hello.suites)}]; policy "
+                f"{cfg.policy_name} accepts [{_describe(self._acceptable(with_qkd=True))}]"
+            )
+        self.suite = choice
+        self.qkd_used = QKD_COMPONENT in choice
+        self.qkd_key_ids = hello.qkd_key_ids if self.qkd_used else ()
+        secrets: list[bytes] = []
+        ciphertexts: list[bytes] = []
+        for component in choice:
+            if component == QKD_COMPONENT:
+                secrets.append(b"".join(k.key for k in qkd_keys))
+                continue
+            public_key = hello.share(component)
+            if public_key is None:
+                raise HandshakeError(f"the initiator offered {component} without a key share")
+            encapsulation = cfg.kems[component].encapsulate(public_key)
+            ciphertexts.append(encapsulation.ciphertext)
+            secrets.append(encapsulation.shared_secret)
+        self._client_hello = frame
+        self._absorb(frame)
+        server_hello = ServerHello(
+            random=os.urandom(RANDOM_LENGTH),
+            policy_fingerprint=cfg.fingerprint,
+            suite=choice,
+            ciphertexts=tuple(ciphertexts),
+            qkd_key_ids=self.qkd_key_ids,
+        )
+        sh_frame = encode(server_hello)
+        self._server_hello = sh_frame
+        self._peer_fingerprint = hello.policy_fingerprint
+        self._combine(secrets, (hello.policy_fingerprint, cfg.fingerprint))
+        after_sh = self._absorb(sh_frame)
+        auth_frame = encode(self._auth_message(after_sh))
+        after_auth = self._absorb(auth_frame)
+        fin_frame = encode(Finished(verify_data=self._finished("responder", after_auth)))
+        self._session_context = self._absorb(fin_frame)
+        self._outbox += sh_frame + auth_frame + fin_frame
+        self._negotiated(events)
+
+    def _fetch_qkd_keys(self, key_ids: tuple[str, ...]) -> list[QkdKey]:
+        qkd = self._cfg.qkd
+        if not key_ids:
+            raise _QkdProblem("the initiator sent no QKD key IDs")
+        if qkd.source is None:
+            raise _QkdProblem(f"no QKD key source (qkd.source = {qkd.source_kind!r})")
+        self._check_link()
+        keys = list(qkd.source.get_keys_by_id(list(key_ids)))
+        if [k.key_id for k in keys] != list(key_ids):
+            raise _QkdProblem("the key source returned other keys than the IDs asked for")
+        if any(len(k.key) * 8 < 128 for k in keys):
+            raise _QkdProblem("a QKD key is shorter than 128 bits")
+        return keys
+
+    def _on_client_auth(self, auth: Auth, frame: bytes, events: list[Event]) -> None:
+        self._verify_auth(auth, self._session_context)
+        self._transcript_after_auth = self._absorb(frame)
+
+    def _on_client_finished(self, finished: Finished, frame: bytes, events: list[Event]) -> None:
+        self._check_finished(finished, "initiator", self._transcript_after_auth)
+        self._absorb(frame)
+        self._complete(events)
+
+
+# Every transition of both roles: (role, state) -> (expected message, handler, next state).
+_Handler = Callable[[_Machine, Message, bytes, list[Event]], None]
+_TRANSITIONS: dict[tuple[str, State], tuple[type, _Handler, State]] = {
+    ("initiator", State.WAIT_SERVER_HELLO): (
+        ServerHello,
+        Initiator._on_server_hello,
+        State.WAIT_SERVER_AUTH,  # type: ignore[dict-item]
+    ),
+    ("initiator", State.WAIT_SERVER_AUTH): (
+        Auth,
+        Initiator._on_server_auth,
+        State.WAIT_SERVER_FINISHED,  # type: ignore[dict-item]
+    ),
+    ("initiator", State.WAIT_SERVER_FINISHED): (
+        Finished,
+        Initiator._on_server_finished,
+        State.DONE,  # type: ignore[dict-item]
+    ),
+    ("responder", State.WAIT_CLIENT_HELLO): (
+        ClientHello,
+        Responder._on_client_hello,
+        State.WAIT_CLIENT_AUTH,  # type: ignore[dict-item]
+    ),
+    ("responder", State.WAIT_CLIENT_AUTH): (
+        Auth,
+        Responder._on_client_auth,
+        State.WAIT_CLIENT_FINISHED,  # type: ignore[dict-item]
+    ),
+    ("responder", State.WAIT_CLIENT_FINISHED): (
+        Finished,
+        Responder._on_client_finished,
+        State.DONE,  # type: ignore[dict-item]
+    ),
+}

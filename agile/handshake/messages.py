@@ -1,0 +1,506 @@
+"""The handshake's wire messages: frozen, keyword-only dataclasses and one binary codec.
+
+Every message travels in a frame::
+
+    type (u8) || version (u16) || body length (u32) || body
+
+Inside a body, names are ``u8``-length ASCII strings, lists carry a ``u16`` count, and keys,
+ciphertexts and signatures are ``u32``-length byte strings; every length is checked against
+what is left and against a per-field maximum, and a body must be consumed exactly.
+
+:func:`decode` either returns one message or raises :class:`~agile.HandshakeError`; it never
+lets an ``IndexError``, ``struct.error`` or ``ValueError`` out (a hypothesis fuzz test holds it
+to that). Messages validate themselves on construction, so a decoded message and a message
+built in code obey the same rules.
+
+Flow (one round trip and a half)::
+
+    Initiator                                   Responder
+    ClientHello  ------------------------------>
+                 <------------------------------  ServerHello, Auth, Finished
+    Auth, Finished ---------------------------->
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import ClassVar
+
+from agile._errors import HandshakeError
+
+PROTOCOL_VERSION = 1
+RANDOM_LENGTH = 32
+MAX_FRAME_BODY = 4 * 1024 * 1024  # Classic McEliece public keys reach 1.3 MB
+HEADER_LENGTH = 7
+_HEADER = struct.Struct(">BHI")  # type, version, body length
+
+_MAX_SUITES = 16
+_MAX_COMPONENTS = 6
+_MAX_SHARES = 32
+_MAX_KEY_IDS = 16
+_MAX_SIGNATURES = 4
+_MAX_BLOB = MAX_FRAME_BODY
+_NAME = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,126}[\x21-\x7e])?")
+
+
+class MessageType(IntEnum):
+    CLIENT_HELLO = 1
+    SERVER_HELLO = 2
+    AUTH = 3
+    FINISHED = 4
+
+
+class AuthMethod(IntEnum):
+    SIGNATURE = 1
+    PSK = 2
+
+
+# --------------------------------------------------------------------------------------------
+# Validation helpers: every failure is a HandshakeError naming the field.
+# --------------------------------------------------------------------------------------------
+
+
+def _fail(message: str) -> HandshakeError:
+    return HandshakeError(message)
+
+
+# Names already seen to be valid: a handshake repeats the same few algorithm names and
+# fingerprints, and a set lookup is cheaper than the pattern. Bounded, so that a peer sending
+# fresh names cannot grow it.
+_VALID_NAMES: set[str] = set()
+_VALID_NAMES_MAX = 4096
+
+
+def _check_name(field: str, value: object) -> None:
+    if value.__class__ is str and value in _VALID_NAMES:
+        return
+    if not isinstance(value, str) or _NAME.fullmatch(value) is None:
+        raise _fail(f"{field}: not a printable ASCII name of 1-128 characters")
+    if len(_VALID_NAMES) < _VALID_NAMES_MAX:
+        _VALID_NAMES.add(value)
+
+
+def _check_bytes(field: str, value: object, *, low: int = 0, high: int = _MAX_BLOB) -> None:
+    if not isinstance(value, bytes):
+        raise _fail(f"{field}: must be bytes")
+    if not low <= len(value) <= high:
+        raise _fail(f"{field}: {len(value)} bytes, expected {low}..{high}")
+
+
+def _check_tuple(field: str, value: object, *, low: int, high: int) -> tuple[object, ...]:
+    if not isinstance(value, tuple):
+        raise _fail(f"{field}: must be a tuple")
+    if not low <= len(value) <= high:
+        raise _fail(f"{field}: {len(value)} entries, expected {low}..{high}")
+    return value
+
+
+def _check_key_ids(field: str, value: object) -> None:
+    ids = _check_tuple(field, value, low=0, high=_MAX_KEY_IDS)
+    for key_id in ids:
+        if not isinstance(key_id, str):
+            raise _fail(f"{field}: key IDs must be strings")
+        try:
+            canonical = str(uuid.UUID(key_id))
+        except ValueError:
+            raise _fail(f"{field}: {key_id!r} is not a UUID") from None
+        if canonical != key_id:
+            raise _fail(f"{field}: {key_id!r} is not in canonical UUID form")
+    if len(set(ids)) != len(ids):
+        raise _fail(f"{field}: a key ID is listed twice")
+
+
+def _check_suite(field: str, value: object) -> None:
+    components = _check_tuple(field, value, low=1, high=_MAX_COMPONENTS)
+    for i, name in enumerate(components):
+        _check_name(f"{field}[{i}]", name)
+    if len(set(components)) != len(components):
+        raise _fail(f"{field}: a component is listed twice")
+
+
+# --------------------------------------------------------------------------------------------
+# Messages
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class KeyShare:
+    """The initiator's public key for one KEM algorithm."""
+
+    algorithm: str
+    public_key: bytes
+
+    def __post_init__(self) -> None:
+        _check_name("key_share.algorithm", self.algorithm)
+        _check_bytes("key_share.public_key", self.public_key, low=1)
+
+    def __repr__(self) -> str:
+        return f"KeyShare(algorithm={self.algorithm!r}, public_key=<{len(self.public_key)} bytes>)"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SignatureEntry:
+    """One signature over the transcript, by one algorithm."""
+
+    algorithm: str
+    signature: bytes
+
+    def __post_init__(self) -> None:
+        _check_name("signature.algorithm", self.algorithm)
+        _check_bytes("signature.signature", self.signature, low=1, high=64 * 1024)
+
+    def __repr__(self) -> str:
+        return f"SignatureEntry(algorithm={self.algorithm!r}, <{len(self.signature)} bytes>)"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ClientHello:
+    """The initiator's offer: suites in preference order, key shares, QKD key IDs."""
+
+    TYPE: ClassVar[MessageType] = MessageType.CLIENT_HELLO
+
+    random: bytes
+    policy_fingerprint: str
+    combiner: str
+    hash_name: str
+    suites: tuple[tuple[str, ...], ...]
+    key_shares: tuple[KeyShare, ...]
+    qkd_key_ids: tuple[str, ...] = ()
+    auth_method: AuthMethod = AuthMethod.SIGNATURE
+    psk_id: str = ""
+
+    def __post_init__(self) -> None:
+        _check_bytes("random", self.random, low=RANDOM_LENGTH, high=RANDOM_LENGTH)
+        _check_name("policy_fingerprint", self.policy_fingerprint)
+        _check_name("combiner", self.combiner)
+        _check_name("hash_name", self.hash_name)
+        suites = _check_tuple("suites", self.suites, low=1, high=_MAX_SUITES)
+        for i, suite in enumerate(suites):
+            _check_suite(f"suites[{i}]", suite)
+        if len(set(suites)) != len(suites):
+            raise _fail("suites: a suite is offered twice")
+        shares = _check_tuple("key_shares", self.key_shares, low=0, high=_MAX_SHARES)
+        if not all(isinstance(s, KeyShare) for s in shares):
+            raise _fail("key_shares: entries must be KeyShare")
+        if len({s.algorithm for s in self.key_shares}) != len(shares):
+            raise _fail("key_shares: an algorithm has two key shares")
+        _check_key_ids("qkd_key_ids", self.qkd_key_ids)
+        if not isinstance(self.auth_method, AuthMethod):
+            raise _fail("auth_method: unknown authentication method")
+        if self.psk_id:
+            _check_name("psk_id", self.psk_id)
+
+    def share(self, algorithm: str) -> bytes | None:
+        """The public key offered for ``algorithm``, or None."""
+        for s in self.key_shares:
+            if s.algorithm == algorithm:
+                return s.public_key
+        return None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ServerHello:
+    """The responder's choice: one offered suite and a ciphertext for each of its KEMs."""
+
+    TYPE: ClassVar[MessageType] = MessageType.SERVER_HELLO
+
+    random: bytes
+    policy_fingerprint: str
+    suite: tuple[str, ...]
+    ciphertexts: tuple[bytes, ...]
+    qkd_key_ids: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_bytes("random", self.random, low=RANDOM_LENGTH, high=RANDOM_LENGTH)
+        _check_name("policy_fingerprint", self.policy_fingerprint)
+        _check_suite("suite", self.suite)
+        cts = _check_tuple("ciphertexts", self.ciphertexts, low=0, high=_MAX_COMPONENTS)
+        for i, ct in enumerate(cts):
+            _check_bytes(f"ciphertexts[{i}]", ct, low=1)
+        _check_key_ids("qkd_key_ids", self.qkd_key_ids)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Auth:
+    """Proof of identity over the transcript: signatures, or a PSK binder (exactly one)."""
+
+    TYPE: ClassVar[MessageType] = MessageType.AUTH
+
+    signatures: tuple[SignatureEntry, ...] = ()
+    psk_binder: bytes = b""
+
+    def __post_init__(self) -> None:
+        sigs = _check_tuple("signatures", self.signatures, low=0, high=_MAX_SIGNATURES)
+        if not all(isinstance(s, SignatureEntry) for s in sigs):
+            raise _fail("signatures: entries must be SignatureEntry")
+        if len({s.algorithm for s in self.signatures}) != len(sigs):
+            raise _fail("signatures: an algorithm signed twice")
+        _check_bytes("psk_binder", self.psk_binder, low=0, high=64)
+        if bool(sigs) == bool(self.psk_binder):
+            raise _fail("auth: carries either signatures or a PSK binder, exactly one")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Finished:
+    """Key confirmation: an HMAC over the whole transcript so far."""
+
+    TYPE: ClassVar[MessageType] = MessageType.FINISHED
+
+    verify_data: bytes
+
+    def __post_init__(self) -> None:
+        _check_bytes("verify_data", self.verify_data, low=32, high=64)
+
+
+Message = ClientHello | ServerHello | Auth | Finished
+
+
+# --------------------------------------------------------------------------------------------
+# Encoding
+# --------------------------------------------------------------------------------------------
+
+
+def _name(value: str) -> bytes:
+    raw = value.encode("ascii")
+    return bytes([len(raw)]) + raw
+
+
+def _blob(value: bytes) -> bytes:
+    return len(value).to_bytes(4, "big") + value
+
+
+def _count(n: int) -> bytes:
+    return n.to_bytes(2, "big")
+
+
+def _names(values: tuple[str, ...]) -> bytes:
+    return _count(len(values)) + b"".join(_name(v) for v in values)
+
+
+def _body(message: Message) -> bytes:
+    if isinstance(message, ClientHello):
+        return b"".join(
+            (
+                message.random,
+                _name(message.policy_fingerprint),
+                _name(message.combiner),
+                _name(message.hash_name),
+                _count(len(message.suites)),
+                *(_names(suite) for suite in message.suites),
+                _count(len(message.key_shares)),
+                *(_name(s.algorithm) + _blob(s.public_key) for s in message.key_shares),
+                _names(message.qkd_key_ids),
+                bytes([message.auth_method]),
+                _name(message.psk_id),
+            )
+        )
+    if isinstance(message, ServerHello):
+        return b"".join(
+            (
+                message.random,
+                _name(message.policy_fingerprint),
+                _names(message.suite),
+                _count(len(message.ciphertexts)),
+                *(_blob(ct) for ct in message.ciphertexts),
+                _names(message.qkd_key_ids),
+            )
+        )
+    if isinstance(message, Auth):
+        return b"".join(
+            (
+                _count(len(message.signatures)),
+                *(_name(s.algorithm) + _blob(s.signature) for s in message.signatures),
+                bytes([len(message.psk_binder)]) + message.psk_binder,
+            )
+        )
+    return bytes([len(message.verify_data)]) + message.verify_data
+
+
+def encode(message: Message) -> bytes:
+    """The framed wire form of ``message``."""
+    body = _body(message)
+    if len(body) > MAX_FRAME_BODY:
+        raise HandshakeError(f"{type(message).__name__} of {len(body)} bytes exceeds the limit")
+    return _HEADER.pack(message.TYPE, PROTOCOL_VERSION, len(body)) + body
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding
+# --------------------------------------------------------------------------------------------
+
+
+class _Reader:
+    """Reads length-checked fields from one message body."""
+
+    __slots__ = ("_data", "_pos", "_what")
+
+    def __init__(self, data: bytes, what: str) -> None:
+        self._data = data
+        self._pos = 0
+        self._what = what
+
+    def take(self, n: int, field: str) -> bytes:
+        end = self._pos + n
+        if end > len(self._data):
+            raise HandshakeError(f"{self._what}: truncated in {field}")
+        out = self._data[self._pos : end]
+        self._pos = end
+        return out
+
+    def u8(self, field: str) -> int:
+        return self.take(1, field)[0]
+
+    def u16(self, field: str) -> int:
+        return int.from_bytes(self.take(2, field), "big")
+
+    def name(self, field: str) -> str:
+        # One call per field on the hot path: length byte, bounds check, ASCII decode.
+        data, pos = self._data, self._pos
+        if pos >= len(data):
+            raise HandshakeError(f"{self._what}: truncated in {field}")
+        end = pos + 1 + data[pos]
+        if end > len(data):
+            raise HandshakeError(f"{self._what}: truncated in {field}")
+        self._pos = end
+        try:
+            return data[pos + 1 : end].decode("ascii")
+        except UnicodeDecodeError:
+            raise HandshakeError(f"{self._what}: {field} is not ASCII") from None
+
+    def blob(self, field: str) -> bytes:
+        data, pos = self._data, self._pos
+        start = pos + 4
+        if start > len(data):
+            raise HandshakeError(f"{self._what}: truncated in {field}")
+        end = start + int.from_bytes(data[pos:start], "big")
+        if end > len(data):
+            raise HandshakeError(f"{self._what}: truncated in {field}")
+        self._pos = end
+        return data[start:end]
+
+    def names(self, field: str, limit: int) -> tuple[str, ...]:
+        n = self.u16(field)
+        if n > limit:
+            raise HandshakeError(f"{self._what}: {field} has {n} entries, at most {limit}")
+        return tuple(self.name(field) for _ in range(n))
+
+    def count(self, field: str, limit: int) -> int:
+        n = self.u16(field)
+        if n > limit:
+            raise HandshakeError(f"{self._what}: {field} has {n} entries, at most {limit}")
+        return n
+
+    def finish(self) -> None:
+        if self._pos != len(self._data):
+            raise HandshakeError(f"{self._what}: {len(self._data) - self._pos} trailing bytes")
+
+
+def _decode_client_hello(r: _Reader) -> ClientHello:
+    random = r.take(RANDOM_LENGTH, "random")
+    fingerprint = r.name("policy_fingerprint")
+    combiner = r.name("combiner")
+    hash_name = r.name("hash_name")
+    suites = tuple(r.names("suite", _MAX_COMPONENTS) for _ in range(r.count("suites", _MAX_SUITES)))
+    shares = tuple(
+        KeyShare(algorithm=r.name("key_share.algorithm"), public_key=r.blob("key_share"))
+        for _ in range(r.count("key_shares", _MAX_SHARES))
+    )
+    key_ids = r.names("qkd_key_ids", _MAX_KEY_IDS)
+    method_byte = r.u8("auth_method")
+    try:
+        method = AuthMethod(method_byte)
+    except ValueError:
+        raise HandshakeError(f"ClientHello: unknown auth method {method_byte}") from None
+    psk_id = r.name("psk_id")
+    r.finish()
+    return ClientHello(
+        random=random,
+        policy_fingerprint=fingerprint,
+        combiner=combiner,
+        hash_name=hash_name,
+        suites=suites,
+        key_shares=shares,
+        qkd_key_ids=key_ids,
+        auth_method=method,
+        psk_id=psk_id,
+    )
+
+
+def _decode_server_hello(r: _Reader) -> ServerHello:
+    random = r.take(RANDOM_LENGTH, "random")
+    fingerprint = r.name("policy_fingerprint")
+    suite = r.names("suite", _MAX_COMPONENTS)
+    cts = tuple(r.blob("ciphertext") for _ in range(r.count("ciphertexts", _MAX_COMPONENTS)))
+    key_ids = r.names("qkd_key_ids", _MAX_KEY_IDS)
+    r.finish()
+    return ServerHello(
+        random=random,
+        policy_fingerprint=fingerprint,
+        suite=suite,
+        ciphertexts=cts,
+        qkd_key_ids=key_ids,
+    )
+
+
+def _decode_auth(r: _Reader) -> Auth:
+    sigs = tuple(
+        SignatureEntry(algorithm=r.name("signature.algorithm"), signature=r.blob("signature"))
+        for _ in range(r.count("signatures", _MAX_SIGNATURES))
+    )
+    binder = r.take(r.u8("psk_binder"), "psk_binder")
+    r.finish()
+    return Auth(signatures=sigs, psk_binder=binder)
+
+
+def _decode_finished(r: _Reader) -> Finished:
+    verify_data = r.take(r.u8("verify_data"), "verify_data")
+    r.finish()
+    return Finished(verify_data=verify_data)
+
+
+_DECODERS: dict[MessageType, Callable[[_Reader], Message]] = {
+    MessageType.CLIENT_HELLO: _decode_client_hello,
+    MessageType.SERVER_HELLO: _decode_server_hello,
+    MessageType.AUTH: _decode_auth,
+    MessageType.FINISHED: _decode_finished,
+}
+
+
+def frame_length(buffer: bytes | bytearray) -> int | None:
+    """Total length of the frame at the start of ``buffer``, or None while its header is partial.
+
+    Raises :class:`HandshakeError` for a header that no valid frame has.
+    """
+    if len(buffer) < HEADER_LENGTH:
+        return None
+    if buffer[0] not in _DECODERS:
+        raise HandshakeError(f"unknown message type {buffer[0]}")
+    version = int.from_bytes(buffer[1:3], "big")
+    if version != PROTOCOL_VERSION:
+        raise HandshakeError(
+            f"protocol version {version} is not supported (this side speaks {PROTOCOL_VERSION})"
+        )
+    body = int.from_bytes(buffer[3:7], "big")
+    if body > MAX_FRAME_BODY:
+        raise HandshakeError(f"frame body of {body} bytes exceeds the {MAX_FRAME_BODY} limit")
+    return HEADER_LENGTH + body
+
+
+def decode(frame: bytes) -> Message:
+    """Decode exactly one framed message; raise :class:`HandshakeError` for anything else."""
+    if not isinstance(frame, bytes | bytearray):
+        raise HandshakeError("a frame must be bytes")
+    frame = bytes(frame)
+    total = frame_length(frame)
+    if total is None:
+        raise HandshakeError(f"frame truncated: {len(frame)} bytes, header is {HEADER_LENGTH}")
+    if total != len(frame):
+        raise HandshakeError(f"frame length mismatch: header says {total}, got {len(frame)}")
+    kind = MessageType(frame[0])
+    message: Message = _DECODERS[kind](_Reader(frame[HEADER_LENGTH:], kind.name))
+    return message

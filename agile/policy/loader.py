@@ -1,0 +1,454 @@
+"""Read policy documents (TOML, JSON, YAML), resolve ``extends``, report every problem.
+
+Every problem is reported at once, each located as ``FILE:LINE:COL: field.path: message``:
+syntax errors where the parser found them, and validation errors at the field they concern
+(or, for a missing field, at the table that should hold it). A field inherited through
+``extends`` is located in the file that wrote it.
+
+``extends`` names a built-in policy (``"hybrid-default-latest"``) or another policy file
+(a path relative to the extending file). The base is merged under the document: tables
+merge key by key, every other value (lists included) is replaced whole.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from agile import audit
+from agile._errors import PolicyError, PolicyProblem
+from agile.policy import _positions, builtin, rules
+from agile.policy.model import Policy
+
+Format = Literal["toml", "json", "yaml"]
+FieldPath = tuple[str | int, ...]
+
+MAX_DOCUMENT_BYTES = 1 << 20
+"""Policy files are small; anything larger than 1 MiB is refused before parsing."""
+MAX_EXTENDS_DEPTH = 8
+
+_SUFFIXES: dict[str, Format] = {".toml": "toml", ".json": "json", ".yaml": "yaml", ".yml": "yaml"}
+_ROOT = "<policy>"
+
+
+@dataclass
+class _Document:
+    """A parsed document before validation: its data, and where each field was written."""
+
+    data: dict[str, Any]
+    where: dict[FieldPath, tuple[str, int, int]]
+    file: str
+
+
+class _Problems(Exception):
+    """Internal: problems that stop reading a document (raised as PolicyError at the top)."""
+
+    def __init__(self, problems: list[PolicyProblem]) -> None:
+        super().__init__(f"{len(problems)} problems")
+        self.problems = problems
+
+
+def load_policy(source: str | os.PathLike[str], *, today: dt.date | None = None) -> Policy:
+    """Load a policy from a file (TOML, JSON, YAML) or a built-in name, fully validated.
+
+    ``source`` is a path, or a built-in name such as ``"hybrid-default-latest"``. ``today``
+    is the date that sunset rules are checked against (default: today, UTC). Warnings about
+    approaching sunsets are audit events (``policy_warning`` on ``agile.audit``).
+
+    Raises :class:`agile.PolicyError` carrying every problem found.
+
+    Example::
+
+        >>> policy = load_policy("pqc-only-latest")
+        >>> policy.fingerprint.startswith("sha256:")
+        True
+    """
+    policy, _ = load_policy_with_warnings(source, today=today)
+    return policy
+
+
+def load_policy_with_warnings(
+    source: str | os.PathLike[str], *, today: dt.date | None = None
+) -> tuple[Policy, list[PolicyProblem]]:
+    """Like :func:`load_policy`, also returning the located sunset warnings."""
+    day = today or rules.today_utc()
+    try:
+        document = _read_source(source, chain=())
+    except _Problems as exc:
+        raise PolicyError(exc.problems) from None
+    return _validate(document, day)
+
+
+def parse_policy(
+    text: str,
+    *,
+    filename: str = "<string>",
+    format: Format = "toml",
+    today: dt.date | None = None,
+) -> Policy:
+    """Validate a policy given as text; ``extends`` may name built-ins or paths (from cwd)."""
+    day = today or rules.today_utc()
+    try:
+        document = _parse_text(text, filename, format, base_dir=Path.cwd(), chain=())
+    except _Problems as exc:
+        raise PolicyError(exc.problems) from None
+    return _validate(document, day)[0]
+
+
+def policy_from_dict(
+    data: Mapping[str, Any], *, source: str = "<dict>", today: dt.date | None = None
+) -> Policy:
+    """Validate a policy given as a mapping (no positions: problems are located at 1:1)."""
+    day = today or rules.today_utc()
+    document = _Document(data=dict(data), where={}, file=source)
+    try:
+        document = _resolve_extends(document, base_dir=Path.cwd(), chain=(source,))
+    except _Problems as exc:
+        raise PolicyError(exc.problems) from None
+    return _validate(document, day)[0]
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def _read_source(source: str | os.PathLike[str], *, chain: tuple[str, ...]) -> _Document:
+    if isinstance(source, str) and builtin.is_builtin_name(source):
+        name = builtin.resolve(source)
+        label = builtin.label(name)
+        if label in chain:
+            raise _Problems([_problem(chain[-1], 1, 1, "extends", f"cycle through {source!r}")])
+        return _parse_text(
+            builtin.read_text(name), label, "toml", base_dir=None, chain=(*chain, label)
+        )
+    path = Path(source)
+    label = str(source)
+    fmt = _SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        if isinstance(source, str) and os.sep not in source and not path.suffix:
+            known = ", ".join(builtin.names())
+            message = f"no built-in policy named {source!r}; known: {known}"
+        else:
+            message = f"unknown policy format {path.suffix!r}; use .toml, .json, .yaml or .yml"
+        raise _Problems([_problem(label, 1, 1, _ROOT, message)])
+    if str(path.resolve()) in {str(Path(c).resolve()) for c in chain if not c.startswith("<")}:
+        raise _Problems([_problem(chain[-1], 1, 1, "extends", f"extends cycle through {label}")])
+    try:
+        size = path.stat().st_size
+        if size > MAX_DOCUMENT_BYTES:
+            raise _Problems(
+                [_problem(label, 1, 1, _ROOT, f"file is {size} bytes; a policy is at most 1 MiB")]
+            )
+        raw = path.read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise _Problems(
+            [_problem(label, 1, 1, _ROOT, f"cannot read the policy file: {reason}")]
+        ) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise _Problems([_problem(label, line, col, _ROOT, "the file is not UTF-8 text")]) from None
+    return _parse_text(text, label, fmt, base_dir=path.parent, chain=(*chain, label))
+
+
+def _parse_text(
+    text: str, file: str, fmt: Format, *, base_dir: Path | None, chain: tuple[str, ...]
+) -> _Document:
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_DOCUMENT_BYTES:
+        raise _Problems([_problem(file, 1, 1, _ROOT, "a policy document is at most 1 MiB")])
+    text = text.removeprefix("\ufeff")
+    try:
+        data, positions = _PARSERS[fmt](text, file)
+    except RecursionError:
+        raise _Problems(
+            [_problem(file, 1, 1, _ROOT, "the document is nested too deeply")]
+        ) from None
+    problems = [
+        _problem(file, line, col, _dotted(path), msg) for path, line, col, msg in positions.problems
+    ]
+    if not isinstance(data, dict):
+        kind = "empty" if data is None else f"a {type(data).__name__}"
+        problems.append(
+            _problem(file, 1, 1, _ROOT, f"the document is {kind}; expected a table of fields")
+        )
+    if problems:
+        raise _Problems(problems)
+    where = {path: (file, line, col) for path, (line, col) in positions.at.items()}
+    document = _Document(data=data, where=where, file=file)
+    return _resolve_extends(document, base_dir=base_dir, chain=chain)
+
+
+def _parse_toml(text: str, file: str) -> tuple[Any, _positions.Positions]:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line, col, message = _split_toml_error(str(exc), text)
+        raise _Problems([_problem(file, line, col, "(syntax)", message)]) from None
+    return data, _positions.toml_positions(text)
+
+
+def _split_toml_error(message: str, text: str) -> tuple[int, int, str]:
+    match = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
+    if match:
+        return int(match.group(1)), int(match.group(2)), message[: match.start()]
+    match = re.search(r"\s*\(at end of document\)$", message)
+    if match:
+        lines = text.split("\n")
+        return (
+            len(lines),
+            len(lines[-1]) + 1,
+            message[: match.start()] + " at the end of the document",
+        )
+    return 1, 1, message
+
+
+def _parse_json(text: str, file: str) -> tuple[Any, _positions.Positions]:
+    def constant(name: str) -> None:
+        raise ValueError(f"{name} is not a valid JSON number")
+
+    try:
+        data = json.loads(text, parse_constant=constant)
+    except json.JSONDecodeError as exc:
+        raise _Problems([_problem(file, exc.lineno, exc.colno, "(syntax)", exc.msg)]) from None
+    except ValueError as exc:
+        raise _Problems([_problem(file, 1, 1, "(syntax)", str(exc))]) from None
+    return data, _positions.json_positions(text)
+
+
+def _parse_yaml(text: str, file: str) -> tuple[Any, _positions.Positions]:
+    try:
+        import yaml  # optional dependency, imported only when a YAML policy is read
+    except ImportError:
+        message = "YAML policies need PyYAML: pip install 'qkd-agile[yaml]' (or use TOML)"
+        raise _Problems([_problem(file, 1, 1, _ROOT, message)]) from None
+    try:
+        positions = _positions.yaml_positions(text)
+        if positions.problems:
+            return {}, positions
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        raise _Problems(
+            [_problem(file, line, col, "(syntax)", message or "invalid YAML")]
+        ) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        message = f"character {exc.character!r} is not allowed in YAML ({exc.reason})"
+        raise _Problems([_problem(file, line, col, "(syntax)", message)]) from None
+    except (yaml.YAMLError, ValueError, TypeError) as exc:
+        # Non-marked errors: e.g. a tag that names an unsupported Python object.
+        raise _Problems([_problem(file, 1, 1, "(syntax)", f"invalid YAML: {exc}")]) from None
+    return data, positions
+
+
+_PARSERS: dict[Format, Callable[[str, str], tuple[Any, _positions.Positions]]] = {
+    "toml": _parse_toml,
+    "json": _parse_json,
+    "yaml": _parse_yaml,
+}
+
+
+# ----------------------------------------------------------------------------- extends
+
+
+def _resolve_extends(
+    document: _Document, *, base_dir: Path | None, chain: tuple[str, ...]
+) -> _Document:
+    if "extends" not in document.data:
+        return document
+    data = dict(document.data)
+    target = data.pop("extends")
+    line, col = document.where.get(("extends",), (document.file, 1, 1))[1:]
+    if not isinstance(target, str) or not target:
+        raise _Problems(
+            [_problem(document.file, line, col, "extends", "must be the name of a policy")]
+        )
+    if len(chain) > MAX_EXTENDS_DEPTH:
+        raise _Problems(
+            [_problem(document.file, line, col, "extends", f"more than {MAX_EXTENDS_DEPTH} levels")]
+        )
+    source: str = target
+    if not builtin.is_builtin_name(target):
+        if base_dir is None:
+            raise _Problems(
+                [
+                    _problem(
+                        document.file,
+                        line,
+                        col,
+                        "extends",
+                        "a built-in policy can only extend built-ins",
+                    )
+                ]
+            )
+        source = str(base_dir / target)
+    try:
+        base = _read_source(source, chain=chain)
+    except _Problems as exc:
+        # Say which `extends` led to the base's problems, then list them.
+        lead = _problem(document.file, line, col, "extends", f"the policy {target!r} is invalid")
+        raise _Problems([lead, *exc.problems]) from None
+    merged = _merge(base.data, data)
+    replaced = _replaced_paths(data)
+    where = {
+        path: place
+        for path, place in base.where.items()
+        if not any(path[: len(r)] == r for r in replaced)
+    }
+    where.update(document.where)
+    where.pop(("extends",), None)
+    return _Document(data=merged, where=where, file=document.file)
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _replaced_paths(data: dict[str, Any], prefix: FieldPath = ()) -> list[FieldPath]:
+    """Paths whose value the document replaces whole (anything but a table)."""
+    paths: list[FieldPath] = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            paths += _replaced_paths(value, (*prefix, key))
+        else:
+            paths.append((*prefix, key))
+    return paths
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _validate(document: _Document, today: dt.date) -> tuple[Policy, list[PolicyProblem]]:
+    collected: list[rules.RuleProblem] = []
+    problems: list[PolicyProblem] = []
+    policy: Policy | None = None
+    try:
+        policy = Policy.model_validate(
+            document.data, context={"today": today, "problems": collected}
+        )
+    except ValidationError as exc:
+        errors = exc.errors()
+        problems += [_locate(document, _error_path(e), _error_message(e)) for e in errors]
+        problems += _rule_problems_of_valid_sections(document, errors, today)
+    except RecursionError:
+        problems.append(_problem(document.file, 1, 1, _ROOT, "the document is nested too deeply"))
+    problems += [_locate(document, p.path, p.message) for p in collected]
+    if problems or policy is None:
+        raise PolicyError(_ordered(problems))
+    warnings = [
+        _locate(document, w.path, "warning: " + w.message)
+        for w in rules.warnings(policy, today=today)
+    ]
+    for warning in warnings:
+        audit.emit(
+            "policy_warning",
+            policy=policy.name,
+            policy_fingerprint=policy.fingerprint,
+            reason=str(warning),
+        )
+    return policy, warnings
+
+
+# Stand-ins for invalid required fields, so that the rules between the valid sections can
+# still be checked; problems that depend on a stand-in are dropped.
+_STAND_INS: dict[str, Any] = {
+    "schema_version": 1,
+    "name": "stand-in",
+    "version": "0",
+    "suites": [{"name": "stand-in", "components": ["ML-KEM-1024"]}],
+}
+
+
+def _rule_problems_of_valid_sections(
+    document: _Document, errors: list[ErrorDetails], today: dt.date
+) -> list[PolicyProblem]:
+    """The rule problems among the sections that did validate, to report all at once."""
+    invalid = {str(e["loc"][0]) for e in errors if e["loc"]}
+    if not isinstance(document.data, dict) or any(not e["loc"] for e in errors):
+        return []
+    data = {k: v for k, v in document.data.items() if k not in invalid}
+    data.update({k: v for k, v in _STAND_INS.items() if k in invalid})
+    collected: list[rules.RuleProblem] = []
+    try:
+        Policy.model_validate(data, context={"today": today, "problems": collected})
+    except (ValidationError, RecursionError):
+        return []
+    return [_locate(document, p.path, p.message) for p in collected if not p.sections & invalid]
+
+
+def _ordered(problems: list[PolicyProblem]) -> list[PolicyProblem]:
+    unique = list(dict.fromkeys(problems))
+    return sorted(unique, key=lambda p: (p.file, p.line, p.col))
+
+
+def _error_path(error: ErrorDetails) -> FieldPath:
+    # A dict key that failed validation appears as (..., key, "[key]"): locate it at the key.
+    return tuple(part for part in error["loc"] if part != "[key]")
+
+
+def _error_message(error: ErrorDetails) -> str:
+    kind = error["type"]
+    loc = error["loc"]
+    if kind == "extra_forbidden":
+        return f"unknown field {loc[-1]!r}; check its spelling against docs/policy.md"
+    if kind == "missing":
+        return "required field is missing"
+    message = error["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    if kind.endswith("_type") or kind in {"literal_error", "enum"}:
+        message = f"{message} (got {_describe(error.get('input'))})"
+    return message
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"string {shown!r}"
+    if isinstance(value, int | float):
+        return f"number {value!r}"
+    return {dict: "a table", list: "an array", type(None): "null"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _locate(document: _Document, path: FieldPath, message: str) -> PolicyProblem:
+    for end in range(len(path), 0, -1):
+        place = document.where.get(path[:end])
+        if place is not None:
+            file, line, col = place
+            return _problem(file, line, col, _dotted(path), message)
+    return _problem(document.file, 1, 1, _dotted(path), message)
+
+
+def _dotted(path: FieldPath) -> str:
+    return ".".join(str(part) for part in path) or _ROOT
+
+
+def _problem(file: str, line: int, col: int, path: str, message: str) -> PolicyProblem:
+    # One problem is one line: parsers' messages sometimes span several.
+    one_line = re.sub(r"\s*[\r\n]+\s*", " ", message).strip()
+    return PolicyProblem(file=file, line=line, col=col, path=path, message=one_line)

@@ -1,0 +1,1 @@
+"""Built-in policy files, installed as ``agile.policies``; see ``agile.policy.builtin``."""

@@ -1,0 +1,163 @@
+"""DHKEM (RFC 9180 section 4.1) over the pyca/cryptography groups of ``pqc._groups``.
+
+    LabeledExtract(salt, label, ikm) = Extract(salt, "HPKE-v1" || suite_id || label || ikm)
+    LabeledExpand(prk, label, info, L) =
+        Expand(prk, I2OSP(L, 2) || "HPKE-v1" || suite_id || label || info, L)
+    suite_id = "KEM" || I2OSP(kem_id, 2)
+
+Encap: dh = DH(skE, pkR), kem_context = enc || pkRm,
+shared_secret = LabeledExpand(LabeledExtract("", "eae_prk", dh), "shared_secret",
+kem_context, Nsecret). Seeded key generation is DeriveKeyPair(ikm) (section 7.1.3).
+Secret keys are the raw scalar (X25519, X448) or the big-endian scalar (P-256, P-384).
+"""
+
+from __future__ import annotations
+
+from cryptography.hazmat.primitives import hashes, hmac
+from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+
+from pqc._checks import bad_ciphertext, bad_public_key, bad_secret_key
+from pqc._errors import InvalidCiphertext, InvalidKey
+from pqc._groups import P256, P384, X448, X25519, Group, Montgomery
+from pqc._interface import (
+    SK_BIG_ENDIAN_SCALAR,
+    SK_RAW_SCALAR,
+    Encapsulation,
+    Kem,
+    KemInfo,
+)
+
+_HPKE_VERSION = b"HPKE-v1"
+
+
+class DhKem(Kem):
+    """One DHKEM instance: a group, a KEM id and an HKDF hash."""
+
+    def __init__(
+        self,
+        name: str,
+        group: Group,
+        kem_id: int,
+        hash_algorithm: hashes.HashAlgorithm,
+        *,
+        shared_secret_size: int,
+        provider: str,
+    ) -> None:
+        self._group = group
+        self._hash = hash_algorithm
+        self._suite_id = b"KEM" + kem_id.to_bytes(2, "big")
+        self.kem_id = kem_id
+        self.info = KemInfo(
+            name=name,
+            provider=provider,
+            family="DHKEM",
+            nist_level=None,
+            public_key_size=group.element_size,
+            secret_key_size=group.scalar_size,
+            ciphertext_size=group.element_size,
+            shared_secret_size=shared_secret_size,
+            standard="RFC 9180",
+            secret_key_format=SK_RAW_SCALAR if group.order is None else SK_BIG_ENDIAN_SCALAR,
+            seed_size=group.scalar_size,
+        )
+
+    # -- RFC 9180 section 4 helpers ---------------------------------------------------------
+
+    def _extract(self, salt: bytes, label: bytes, ikm: bytes) -> bytes:
+        key = salt or b"\x00" * self._hash.digest_size
+        mac = hmac.HMAC(key, self._hash)
+        mac.update(_HPKE_VERSION + self._suite_id + label + ikm)
+        return mac.finalize()
+
+    def _expand(self, prk: bytes, label: bytes, info: bytes, length: int) -> bytes:
+        labeled_info = length.to_bytes(2, "big") + _HPKE_VERSION + self._suite_id + label + info
+        return HKDFExpand(self._hash, length, labeled_info).derive(prk)
+
+    def _shared_secret(self, dh: bytes, kem_context: bytes) -> bytes:
+        eae_prk = self._extract(b"", b"eae_prk", dh)
+        return self._expand(eae_prk, b"shared_secret", kem_context, self.info.shared_secret_size)
+
+    def derive_keypair(self, ikm: bytes) -> tuple[bytes, bytes]:
+        """DeriveKeyPair(ikm) of RFC 9180 section 7.1.3; returns (public_key, secret_key)."""
+        group = self._group
+        dkp_prk = self._extract(b"", b"dkp_prk", ikm)
+        if isinstance(group, Montgomery):
+            # Returned unclamped, as RFC 9180's own vectors list it; X25519/X448 clamp on use,
+            # so the clamped and unclamped encodings are the same key.
+            secret = self._expand(dkp_prk, b"sk", b"", group.scalar_size)
+            return group.public_key(secret), secret
+        order = group.order
+        assert order is not None  # only the Montgomery curves have none
+        for counter in range(256):
+            candidate = self._expand(
+                dkp_prk, b"candidate", counter.to_bytes(1, "big"), group.scalar_size
+            )
+            # The bitmask is 0xFF for P-256 and P-384, so the first byte is kept whole.
+            if 0 < int.from_bytes(candidate, "big") < order:
+                return group.public_key(candidate), candidate
+        # Unreachable in practice: 256 candidates all failing has probability < 2^-8000.
+        raise InvalidKey(f"{self.info.name}: DeriveKeyPair found no valid scalar")
+
+    # -- the Kem interface ------------------------------------------------------------------
+
+    def generate_keypair(self, seed: bytes | None = None) -> tuple[bytes, bytes]:
+        if seed is None:
+            secret, public = self._group.generate()
+            return public, secret
+        if len(seed) < self._group.scalar_size:
+            raise InvalidKey(
+                f"{self.info.name} ({self.info.provider}): seed (DeriveKeyPair ikm) must be at "
+                f"least {self._group.scalar_size} bytes, got {len(seed)}"
+            )
+        return self.derive_keypair(seed)
+
+    def encapsulate(self, public_key: bytes) -> Encapsulation:
+        return self._encapsulate_derand(public_key, None)
+
+    def _encapsulate_derand(self, public_key: bytes, ikm_e: bytes | None) -> Encapsulation:
+        """Encap with the ephemeral key from DeriveKeyPair(ikm_e) (RFC 9180 test vectors)."""
+        info = self.info
+        if len(public_key) != info.public_key_size:
+            raise bad_public_key(info.name, info.provider, info.public_key_size, public_key)
+        if ikm_e is None:
+            secret_e, enc = self._group.generate()
+        else:
+            enc, secret_e = self.derive_keypair(ikm_e)
+        try:
+            dh = self._group.exchange(secret_e, public_key)
+        except InvalidKey as exc:
+            raise InvalidKey(f"{info.name} ({info.provider}): {exc}") from exc
+        return Encapsulation(enc, self._shared_secret(dh, enc + public_key))
+
+    def decapsulate(self, secret_key: bytes, ciphertext: bytes) -> bytes:
+        info = self.info
+        if len(secret_key) != info.secret_key_size:
+            raise bad_secret_key(info.name, info.provider, info.secret_key_size, secret_key)
+        if len(ciphertext) != info.ciphertext_size:
+            raise bad_ciphertext(info.name, info.provider, info.ciphertext_size, ciphertext)
+        try:
+            public_key = self._group.public_key(secret_key)
+        except InvalidKey as exc:
+            raise InvalidKey(f"{info.name} ({info.provider}): {exc}") from exc
+        try:
+            dh = self._group.exchange(secret_key, ciphertext)
+        except InvalidKey as exc:
+            raise InvalidCiphertext(
+                f"{info.name} ({info.provider}): ciphertext is not a valid "
+                f"{self._group.name} public key ({exc})"
+            ) from exc
+        return self._shared_secret(dh, ciphertext + public_key)
+
+
+def dhkems(provider: str) -> dict[str, DhKem]:
+    """The four DHKEMs of RFC 9180 that the design names, keyed by their standard name."""
+    table = (
+        ("DHKEM(P-256, HKDF-SHA256)", P256, 0x0010, hashes.SHA256(), 32),
+        ("DHKEM(P-384, HKDF-SHA384)", P384, 0x0011, hashes.SHA384(), 48),
+        ("DHKEM(X25519, HKDF-SHA256)", X25519, 0x0020, hashes.SHA256(), 32),
+        ("DHKEM(X448, HKDF-SHA512)", X448, 0x0021, hashes.SHA512(), 64),
+    )
+    return {
+        name: DhKem(name, group, kem_id, hash_algorithm, shared_secret_size=size, provider=provider)
+        for name, group, kem_id, hash_algorithm, size in table
+    }

@@ -1,0 +1,288 @@
+"""Hybrid KEMs built from an ML-KEM of any provider and a pyca/cryptography curve.
+
+Two constructions:
+
+* The CG combiner of draft-irtf-cfrg-hybrid-kems as instantiated by
+  draft-irtf-cfrg-concrete-hybrid-kems and, for X25519, draft-connolly-cfrg-xwing-kem-10:
+  ``MLKEM768-X25519`` (alias ``X-Wing``), ``MLKEM768-P256``, ``MLKEM1024-P384``. The secret
+  key is a 32-byte seed; ``SHAKE256(seed, 64 + Nseed_T)`` gives the ML-KEM seed d || z and
+  the curve seed (RandomScalar: identity for X25519, rejection sampling for the NIST
+  curves). The shared secret is ``SHA3-256(ss_M || ss_T || ct_T || pk_T || label)`` with
+  the label last; public keys and ciphertexts are ``ML-KEM part || curve part``.
+* The TLS concatenation hybrids of draft-ietf-tls-ecdhe-mlkem: ``X25519MLKEM768`` (0x11EC,
+  ML-KEM first), ``SecP256r1MLKEM768`` (0x11EB) and ``SecP384r1MLKEM1024`` (0x11ED) with
+  ECDH first. The ECDH part is plain ECDH (raw X25519, uncompressed NIST points, secret =
+  x-coordinate); key shares, ciphertexts and shared secrets are concatenations in that order.
+  TLS defines no secret-key encoding; here it is the component secret keys concatenated in
+  the same order (ML-KEM in its provider's format, the curve scalar raw or big-endian).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+from pqc._errors import InvalidCiphertext, InvalidKey, PQCError, UnsupportedAlgorithm
+from pqc._groups import P256, P384, X25519, Group
+from pqc._interface import (
+    SK_CONCATENATION,
+    SK_FIPS203_SEED,
+    SK_HYBRID_SEED,
+    Encapsulation,
+    Kem,
+    KemInfo,
+)
+
+XWING_LABEL = b"\\.//^\\"  # the six ASCII bytes 5C 2E 2F 2F 5E 5C
+
+# name -> (ML-KEM component, curve, label, standard)
+COMBINED: dict[str, tuple[str, Group, bytes, str]] = {
+    "MLKEM768-X25519": ("ML-KEM-768", X25519, XWING_LABEL, "draft-connolly-cfrg-xwing-kem-10"),
+    "MLKEM768-P256": ("ML-KEM-768", P256, b"MLKEM768-P256", "draft-irtf-cfrg-concrete-hybrid-kems"),
+    "MLKEM1024-P384": (
+        "ML-KEM-1024",
+        P384,
+        b"MLKEM1024-P384",
+        "draft-irtf-cfrg-concrete-hybrid-kems",
+    ),
+}
+
+# name -> (ML-KEM component, curve, ML-KEM first?, TLS NamedGroup codepoint)
+CONCATENATED: dict[str, tuple[str, Group, bool, int]] = {
+    "X25519MLKEM768": ("ML-KEM-768", X25519, True, 0x11EC),
+    "SecP256r1MLKEM768": ("ML-KEM-768", P256, False, 0x11EB),
+    "SecP384r1MLKEM1024": ("ML-KEM-1024", P384, False, 0x11ED),
+}
+
+ALIASES = {"X-Wing": "MLKEM768-X25519"}
+
+HYBRID_NAMES = (*COMBINED, *CONCATENATED)
+
+
+def _mlkem_decapsulate_with_seed(mlkem: Kem, seed: bytes, ciphertext: bytes) -> bytes:
+    """Decapsulate with a key given as its 64-byte FIPS 203 seed, whatever the provider."""
+    if mlkem.info.secret_key_format == SK_FIPS203_SEED:
+        return mlkem.decapsulate(seed, ciphertext)
+    _, expanded = mlkem.generate_keypair(seed)
+    return mlkem.decapsulate(expanded, ciphertext)
+
+
+def _relabel(name: str, exc: PQCError) -> PQCError:
+    return type(exc)(f"{name}: {exc}")
+
+
+class CombinedKem(Kem):
+    """The CG hybrid (X-Wing and the concrete hybrid KEMs)."""
+
+    SEED_SIZE = 32
+
+    def __init__(self, name: str, mlkem: Kem) -> None:
+        component, group, label, standard = COMBINED[name]
+        if mlkem.info.name != component:
+            raise UnsupportedAlgorithm(f"{name} needs {component}, got {mlkem.info.name}")
+        if mlkem.info.seed_size != 64:
+            raise UnsupportedAlgorithm(
+                f"{name} needs {component} key generation from a 64-byte seed, which provider "
+                f"{mlkem.info.provider!r} cannot do; use provider='cryptography'"
+            )
+        self._mlkem = mlkem
+        self._group = group
+        self._label = label
+        self._pq_pk = mlkem.info.public_key_size
+        self._pq_ct = mlkem.info.ciphertext_size
+        self.info = KemInfo(
+            name=name,
+            provider=mlkem.info.provider,
+            family="hybrid",
+            nist_level=mlkem.info.nist_level,
+            public_key_size=self._pq_pk + group.element_size,
+            secret_key_size=self.SEED_SIZE,
+            ciphertext_size=self._pq_ct + group.element_size,
+            shared_secret_size=32,
+            standard=standard,
+            secret_key_format=SK_HYBRID_SEED,
+            seed_size=self.SEED_SIZE,
+        )
+
+    def _expand(self, secret_key: bytes) -> tuple[bytes, bytes]:
+        """Return (ML-KEM seed d || z, curve scalar) for a 32-byte hybrid secret key."""
+        if len(secret_key) != self.SEED_SIZE:
+            raise InvalidKey(
+                f"{self.info.name} ({self.info.provider}): secret key (seed) must be "
+                f"{self.SEED_SIZE} bytes, got {len(secret_key)}"
+            )
+        expanded = hashlib.shake_256(secret_key).digest(64 + self._group.seed_size)
+        return expanded[:64], self._group.random_scalar(expanded[64:])
+
+    def _combine(self, ss_m: bytes, ss_t: bytes, ct_t: bytes, pk_t: bytes) -> bytes:
+        return hashlib.sha3_256(ss_m + ss_t + ct_t + pk_t + self._label).digest()
+
+    def generate_keypair(self, seed: bytes | None = None) -> tuple[bytes, bytes]:
+        secret_key = os.urandom(self.SEED_SIZE) if seed is None else seed
+        pq_seed, scalar = self._expand(secret_key)
+        pk_m, _ = self._mlkem.generate_keypair(pq_seed)
+        return pk_m + self._group.public_key(scalar), secret_key
+
+    def encapsulate(self, public_key: bytes) -> Encapsulation:
+        info = self.info
+        if len(public_key) != info.public_key_size:
+            raise InvalidKey(
+                f"{info.name} ({info.provider}): public key must be {info.public_key_size} "
+                f"bytes, got {len(public_key)}"
+            )
+        pk_m, pk_t = public_key[: self._pq_pk], public_key[self._pq_pk :]
+        try:
+            inner = self._mlkem.encapsulate(pk_m)
+            ephemeral, ct_t = self._group.generate()
+            ss_t = self._group.exchange(ephemeral, pk_t)
+        except PQCError as exc:
+            raise _relabel(info.name, exc) from exc
+        ss = self._combine(inner.shared_secret, ss_t, ct_t, pk_t)
+        return Encapsulation(inner.ciphertext + ct_t, ss)
+
+    def decapsulate(self, secret_key: bytes, ciphertext: bytes) -> bytes:
+        info = self.info
+        if len(ciphertext) != info.ciphertext_size:
+            raise InvalidCiphertext(
+                f"{info.name} ({info.provider}): ciphertext must be {info.ciphertext_size} "
+                f"bytes, got {len(ciphertext)}"
+            )
+        pq_seed, scalar = self._expand(secret_key)
+        ct_m, ct_t = ciphertext[: self._pq_ct], ciphertext[self._pq_ct :]
+        try:
+            ss_m = _mlkem_decapsulate_with_seed(self._mlkem, pq_seed, ct_m)
+            pk_t = self._group.public_key(scalar)
+        except PQCError as exc:
+            raise _relabel(info.name, exc) from exc
+        try:
+            ss_t = self._group.exchange(scalar, ct_t)
+        except InvalidKey as exc:
+            raise InvalidCiphertext(
+                f"{info.name} ({info.provider}): the {self._group.name} part of the "
+                f"ciphertext is not a valid element ({exc})"
+            ) from exc
+        return self._combine(ss_m, ss_t, ct_t, pk_t)
+
+
+class ConcatenatedKem(Kem):
+    """A TLS ``ecdhe-mlkem`` hybrid: every part concatenated in key-share order."""
+
+    def __init__(self, name: str, mlkem: Kem) -> None:
+        component, group, mlkem_first, codepoint = CONCATENATED[name]
+        if mlkem.info.name != component:
+            raise UnsupportedAlgorithm(f"{name} needs {component}, got {mlkem.info.name}")
+        self._mlkem = mlkem
+        self._group = group
+        self._mlkem_first = mlkem_first
+        self.codepoint = codepoint
+        m = mlkem.info
+        self._sizes = {
+            # (ML-KEM part, ECDH part) per field, ordered below as the key share orders them.
+            "pk": (m.public_key_size, group.element_size),
+            "sk": (m.secret_key_size, group.scalar_size),
+            "ct": (m.ciphertext_size, group.element_size),
+        }
+        seeded = m.seed_size is not None
+        self.info = KemInfo(
+            name=name,
+            provider=m.provider,
+            family="hybrid",
+            nist_level=m.nist_level,
+            public_key_size=m.public_key_size + group.element_size,
+            secret_key_size=m.secret_key_size + group.scalar_size,
+            ciphertext_size=m.ciphertext_size + group.element_size,
+            shared_secret_size=m.shared_secret_size + group.shared_size,
+            standard=f"draft-ietf-tls-ecdhe-mlkem (TLS group 0x{codepoint:04X})",
+            secret_key_format=SK_CONCATENATION,
+            seed_size=(m.seed_size + group.scalar_size) if seeded and m.seed_size else None,
+        )
+
+    def _join(self, mlkem_part: bytes, ecdh_part: bytes) -> bytes:
+        return mlkem_part + ecdh_part if self._mlkem_first else ecdh_part + mlkem_part
+
+    def _split(
+        self, field: str, data: bytes, error: type[PQCError], what: str
+    ) -> tuple[bytes, bytes]:
+        """Return (ML-KEM part, ECDH part) after checking the total length."""
+        m_size, t_size = self._sizes[field]
+        if len(data) != m_size + t_size:
+            raise error(
+                f"{self.info.name} ({self.info.provider}): {what} must be {m_size + t_size} "
+                f"bytes, got {len(data)}"
+            )
+        if self._mlkem_first:
+            return data[:m_size], data[m_size:]
+        return data[t_size:], data[:t_size]
+
+    def generate_keypair(self, seed: bytes | None = None) -> tuple[bytes, bytes]:
+        info = self.info
+        try:
+            if seed is None:
+                pk_m, sk_m = self._mlkem.generate_keypair()
+                scalar, pk_t = self._group.generate()
+            else:
+                if info.seed_size is None:
+                    raise UnsupportedAlgorithm(
+                        f"{info.name} ({info.provider}) cannot take a seed: the ML-KEM "
+                        "component has no seeded key generation"
+                    )
+                if len(seed) != info.seed_size:
+                    raise InvalidKey(
+                        f"{info.name} ({info.provider}): seed must be {info.seed_size} bytes "
+                        "(the component seeds concatenated in key-share order), "
+                        f"got {len(seed)}"
+                    )
+                m_seed_size = info.seed_size - self._group.scalar_size
+                if self._mlkem_first:
+                    m_seed, scalar = seed[:m_seed_size], seed[m_seed_size:]
+                else:
+                    t_size = self._group.scalar_size
+                    scalar, m_seed = seed[:t_size], seed[t_size:]
+                pk_m, sk_m = self._mlkem.generate_keypair(m_seed)
+                pk_t = self._group.public_key(scalar)
+        except (InvalidKey, InvalidCiphertext) as exc:
+            raise _relabel(info.name, exc) from exc
+        return self._join(pk_m, pk_t), self._join(sk_m, scalar)
+
+    def encapsulate(self, public_key: bytes) -> Encapsulation:
+        pk_m, pk_t = self._split("pk", public_key, InvalidKey, "public key")
+        try:
+            inner = self._mlkem.encapsulate(pk_m)
+            ephemeral, ct_t = self._group.generate()
+            ss_t = self._group.exchange(ephemeral, pk_t)
+        except PQCError as exc:
+            raise _relabel(self.info.name, exc) from exc
+        return Encapsulation(
+            self._join(inner.ciphertext, ct_t), self._join(inner.shared_secret, ss_t)
+        )
+
+    def decapsulate(self, secret_key: bytes, ciphertext: bytes) -> bytes:
+        sk_m, scalar = self._split("sk", secret_key, InvalidKey, "secret key")
+        ct_m, ct_t = self._split("ct", ciphertext, InvalidCiphertext, "ciphertext")
+        try:
+            ss_m = self._mlkem.decapsulate(sk_m, ct_m)
+            self._group.public_key(scalar)  # validates the scalar (range for NIST curves)
+        except PQCError as exc:
+            raise _relabel(self.info.name, exc) from exc
+        try:
+            ss_t = self._group.exchange(scalar, ct_t)
+        except InvalidKey as exc:
+            raise InvalidCiphertext(
+                f"{self.info.name} ({self.info.provider}): the {self._group.name} key share "
+                f"in the ciphertext is invalid ({exc})"
+            ) from exc
+        return self._join(ss_m, ss_t)
+
+
+def build(name: str, mlkem: Kem) -> Kem:
+    """Build hybrid ``name`` over the given ML-KEM component (raises UnsupportedAlgorithm)."""
+    if name in COMBINED:
+        return CombinedKem(name, mlkem)
+    if name in CONCATENATED:
+        return ConcatenatedKem(name, mlkem)
+    raise UnsupportedAlgorithm(f"{name!r} is not a hybrid KEM; known: {', '.join(HYBRID_NAMES)}")
+
+
+def component_of(name: str) -> str:
+    """The ML-KEM parameter set hybrid ``name`` is built on."""
+    return COMBINED[name][0] if name in COMBINED else CONCATENATED[name][0]

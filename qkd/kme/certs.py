@@ -1,0 +1,177 @@
+"""A local CA and the certificates of a KME pair and its SAEs (``agile kme certs``).
+
+P-256 keys, SHA-256 signatures, one-year validity. Each KME certificate is valid for
+``localhost``, ``127.0.0.1`` and ``::1``; each SAE certificate carries the SAE ID as its
+subject commonName (which the KME reads as the SAE's identity) and, when the ID is a valid
+DNS label, as a SAN too. Private keys are written with mode 0600. For development only:
+production KMEs and SAEs take certificates from the operator's PKI.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+__all__ = ["write_certificates"]
+
+_DNS_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+_VALIDITY = datetime.timedelta(days=365)
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "qkd-agile local KME"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    data = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.chmod(path, 0o600)
+
+
+def _write_cert(path: Path, cert: x509.Certificate) -> None:
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def _issue(
+    *,
+    common_name: str,
+    sans: Sequence[x509.GeneralName],
+    usage: x509.ObjectIdentifier,
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca_name: x509.Name,
+    now: datetime.datetime,
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + _VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=True,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    )
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
+    return key, builder.sign(ca_key, hashes.SHA256())
+
+
+def write_certificates(
+    out: str | Path,
+    *,
+    saes: Sequence[str] = ("sae-a", "sae-b"),
+    kmes: Sequence[str] = ("kme-a", "kme-b"),
+    ca_name: str = "qkd-agile local CA",
+) -> list[Path]:
+    """Write ``ca.pem``, ``NAME.pem``/``NAME.key`` for each KME and SAE into ``out``.
+
+    Returns the paths written. Refuses SAE or KME names that are not plain file names.
+    """
+    out = Path(out)
+    for name in (*saes, *kmes):
+        if not name or "/" in name or name.startswith(".") or "\x00" in name:
+            raise ValueError(f"{name!r} cannot be used as a certificate file name")
+    out.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_subject = _name(ca_name)
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_subject)
+        .issuer_name(ca_subject)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + _VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    written = [out / "ca.pem"]
+    _write_cert(out / "ca.pem", ca_cert)
+    local_sans: list[x509.GeneralName] = [
+        x509.DNSName("localhost"),
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        x509.IPAddress(ipaddress.ip_address("::1")),
+    ]
+    for name in kmes:
+        sans = list(local_sans)
+        if _DNS_LABEL.match(name):
+            sans.insert(0, x509.DNSName(name))
+        key, cert = _issue(
+            common_name=name,
+            sans=sans,
+            usage=ExtendedKeyUsageOID.SERVER_AUTH,
+            ca_key=ca_key,
+            ca_name=ca_subject,
+            now=now,
+        )
+        _write_key(out / f"{name}.key", key)
+        _write_cert(out / f"{name}.pem", cert)
+        written += [out / f"{name}.pem", out / f"{name}.key"]
+    for name in saes:
+        sans = [x509.DNSName(name)] if _DNS_LABEL.match(name) else []
+        key, cert = _issue(
+            common_name=name,
+            sans=sans,
+            usage=ExtendedKeyUsageOID.CLIENT_AUTH,
+            ca_key=ca_key,
+            ca_name=ca_subject,
+            now=now,
+        )
+        _write_key(out / f"{name}.key", key)
+        _write_cert(out / f"{name}.pem", cert)
+        written += [out / f"{name}.pem", out / f"{name}.key"]
+    return written

@@ -1,0 +1,219 @@
+"""Analytic key rates of decoy-state BB84 and the repeaterless bound.
+
+Theory of operation
+-------------------
+For a Poisson source of mean ``mu`` over a link of overall transmittance ``eta``, with
+dark-count yield ``Y0`` and misalignment ``e_d`` (Ma, Qi, Zhao and Lo, PRA 72, 012326 (2005),
+eqs. 1-10):
+
+    Q_mu = Y0 + 1 - exp(-eta mu),         E_mu Q_mu = Y0 / 2 + e_d (1 - exp(-eta mu))
+    Y1 = Y0 + eta - Y0 eta,  Q1 = Y1 mu exp(-mu),  e1 Y1 = Y0 / 2 + e_d eta
+
+The GLLP rate per pulse (Gottesman, Lo, Lütkenhaus and Preskill, QIC 4, 325 (2004)) is
+
+    R >= q { -Q_mu f H2(E_mu) + Q1 [1 - H2(e1)] },     q = 1/2 (symmetric BB84 sifting)
+
+with the true ``Q1`` and ``e1`` for infinitely many decoys, or the vacuum+weak bounds
+``Y1_L`` and ``e1_U`` of :mod:`qkd.decoy` for a finite decoy set. The repeaterless PLOB bound
+(Pirandola, Laurenza, Ottaviani and Banchi, Nat. Commun. 8, 15043 (2017)) on any
+point-to-point protocol is ``-log2(1 - eta)`` bits per pulse.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from qkd.decoy import vacuum_weak_bounds
+from qkd.link import PRESETS, LinkConfigError
+
+__all__ = [
+    "Method",
+    "binary_entropy",
+    "error_rate",
+    "gain",
+    "gllp_rate",
+    "max_distance",
+    "optimal_mu",
+    "plob",
+    "rate",
+    "transmittance",
+    "vacuum_weak_rate",
+]
+
+Method = Literal["infinite", "vacuum+weak"]
+
+
+def binary_entropy(p: float) -> float:
+    """``H2(p) = -p log2 p - (1 - p) log2 (1 - p)``, with ``H2(0) = H2(1) = 0``."""
+    if p <= 0.0 or p >= 1.0:
+        return 0.0
+    return -p * math.log2(p) - (1.0 - p) * math.log2(1.0 - p)
+
+
+def _preset(name: str) -> tuple[float, float, float, float, float]:
+    try:
+        p = PRESETS[name]
+    except KeyError:
+        raise LinkConfigError(
+            f"preset {name!r} is unknown; choose one of {', '.join(PRESETS)}"
+        ) from None
+    return (
+        p.alpha_db_per_km,
+        p.efficiency,
+        p.dark_count_probability,
+        p.misalignment,
+        p.ec_efficiency,
+    )
+
+
+def transmittance(preset: str, distance_km: float) -> float:
+    """Overall ``eta = eta_Bob 10^(-alpha L / 10)`` of a preset fibre link."""
+    alpha, eff, _, _, _ = _preset(preset)
+    return eff * math.pow(10.0, -alpha * distance_km / 10.0)
+
+
+def gain(mu: float, eta: float, y0: float) -> float:
+    """``Q_mu = Y0 + 1 - exp(-eta mu)``."""
+    return y0 + 1.0 - math.exp(-eta * mu)
+
+
+def error_rate(mu: float, eta: float, y0: float, e_d: float) -> float:
+    """``E_mu = (Y0 / 2 + e_d (1 - exp(-eta mu))) / Q_mu``."""
+    q = gain(mu, eta, y0)
+    return (0.5 * y0 + e_d * (1.0 - math.exp(-eta * mu))) / q
+
+
+def plob(eta: ArrayLike) -> NDArray[np.float64]:
+    """The repeaterless bound ``-log2(1 - eta)`` in bits per pulse."""
+    return np.asarray(-np.log2(1.0 - np.asarray(eta, dtype=np.float64)), dtype=np.float64)
+
+
+def _gllp(
+    *, mu: float, eta: float, y0: float, e_d: float, f: float, q: float, y1: float, e1: float
+) -> float:
+    q_mu = gain(mu, eta, y0)
+    e_mu = error_rate(mu, eta, y0, e_d)
+    q1 = y1 * mu * math.exp(-mu)
+    return q * (-q_mu * f * binary_entropy(e_mu) + q1 * (1.0 - binary_entropy(e1)))
+
+
+def gllp_rate(
+    preset: str, distance_km: float, mu: float, *, f: float | None = None, q: float = 0.5
+) -> float:
+    """GLLP rate per pulse with infinitely many decoys (true ``Y1``, ``e1``); 0 if negative.
+
+    Example::
+
+        gllp_rate("gys", 50.0, mu=0.48)
+    """
+    _, _, y0, e_d, f_preset = _preset(preset)
+    eta = transmittance(preset, distance_km)
+    y1 = y0 + eta - y0 * eta
+    e1 = (0.5 * y0 + e_d * eta) / y1
+    ff = f_preset if f is None else f
+    return max(0.0, _gllp(mu=mu, eta=eta, y0=y0, e_d=e_d, f=ff, q=q, y1=y1, e1=e1))
+
+
+def vacuum_weak_rate(
+    preset: str,
+    distance_km: float,
+    mu: float,
+    nu: float = 0.1,
+    *,
+    f: float | None = None,
+    q: float = 0.5,
+) -> float:
+    """GLLP rate per pulse with the vacuum+weak bounds ``Y1_L``, ``e1_U``; 0 if negative."""
+    _, _, y0, e_d, f_preset = _preset(preset)
+    eta = transmittance(preset, distance_km)
+    return vacuum_weak_rate_eta(eta=eta, y0=y0, e_d=e_d, mu=mu, nu=nu, f=f or f_preset, q=q)
+
+
+def vacuum_weak_rate_eta(
+    *, eta: float, y0: float, e_d: float, mu: float, nu: float, f: float, q: float = 0.5
+) -> float:
+    """As :func:`vacuum_weak_rate`, for an explicit transmittance, ``Y0`` and ``e_d``."""
+    y1, e1 = vacuum_weak_bounds(
+        mu=mu,
+        nu=nu,
+        q_mu=gain(mu, eta, y0),
+        q_nu=gain(nu, eta, y0),
+        e_nu=error_rate(nu, eta, y0, e_d),
+        y0_for_yield=y0,
+    )
+    if y1 <= 0:
+        return 0.0
+    return max(0.0, _gllp(mu=mu, eta=eta, y0=y0, e_d=e_d, f=f, q=q, y1=y1, e1=e1))
+
+
+def rate(
+    preset: str,
+    distance_km: float,
+    mu: float,
+    *,
+    method: Method = "infinite",
+    nu: float = 0.1,
+    f: float | None = None,
+) -> float:
+    """The rate of ``method`` (``infinite`` or ``vacuum+weak``) at one ``mu``."""
+    if method == "infinite":
+        return gllp_rate(preset, distance_km, mu, f=f)
+    if method == "vacuum+weak":
+        return vacuum_weak_rate(preset, distance_km, mu, nu, f=f)
+    raise LinkConfigError(f"method {method!r} is unknown; use 'infinite' or 'vacuum+weak'")
+
+
+def optimal_mu(
+    preset: str,
+    distance_km: float,
+    *,
+    method: Method = "infinite",
+    nu: float = 0.1,
+    f: float | None = None,
+) -> tuple[float, float]:
+    """``(mu, rate)`` maximising the rate: a grid search refined by golden sections."""
+    low = nu * 1.05 if method == "vacuum+weak" else 1e-3
+    grid = np.linspace(low, 1.5, 150)
+    rates = [rate(preset, distance_km, float(m), method=method, nu=nu, f=f) for m in grid]
+    best = int(np.argmax(rates))
+    if rates[best] <= 0.0:
+        return float(grid[best]), 0.0
+    a = float(grid[max(best - 1, 0)])
+    b = float(grid[min(best + 1, grid.size - 1)])
+    golden = (math.sqrt(5.0) - 1.0) / 2.0
+    for _ in range(40):
+        c = b - golden * (b - a)
+        d = a + golden * (b - a)
+        if rate(preset, distance_km, c, method=method, nu=nu, f=f) >= rate(
+            preset, distance_km, d, method=method, nu=nu, f=f
+        ):
+            b = d
+        else:
+            a = c
+    mu = (a + b) / 2.0
+    return mu, rate(preset, distance_km, mu, method=method, nu=nu, f=f)
+
+
+def max_distance(
+    preset: str,
+    *,
+    method: Method = "infinite",
+    nu: float = 0.1,
+    f: float | None = None,
+    upper_km: float = 1000.0,
+) -> float:
+    """The largest distance (km) with a positive optimal rate, found by bisection to 0.01 km."""
+    lo, hi = 0.0, upper_km
+    if optimal_mu(preset, lo, method=method, nu=nu, f=f)[1] <= 0.0:
+        return 0.0
+    while hi - lo > 0.01:
+        mid = (lo + hi) / 2.0
+        if optimal_mu(preset, mid, method=method, nu=nu, f=f)[1] > 0.0:
+            lo = mid
+        else:
+            hi = mid
+    return lo
