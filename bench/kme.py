@@ -87,26 +87,30 @@ def _clients(directory: Path, url_a: str, url_b: str) -> tuple[Etsi014Client, Et
 
 
 def _worker(
-    directory: str, url_a: str, url_b: str, threads: int, seconds: float, mode: str, out: Any
+    directory: str,
+    url_a: str,
+    url_b: str,
+    threads: int,
+    start_at: float,
+    seconds: float,
+    mode: str,
+    out: Any,
 ) -> None:
+    """One client process; times only [start_at, start_at + seconds] (wall clock), so that
+    no process's start-up overlaps another's measurement."""
     latencies: list[float] = []
     lock = threading.Lock()
-    start_at = time.monotonic() + 0.5  # let every connection open before timing
 
     def run() -> None:
         master, slave = _clients(Path(directory), url_a, url_b)
         master.status()
         slave.status()
         mine: list[float] = []
-        while time.monotonic() < start_at:
+        while time.time() < start_at:
             time.sleep(0.001)
         end = start_at + seconds
-        while True:
+        while time.time() < end:
             begin = time.perf_counter()
-            if begin > end + (time.perf_counter() - time.monotonic()) * 0:
-                pass
-            if time.monotonic() >= end:
-                break
             if mode == "pairs":
                 key = master.get_keys(1, 256)[0]
                 got = slave.get_keys_by_id([key.key_id])[0]
@@ -133,10 +137,12 @@ def _measure(
 ) -> list[float]:
     context = mp.get_context("spawn")
     out = context.Queue()
+    # Spawned interpreters need a moment to import; they all start timing together.
+    start_at = time.time() + 1.5 + 0.25 * procs
     workers = [
         context.Process(
             target=_worker,
-            args=(str(directory), url_a, url_b, threads, seconds, mode, out),
+            args=(str(directory), url_a, url_b, threads, start_at, seconds, mode, out),
         )
         for _ in range(procs)
     ]

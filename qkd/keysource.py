@@ -391,9 +391,9 @@ class SimulatedLink:
         self._end_of(master)
         canonical = [_canonical_key_id(k) for k in key_ids]
         if not canonical:
-            raise KMEError(400, "key_IDs is empty", [{"key_IDs": []}])
+            raise KeyNotFound(400, "key_IDs is empty", [{"key_IDs": []}])
         if len(set(canonical)) != len(canonical):
-            raise KMEError(400, "a key_ID is listed twice", [{"key_IDs": canonical}])
+            raise KeyNotFound(400, "a key_ID is listed twice", [{"key_IDs": canonical}])
         with self._lock:
             for key_id in canonical:
                 entry = self._awaiting.get(key_id)

@@ -177,7 +177,8 @@ class HttpsServer:
         host, port = self.server.sockets[0].getsockname()[:2]
         return host, port
 
-    async def close(self) -> None:
+    async def close(self, grace: float = 5.0) -> None:
+        """Stop listening; give requests in progress ``grace`` seconds, then cancel them."""
         if self.server is not None:
             self.server.close()
         # Aborting the transports ends each connection's read loop; the tasks then finish
@@ -185,7 +186,7 @@ class HttpsServer:
         for writer in list(self.connections.values()):
             writer.transport.abort()
         if self.connections:
-            await asyncio.wait(list(self.connections), timeout=5.0)
+            await asyncio.wait(list(self.connections), timeout=grace)
         for task in list(self.connections):
             task.cancel()
         if self.connections:

@@ -141,7 +141,9 @@ class _Reader:
 def _kme(reader: _Reader, doc: Mapping[str, Any], end: str) -> KmeSettings:
     where = f"kme.{end}."
     table = reader.table(reader.table(doc, "kme", ""), end, "kme.")
-    host, port = parse_listen(reader.string(table, "listen", where), f"{reader.source}: {where}")
+    host, port = parse_listen(
+        reader.string(table, "listen", where), f"{reader.source}: {where}listen"
+    )
     return KmeSettings(
         kme_id=reader.string(table, "id", where),
         host=host,
@@ -190,6 +192,9 @@ def _link(reader: _Reader, doc: Mapping[str, Any], index: int) -> LinkSettings:
     for name in ("max_key_count", "max_key_per_request", "block_units"):
         if sizes[name] == 0:
             raise reader.fail(f"{where}{name}", "must be at least 1")
+    max_age = float(reader.number(doc, "key_max_age_s", where, 86_400.0, integer=False))
+    if max_age <= 0:
+        raise reader.fail(f"{where}key_max_age_s", "must be a positive number of seconds")
     simulation = doc.get("simulation", {})
     if not isinstance(simulation, Mapping):
         raise reader.fail(f"{where}simulation", "must be a table of qkd.simulate arguments")
@@ -199,8 +204,7 @@ def _link(reader: _Reader, doc: Mapping[str, Any], index: int) -> LinkSettings:
         saes_b=saes["saes_b"],
         source=source,
         rate_bps=float(reader.number(doc, "rate_bps", where, 0.0, integer=False)),
-        key_max_age_s=float(reader.number(doc, "key_max_age_s", where, 86_400.0, integer=False))
-        or 86_400.0,
+        key_max_age_s=max_age,
         simulation=dict(simulation),
         **sizes,
     )
@@ -212,6 +216,8 @@ def build_config(doc: Mapping[str, Any], *, source: str, base: Path) -> PairConf
     a, b = _kme(reader, doc, "a"), _kme(reader, doc, "b")
     if a.kme_id == b.kme_id:
         raise reader.fail("kme.b.id", "the two KMEs need different IDs")
+    if a.store.resolve() == b.store.resolve():
+        raise reader.fail("kme.b.store", "each KME needs its own store file")
     raw_links = doc.get("link")
     if not isinstance(raw_links, list) or not raw_links:
         raise reader.fail("link", "give at least one [[link]] table")

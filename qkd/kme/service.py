@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import functools
 import hmac
+import json
 import logging
 import secrets
 import signal
@@ -39,6 +40,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from qkd.etsi014.models import (
     API_PREFIX,
+    KeyRequest,
     RequestRejected,
     encode_key_container,
     error_body,
@@ -92,7 +94,6 @@ class Kme:
                 for other in remote:
                     self._routes[(sae, other)] = link
         self._local_saes = {local for local, _ in self._routes}
-        self._remote_saes = {remote for _, remote in self._routes}
 
     # ------------------------------------------------------------------ request handling
 
@@ -172,7 +173,7 @@ class Kme:
         )
 
     async def _enc_keys(
-        self, master: str, slave: str, link: LinkSettings, request: Any
+        self, master: str, slave: str, link: LinkSettings, request: KeyRequest
     ) -> dict[str, Any]:
         if request.extension_mandatory:
             names = sorted({name for ext in request.extension_mandatory for name in ext})
@@ -262,13 +263,11 @@ class Kme:
 
 
 def _json_body(body: bytes) -> Any:
-    import json
-
     if not body.strip():
         return {}
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise RequestRejected(400, "the request body is not valid JSON") from exc
 
 

@@ -66,7 +66,7 @@ class FakeKme:
             self._ready.set()
             self._stop = asyncio.Event()
             await self._stop.wait()
-            await self.server.close()
+            await self.server.close(grace=0.1)
 
         self._loop.run_until_complete(main())
         self._loop.close()
