@@ -22,6 +22,8 @@ _COMMANDS: tuple[str, ...] = (
     "agile.cli.qkd",
     "agile.cli.kme",
     "agile.cli.migrate",
+    "agile.cli.keys",
+    "agile.cli.peer",
     "agile.cli.bench",
 )
 
