@@ -45,6 +45,12 @@ EVENTS = frozenset(
 _FAILURES = frozenset({"handshake_failed", "qkd_fallback", "policy_warning"})
 
 
+def enabled(event: str) -> bool:
+    """Whether :func:`emit` would log ``event``: callers on hot paths check this first and
+    skip building the event's fields when no handler listens at its level."""
+    return logger.isEnabledFor(logging.WARNING if event in _FAILURES else logging.INFO)
+
+
 def emit(
     event: str,
     *,

@@ -366,14 +366,27 @@ class Engine:
                     f"policy {policy.name} needs the peer's {name} public key: pin it in "
                     "auth.peer_public_keys, name a trust_file, or pass peer_public_keys="
                 )
-            signers.append(
-                Signer(
-                    algorithm=name,
-                    scheme=scheme,
-                    secret_key=secret if isinstance(secret, SecretBytes) else SecretBytes(secret),
-                )
+            # Keys are parsed (and ML-DSA seeds expanded) once here, not at every handshake;
+            # a malformed key fails now, naming the algorithm.
+            raw_secret = secret.reveal() if isinstance(secret, SecretBytes) else secret
+            try:
+                signing_key = scheme.load_private_key(raw_secret)
+            except pqc.PQCError as exc:
+                raise EngineError(
+                    f"policy {policy.name}: our {name} signing key is unusable ({exc}); pass "
+                    "the key generate_keypair returned (see agile.engine.Identity)"
+                ) from exc
+            try:
+                verifying_key = scheme.load_public_key(public)
+            except pqc.PQCError as exc:
+                raise EngineError(
+                    f"policy {policy.name}: the peer's {name} public key is unusable ({exc}); "
+                    "check auth.peer_public_keys or the trust file"
+                ) from exc
+            signers.append(Signer(algorithm=name, scheme=scheme, key=signing_key))
+            verifiers.append(
+                Verifier(algorithm=name, scheme=scheme, public_key=public, key=verifying_key)
             )
-            verifiers.append(Verifier(algorithm=name, scheme=scheme, public_key=public))
         return {
             "auth_method": "signature",
             "signers": tuple(signers),

@@ -15,6 +15,7 @@ TLS 1.3's HKDF-Expand-Label (RFC 8446 clause 7.1), so that no derived value reve
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -46,17 +47,27 @@ def expand_label(hash_name: str, secret: bytes, label: bytes, context: bytes, le
 
     ``HKDF-Expand(secret, u16(length) || u8-prefixed(prefix + label) || u8-prefixed(context))``.
     """
-    full_label = _LABEL_PREFIX + label
-    if len(full_label) > 255 or len(context) > 255 or not 0 < length < 65536:
+    if len(context) > 255:
         raise SessionError("expand_label: label or context over 255 bytes, or bad length")
-    info = (
-        length.to_bytes(2, "big")
-        + bytes([len(full_label)])
-        + full_label
-        + bytes([len(context)])
-        + context
-    )
-    return _hkdf_expand(hashlib_name(hash_name), secret, info, length)
+    info = _label_prefix(label, length) + _CONTEXT_LENGTH[len(context)] + context
+    return _hkdf_expand(_hash_of(hash_name), secret, info, length)
+
+
+_CONTEXT_LENGTH = tuple(bytes([n]) for n in range(256))
+
+
+@functools.lru_cache(maxsize=256)
+def _label_prefix(label: bytes, length: int) -> bytes:
+    """``u16(length) || u8-prefixed("qkd-agile " + label)``: the same few labels every time."""
+    full_label = _LABEL_PREFIX + label
+    if len(full_label) > 255 or not 0 < length < 65536:
+        raise SessionError("expand_label: label or context over 255 bytes, or bad length")
+    return length.to_bytes(2, "big") + bytes([len(full_label)]) + full_label
+
+
+@functools.lru_cache(maxsize=16)
+def _hash_of(hash_name: str) -> str:
+    return hashlib_name(hash_name)
 
 
 def _hkdf_expand(name: str, prk: bytes, info: bytes, length: int) -> bytes:

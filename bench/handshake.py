@@ -2,22 +2,63 @@
 
 A "full handshake" is both sides in this process, no sockets: create an initiator and a
 responder from their engines, ClientHello -> ServerHello + Auth + Finished -> Auth + Finished,
-both sessions derived. Its "raw primitive calls" are the same algorithms called directly
-through pyca/cryptography, with no protocol around them:
+both sessions derived. Suite ML-KEM-768 + DHKEM(X25519, HKDF-SHA256), combiner CatKDF with
+HKDF-SHA-256, session key 32 bytes; authentication by ML-DSA-65 + Ed25519 signatures, or by a
+PSK.
 
-- ML-KEM-768 key generation, encapsulation, decapsulation;
-- DHKEM(X25519, HKDF-SHA256) as RFC 9180 defines it: two X25519 key generations, two
-  exchanges, and the labeled HKDF extract/expand on each side;
-- signature case only: ML-DSA-65 and Ed25519, each signing twice and verifying twice.
+Its "raw primitive calls" are EVERY cryptographic call that handshake makes, made directly
+through pyca/cryptography, :mod:`hashlib`, :mod:`hmac` and :func:`os.urandom` with inputs of
+the same sizes (the messages hashed are byte strings as long as the real frames), and nothing
+else. Per handshake, both sides together:
 
-Both are timed in interleaved batches in the same run and the medians compared, since the
-machine is shared and noisy. Results (DESIGN.md form, stable names)::
+  Initiator, ClientHello
+    1. ML-KEM-768 KeyGen (``MLKEM768PrivateKey.generate``, public key bytes)
+    2. X25519 KeyGen (``X25519PrivateKey.generate``, public key bytes)
+    3. ``os.urandom(32)`` (ClientHello.random); SHA-256 transcript ``update(CH)``
+  Responder, on ClientHello
+    4. SHA-256 transcript ``update(CH)``
+    5. ML-KEM-768 Encaps (``MLKEM768PublicKey.from_public_bytes(pk).encapsulate()``)
+    6. DHKEM Encap (RFC 9180): X25519 KeyGen, ``exchange(from_public_bytes(pkR))``,
+       LabeledExtract (1 HMAC-SHA-256), LabeledExpand (1 HMAC-SHA-256)
+    7. ``os.urandom(32)`` (ServerHello.random)
+    8. CatKDF (TS 103 744 8.2, HKDF): SHA-256 of f(info, CH, SH); HKDF-Extract (1 HMAC) over
+       psk || ss_ML-KEM || ss_DHKEM; HKDF-Expand (1 HMAC)
+    9. transcript ``update(SH)``, copy + digest
+   10. Auth_R: PSK binder (1 HMAC) | ML-DSA-65 sign + Ed25519 sign of context || hash
+   11. transcript ``update(Auth_R)``, copy + digest; Finished key R (1 HMAC, Expand-Label);
+       Finished_R (1 HMAC); transcript ``update(Fin_R)``, copy + digest
+  Initiator, on ServerHello, Auth_R, Finished_R
+   12. ML-KEM-768 Decaps (the key object from step 1)
+   13. DHKEM Decap: ``exchange(from_public_bytes(enc))`` with the key object from step 2,
+       LabeledExtract, LabeledExpand (2 HMAC)
+   14. transcript ``update(SH)``, copy + digest; CatKDF (1 SHA-256, 2 HMAC)
+   15. verify Auth_R: binder (1 HMAC + compare_digest) | ML-DSA-65 verify + Ed25519 verify
+   16. transcript ``update(Auth_R)``, copy + digest; Finished key R (1 HMAC); Finished_R check
+       (1 HMAC + compare_digest); transcript ``update(Fin_R)``, copy + digest
+   17. Auth_I: binder (1 HMAC) | ML-DSA-65 sign + Ed25519 sign; transcript ``update(Auth_I)``,
+       copy + digest; Finished key I (1 HMAC); Finished_I (1 HMAC); transcript ``update(Fin_I)``
+   18. session key (1 HMAC, Expand-Label over the transcript hash); key id (1 HMAC)
+  Responder, on Auth_I, Finished_I
+   19. verify Auth_I: binder (1 HMAC + compare_digest) | ML-DSA-65 verify + Ed25519 verify
+   20. transcript ``update(Auth_I)``, copy + digest; Finished key I (1 HMAC); Finished_I check
+       (1 HMAC + compare_digest); transcript ``update(Fin_I)``
+   21. session key (1 HMAC); key id (1 HMAC)
+
+That is 24 HMAC-SHA-256, 2 SHA-256 over f(info, CH, SH), 2 x 5 transcript updates with 7
+digests, 2 random strings, the KEM and X25519 operations and, with signatures, 4 signatures
+and 4 verifications. Long-term keys (signature keys, the PSK binder keys) are loaded or derived
+once outside the timed loop, as an engine does once per policy. The same list with the KEM and
+signature operations made through ``pqc``'s prepared key objects is timed as well.
+
+All three are timed in interleaved batches in the same run and the medians compared, since
+the machine is shared and noisy. Results (DESIGN.md form, stable names)::
 
     handshake.per_s                      full handshakes per second (signature auth)
     handshake.psk.per_s                  full handshakes per second (PSK auth)
     handshake.overhead_ratio.signature   full handshake / raw calls (acceptance: <= 1.25)
     handshake.overhead_ratio.psk         full handshake / raw calls (acceptance: <= 1.15)
-    handshake.pqc_layer_ratio.*          the same calls through ``pqc`` / raw calls
+    handshake.pqc_layer_ratio.*          the same calls, KEMs and signatures through ``pqc``
+                                         / raw calls
     handshake.protocol_ratio.*           full handshake / the same calls through ``pqc``
 """
 
@@ -25,6 +66,8 @@ from __future__ import annotations
 
 import argparse
 import gc
+import hashlib
+import hmac
 import json
 import os
 import statistics
@@ -39,9 +82,7 @@ from typing import Any
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-from cryptography.hazmat.primitives import hashes, hmac, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ed25519, mldsa, mlkem, x25519  # noqa: E402
-from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand  # noqa: E402
 
 from agile.engine import Engine, peer_engines  # noqa: E402
 from agile.policy.loader import policy_from_dict  # noqa: E402
@@ -49,7 +90,6 @@ from agile.policy.model import Policy  # noqa: E402
 
 _SUITE = ["ML-KEM-768", "DHKEM(X25519, HKDF-SHA256)"]
 _SUITE_ID = b"KEM" + (0x0020).to_bytes(2, "big")
-_RAW = serialization.Encoding.Raw, serialization.PublicFormat.Raw
 
 
 def _policy(method: str) -> Policy:
@@ -85,75 +125,270 @@ def _handshake(initiator_engine: Engine, responder_engine: Engine) -> None:
     assert responder.session is not None
 
 
-# -- raw primitives, straight through pyca/cryptography ------------------------------------
+# -- raw primitives ------------------------------------------------------------------------
+
+_HASH = "sha256"
+_HPKE_PREFIX = b"HPKE-v1" + _SUITE_ID
+_ZERO_SALT = bytes(32)
+_SIGN_CONTEXT = (b"qkd-agile v1 responder auth\x00", b"qkd-agile v1 initiator auth\x00")
 
 
-def _labeled_extract(ikm: bytes) -> bytes:
-    h = hmac.HMAC(b"\x00" * 32, hashes.SHA256())
-    h.update(b"HPKE-v1" + _SUITE_ID + b"eae_prk" + ikm)
-    return h.finalize()
+def _be32(n: int) -> bytes:
+    return n.to_bytes(4, "big")
 
 
-def _labeled_expand(prk: bytes, info: bytes) -> bytes:
-    label = (32).to_bytes(2, "big") + b"HPKE-v1" + _SUITE_ID + b"shared_secret" + info
-    return HKDFExpand(hashes.SHA256(), 32, label).derive(prk)
+def _label_info(label: bytes, context: bytes, length: int) -> bytes:
+    full = b"qkd-agile " + label
+    return length.to_bytes(2, "big") + bytes([len(full)]) + full + bytes([len(context)]) + context
 
 
-def _raw_calls(signers: list[tuple[Any, Any, bytes]] | None) -> Callable[[], None]:
-    message = os.urandom(32)
+def _expand_label(secret: bytes, label: bytes, context: bytes, length: int) -> bytes:
+    return hmac.digest(secret, _label_info(label, context, length) + b"\x01", _HASH)[:length]
 
-    def run() -> None:
-        # Initiator key shares.
+
+class _KemOps:
+    """The KEM and signature operations of one handshake, one implementation per baseline."""
+
+    def keygen(self) -> tuple[Any, bytes, Any, bytes]:
+        raise NotImplementedError
+
+    def encaps(self, kem_pk: bytes, dh_pk: bytes) -> tuple[bytes, bytes, bytes, bytes]:
+        """(ML-KEM ct, ML-KEM ss, DHKEM enc, DHKEM ss)."""
+        raise NotImplementedError
+
+    def decaps(self, kem_sk: Any, dh_sk: Any, dh_pk: bytes, ct: bytes, enc: bytes) -> bytes:
+        """ML-KEM ss || DHKEM ss."""
+        raise NotImplementedError
+
+    def sign(self, side: int, message: bytes) -> list[bytes]:
+        raise NotImplementedError
+
+    def verify(self, side: int, message: bytes, signatures: list[bytes]) -> None:
+        raise NotImplementedError
+
+
+def _dhkem_secret(dh: bytes, kem_context: bytes) -> bytes:
+    prk = hmac.digest(_ZERO_SALT, _HPKE_PREFIX + b"eae_prk" + dh, _HASH)
+    info = (32).to_bytes(2, "big") + _HPKE_PREFIX + b"shared_secret" + kem_context
+    return hmac.digest(prk, info + b"\x01", _HASH)
+
+
+class _PycaOps(_KemOps):
+    """pyca/cryptography directly, with key objects (no parsing beyond what the wire needs)."""
+
+    def __init__(self, signers: list[tuple[Any, Any]] | None) -> None:
+        self._signers = signers  # [(private key object, peer's public key object)], per side
+
+    def keygen(self) -> tuple[Any, bytes, Any, bytes]:
         kem_sk = mlkem.MLKEM768PrivateKey.generate()
-        kem_pk = kem_sk.public_key().public_bytes(*_RAW)
         dh_sk = x25519.X25519PrivateKey.generate()
-        dh_pk = dh_sk.public_key().public_bytes_raw()
-        # Responder: encapsulate to both.
-        shared, ct = mlkem.MLKEM768PublicKey.from_public_bytes(kem_pk).encapsulate()
+        return (
+            kem_sk,
+            kem_sk.public_key().public_bytes_raw(),
+            dh_sk,
+            dh_sk.public_key().public_bytes_raw(),
+        )
+
+    def encaps(self, kem_pk: bytes, dh_pk: bytes) -> tuple[bytes, bytes, bytes, bytes]:
+        ss, ct = mlkem.MLKEM768PublicKey.from_public_bytes(kem_pk).encapsulate()
         eph = x25519.X25519PrivateKey.generate()
         enc = eph.public_key().public_bytes_raw()
         dh = eph.exchange(x25519.X25519PublicKey.from_public_bytes(dh_pk))
-        ss_r = _labeled_expand(_labeled_extract(dh), enc + dh_pk)
-        # Initiator: decapsulate both.
-        assert kem_sk.decapsulate(ct) == shared
-        dh_i = dh_sk.exchange(x25519.X25519PublicKey.from_public_bytes(enc))
-        assert _labeled_expand(_labeled_extract(dh_i), enc + dh_pk) == ss_r
-        if signers is not None:
-            for _ in range(2):  # the responder's and the initiator's Auth
-                for private, public_cls, public in signers:
-                    signature = private.sign(message)
-                    public_cls.from_public_bytes(public).verify(signature, message)
+        return ct, ss, enc, _dhkem_secret(dh, enc + dh_pk)
 
-    return run
+    def decaps(self, kem_sk: Any, dh_sk: Any, dh_pk: bytes, ct: bytes, enc: bytes) -> bytes:
+        ss: bytes = kem_sk.decapsulate(ct)
+        dh = dh_sk.exchange(x25519.X25519PublicKey.from_public_bytes(enc))
+        return ss + _dhkem_secret(dh, enc + dh_pk)
+
+    def sign(self, side: int, message: bytes) -> list[bytes]:
+        assert self._signers is not None
+        ml, ed = self._signers[side]
+        return [ml[0].sign(message), ed[0].sign(message)]
+
+    def verify(self, side: int, message: bytes, signatures: list[bytes]) -> None:
+        assert self._signers is not None
+        ml, ed = self._signers[1 - side]  # the signer's keys; we hold its public keys
+        ml[1].verify(signatures[0], message)
+        ed[1].verify(signatures[1], message)
 
 
-def _pqc_calls(engine: Engine) -> Callable[[], None]:
-    """The same primitive calls through ``pqc`` (the layer the engine uses), no protocol."""
-    kems = list(engine.config.kems.values())
-    keyed = []
-    for signer in engine.config.signers:
-        pk, sk = signer.scheme.generate_keypair()
-        keyed.append((signer.scheme, sk, pk))
-    message = os.urandom(32)
+class _PqcOps(_KemOps):
+    """The same operations through ``pqc``'s prepared key objects."""
+
+    def __init__(self, signature: bool) -> None:
+        import pqc
+
+        self._kem = pqc.kem("ML-KEM-768", provider="cryptography")
+        self._dh = pqc.kem("DHKEM(X25519, HKDF-SHA256)", provider="cryptography")
+        self._keys: list[list[tuple[Any, Any]]] = []
+        if signature:
+            for _ in range(2):
+                side = []
+                for name in ("ML-DSA-65", "Ed25519"):
+                    scheme = pqc.signature(name, provider="cryptography")
+                    pk, sk = scheme.generate_keypair()
+                    side.append((scheme.load_private_key(sk), scheme.load_public_key(pk)))
+                self._keys.append(side)
+
+    def keygen(self) -> tuple[Any, bytes, Any, bytes]:
+        kem_sk = self._kem.generate_private_key()
+        dh_sk = self._dh.generate_private_key()
+        return kem_sk, kem_sk.public_key, dh_sk, dh_sk.public_key
+
+    def encaps(self, kem_pk: bytes, dh_pk: bytes) -> tuple[bytes, bytes, bytes, bytes]:
+        m = self._kem.encapsulate(kem_pk)
+        d = self._dh.encapsulate(dh_pk)
+        return m.ciphertext, m.shared_secret, d.ciphertext, d.shared_secret
+
+    def decaps(self, kem_sk: Any, dh_sk: Any, dh_pk: bytes, ct: bytes, enc: bytes) -> bytes:
+        secrets: bytes = kem_sk.decapsulate(ct) + dh_sk.decapsulate(enc)
+        return secrets
+
+    def sign(self, side: int, message: bytes) -> list[bytes]:
+        return [signer.sign(message) for signer, _ in self._keys[side]]
+
+    def verify(self, side: int, message: bytes, signatures: list[bytes]) -> None:
+        for (_, verifier), signature in zip(self._keys[1 - side], signatures, strict=True):
+            verifier.verify(message, signature)
+
+
+def _primitive_calls(
+    ops: _KemOps, sizes: dict[str, Any], psk: bool, fingerprints: tuple[str, str]
+) -> Callable[[], None]:
+    """Every primitive call of one handshake (module docstring, steps 1-21), nothing else.
+
+    ``sizes`` are the real frame lengths, so the transcript and the combiner hash as many
+    bytes as the handshake does; the padding stands in for the names and length fields.
+    """
+    key = os.urandom(32)
+    binder_keys = (
+        _expand_label(key, b"r psk binder", b"", 32),
+        _expand_label(key, b"i psk binder", b"", 32),
+    )
+    label = b"qkd-agile v1"
+    info = b"".join(
+        _be32(len(x)) + x for x in (label, fingerprints[0].encode(), fingerprints[1].encode())
+    )
+    ch_pad = bytes(sizes["ch"] - 32 - 1184 - 32)
+    sh_pad = bytes(sizes["sh"] - 32 - 1088 - 32)
+    auth_pad = bytes(sizes["auth"] - (sum(sizes["sig"]) if not psk else 32))
+    fin_pad = bytes(sizes["fin"] - 32)
+
+    def auth_frame(th: bytes, side: int) -> tuple[bytes, list[bytes]]:
+        if psk:
+            binder = hmac.digest(binder_keys[side], th, _HASH)
+            return auth_pad + binder, [binder]
+        sigs = ops.sign(side, _SIGN_CONTEXT[side] + th)
+        return auth_pad + b"".join(sigs), sigs
+
+    def check_auth(th: bytes, side: int, proof: list[bytes]) -> None:
+        if psk:
+            assert hmac.compare_digest(hmac.digest(binder_keys[1 - side], th, _HASH), proof[0])
+        else:
+            ops.verify(side, _SIGN_CONTEXT[1 - side] + th, proof)
+
+    def combine(ch: bytes, sh: bytes, secrets: bytes) -> bytes:
+        h = hashlib.sha256(_be32(len(info)) + info)
+        h.update(_be32(len(ch)))
+        h.update(ch)
+        h.update(_be32(len(sh)))
+        h.update(sh)
+        prk = hmac.digest(label, (key if psk else b"") + secrets, _HASH)
+        return hmac.digest(prk, h.digest() + b"\x01", _HASH)
 
     def run() -> None:
-        for kem in kems:
-            pk, sk = kem.generate_keypair()
-            kem.decapsulate(sk, kem.encapsulate(pk).ciphertext)
-        for _ in range(2):  # the responder's and the initiator's Auth
-            for scheme, sk, pk in keyed:
-                scheme.verify(pk, message, scheme.sign(sk, message))
+        # Initiator: key shares, ClientHello.
+        kem_sk, kem_pk, dh_sk, dh_pk = ops.keygen()
+        ch = ch_pad + os.urandom(32) + kem_pk + dh_pk
+        t_i = hashlib.sha256()
+        t_i.update(ch)
+        # Responder: encapsulate, ServerHello, combine, Auth_R, Finished_R.
+        t_r = hashlib.sha256()
+        t_r.update(ch)
+        ct, ss_m, enc, ss_d = ops.encaps(kem_pk, dh_pk)
+        sh = sh_pad + os.urandom(32) + ct + enc
+        hs_r = combine(ch, sh, ss_m + ss_d)
+        t_r.update(sh)
+        th_sh = t_r.copy().digest()
+        auth_r, proof_r = auth_frame(th_sh, 0)
+        t_r.update(auth_r)
+        th_auth_r = t_r.copy().digest()
+        fin_r = fin_pad + hmac.digest(
+            _expand_label(hs_r, b"r finished", b"", 32), th_auth_r, _HASH
+        )
+        t_r.update(fin_r)
+        context_r = t_r.copy().digest()
+        # Initiator: decapsulate, combine, check Auth_R and Finished_R, Auth_I, Finished_I.
+        hs_i = combine(ch, sh, ops.decaps(kem_sk, dh_sk, dh_pk, ct, enc))
+        t_i.update(sh)
+        check_auth(t_i.copy().digest(), 1, proof_r)
+        t_i.update(auth_r)
+        expected = hmac.digest(
+            _expand_label(hs_i, b"r finished", b"", 32), t_i.copy().digest(), _HASH
+        )
+        assert hmac.compare_digest(expected, fin_r[-32:])
+        t_i.update(fin_r)
+        context_i = t_i.copy().digest()
+        auth_i, proof_i = auth_frame(context_i, 1)
+        t_i.update(auth_i)
+        fin_i = fin_pad + hmac.digest(
+            _expand_label(hs_i, b"i finished", b"", 32), t_i.copy().digest(), _HASH
+        )
+        t_i.update(fin_i)
+        session_i = _expand_label(hs_i, b"session key", context_i, 32)
+        _expand_label(session_i, b"key id", b"", 8)
+        # Responder: check Auth_I and Finished_I, session.
+        check_auth(context_r, 0, proof_i)
+        t_r.update(auth_i)
+        expected = hmac.digest(
+            _expand_label(hs_r, b"i finished", b"", 32), t_r.copy().digest(), _HASH
+        )
+        assert hmac.compare_digest(expected, fin_i[-32:])
+        t_r.update(fin_i)
+        session_r = _expand_label(hs_r, b"session key", context_r, 32)
+        _expand_label(session_r, b"key id", b"", 8)
+        assert session_i == session_r
 
     return run
 
 
-def _signers() -> list[tuple[Any, Any, bytes]]:
-    ml = mldsa.MLDSA65PrivateKey.generate()
-    ed = ed25519.Ed25519PrivateKey.generate()
-    return [
-        (ml, mldsa.MLDSA65PublicKey, ml.public_key().public_bytes(*_RAW)),
-        (ed, ed25519.Ed25519PublicKey, ed.public_key().public_bytes(*_RAW)),
-    ]
+def _signers() -> list[tuple[Any, Any]]:
+    """Per side: ((ML-DSA private, public object), (Ed25519 private, public object))."""
+    sides: list[Any] = []
+    for _ in range(2):
+        ml = mldsa.MLDSA65PrivateKey.generate()
+        ed = ed25519.Ed25519PrivateKey.generate()
+        sides.append(
+            (
+                (ml, mldsa.MLDSA65PublicKey.from_public_bytes(ml.public_key().public_bytes_raw())),
+                (
+                    ed,
+                    ed25519.Ed25519PublicKey.from_public_bytes(ed.public_key().public_bytes_raw()),
+                ),
+            )
+        )
+    return sides
+
+
+def _frame_sizes(initiator_engine: Engine, responder_engine: Engine) -> dict[str, Any]:
+    """The lengths of the frames of one real handshake (for the baseline's transcript)."""
+    from agile.handshake.messages import Auth, decode, frame_length
+
+    initiator = initiator_engine.initiator()
+    responder = responder_engine.responder()
+    ch = initiator.start()
+    responder.receive_data(ch)
+    flight = responder.data_to_send()
+    sh_len = frame_length(flight)
+    assert sh_len is not None
+    auth_len = frame_length(flight, sh_len)
+    assert auth_len is not None
+    fin_len = len(flight) - sh_len - auth_len
+    auth = decode(flight[sh_len : sh_len + auth_len])
+    assert isinstance(auth, Auth)
+    sig_sizes = [len(s.signature) for s in auth.signatures]
+    return {"ch": len(ch), "sh": sh_len, "auth": auth_len, "fin": fin_len, "sig": sig_sizes}
 
 
 def _batch(fn: Callable[[], None], n: int) -> float:
@@ -192,11 +427,15 @@ def main() -> None:
     results: list[dict[str, Any]] = []
     for method in ("signature", "psk"):
         initiator_engine, responder_engine = peer_engines(_policy(method), _policy(method))
+        sizes = _frame_sizes(initiator_engine, responder_engine)
+        psk = method == "psk"
+        fingerprints = (initiator_engine.policy.fingerprint, responder_engine.policy.fingerprint)
+        raw_ops = _PycaOps(None if psk else _signers())
         median = _compare(
             {
                 "full": lambda a=initiator_engine, b=responder_engine: _handshake(a, b),  # type: ignore[misc]
-                "pqc": _pqc_calls(initiator_engine),
-                "raw": _raw_calls(_signers() if method == "signature" else None),
+                "pqc": _primitive_calls(_PqcOps(not psk), sizes, psk, fingerprints),
+                "raw": _primitive_calls(raw_ops, sizes, psk, fingerprints),
             },
             batch=batch,
             repeats=repeats,

@@ -13,6 +13,10 @@ Example::
     enc = kem.encapsulate(public_key)            # Encapsulation(ciphertext, shared_secret)
     assert kem.decapsulate(secret_key, enc.ciphertext) == enc.shared_secret
 
+    key = kem.generate_private_key()             # prepared: parsed/expanded once
+    enc = kem.encapsulate(key.public_key)
+    assert key.decapsulate(enc.ciphertext) == enc.shared_secret
+
 Providers (tried in the preference order, default cryptography, pqcrypto, liboqs):
 ``cryptography`` (pyca), ``pqcrypto`` and ``liboqs`` (liboqs-python); see ``providers()``.
 
@@ -43,9 +47,12 @@ from pqc._interface import (
     Encapsulation,
     Kem,
     KemInfo,
+    KemPrivateKey,
     Provider,
     ProviderStatus,
     SignatureInfo,
+    SignaturePrivateKey,
+    SignaturePublicKey,
     SignatureScheme,
 )
 from pqc._registry import DEFAULT_PREFERENCE, Registry
@@ -58,12 +65,15 @@ __all__ = [
     "InvalidSignature",
     "Kem",
     "KemInfo",
+    "KemPrivateKey",
     "PQCError",
     "Provider",
     "ProviderConflict",
     "ProviderStatus",
     "Registry",
     "SignatureInfo",
+    "SignaturePrivateKey",
+    "SignaturePublicKey",
     "SignatureScheme",
     "UnsupportedAlgorithm",
     "available_kems",

@@ -9,12 +9,20 @@ Encap: dh = DH(skE, pkR), kem_context = enc || pkRm,
 shared_secret = LabeledExpand(LabeledExtract("", "eae_prk", dh), "shared_secret",
 kem_context, Nsecret). Seeded key generation is DeriveKeyPair(ikm) (section 7.1.3).
 Secret keys are the raw scalar (X25519, X448) or the big-endian scalar (P-256, P-384).
+
+Each scalar is parsed once per operation (pyca derives the public key when it loads one,
+which costs as much as the exchange): encapsulation uses the ephemeral key object it just
+generated, decapsulation takes the public key from the object it exchanges with, and a
+:class:`DhKemPrivateKey` keeps both across decapsulations. Extract and Expand are HMAC
+through the one-shot :func:`hmac.digest` (OpenSSL).
 """
 
 from __future__ import annotations
 
-from cryptography.hazmat.primitives import hashes, hmac
-from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+import hmac
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes
 
 from pqc._checks import bad_ciphertext, bad_public_key, bad_secret_key
 from pqc._errors import InvalidCiphertext, InvalidKey
@@ -25,6 +33,7 @@ from pqc._interface import (
     Encapsulation,
     Kem,
     KemInfo,
+    KemPrivateKey,
 )
 
 _HPKE_VERSION = b"HPKE-v1"
@@ -45,6 +54,8 @@ class DhKem(Kem):
     ) -> None:
         self._group = group
         self._hash = hash_algorithm
+        self._hash_name = hash_algorithm.name  # "sha256": the hashlib spelling
+        self._zero_salt = b"\x00" * hash_algorithm.digest_size
         self._suite_id = b"KEM" + kem_id.to_bytes(2, "big")
         self.kem_id = kem_id
         self.info = KemInfo(
@@ -64,14 +75,20 @@ class DhKem(Kem):
     # -- RFC 9180 section 4 helpers ---------------------------------------------------------
 
     def _extract(self, salt: bytes, label: bytes, ikm: bytes) -> bytes:
-        key = salt or b"\x00" * self._hash.digest_size
-        mac = hmac.HMAC(key, self._hash)
-        mac.update(_HPKE_VERSION + self._suite_id + label + ikm)
-        return mac.finalize()
+        message = _HPKE_VERSION + self._suite_id + label + ikm
+        return hmac.digest(salt or self._zero_salt, message, self._hash_name)
 
     def _expand(self, prk: bytes, label: bytes, info: bytes, length: int) -> bytes:
+        # HKDF-Expand (RFC 5869 2.3): T(i) = HMAC(prk, T(i-1) || info || i).
         labeled_info = length.to_bytes(2, "big") + _HPKE_VERSION + self._suite_id + label + info
-        return HKDFExpand(self._hash, length, labeled_info).derive(prk)
+        block = hmac.digest(prk, labeled_info + b"\x01", self._hash_name)
+        out = block
+        counter = 2
+        while len(out) < length:
+            block = hmac.digest(prk, block + labeled_info + bytes([counter]), self._hash_name)
+            out += block
+            counter += 1
+        return out[:length]
 
     def _shared_secret(self, dh: bytes, kem_context: bytes) -> bytes:
         eae_prk = self._extract(b"", b"eae_prk", dh)
@@ -119,34 +136,73 @@ class DhKem(Kem):
         info = self.info
         if len(public_key) != info.public_key_size:
             raise bad_public_key(info.name, info.provider, info.public_key_size, public_key)
+        group = self._group
         if ikm_e is None:
-            secret_e, enc = self._group.generate()
+            ephemeral = group.generate_private()
         else:
-            enc, secret_e = self.derive_keypair(ikm_e)
+            ephemeral = self._load(self.derive_keypair(ikm_e)[1])
+        enc = group.encode_public(ephemeral)
         try:
-            dh = self._group.exchange(secret_e, public_key)
+            dh = group.exchange_private(ephemeral, public_key)
         except InvalidKey as exc:
             raise InvalidKey(f"{info.name} ({info.provider}): {exc}") from exc
         return Encapsulation(enc, self._shared_secret(dh, enc + public_key))
 
-    def decapsulate(self, secret_key: bytes, ciphertext: bytes) -> bytes:
+    def _load(self, secret_key: bytes) -> Any:
         info = self.info
         if len(secret_key) != info.secret_key_size:
             raise bad_secret_key(info.name, info.provider, info.secret_key_size, secret_key)
+        try:
+            return self._group.load_private(secret_key)
+        except InvalidKey as exc:
+            raise InvalidKey(f"{info.name} ({info.provider}): {exc}") from exc
+
+    def _decapsulate(self, private: Any, public_key: bytes, ciphertext: bytes) -> bytes:
+        info = self.info
         if len(ciphertext) != info.ciphertext_size:
             raise bad_ciphertext(info.name, info.provider, info.ciphertext_size, ciphertext)
         try:
-            public_key = self._group.public_key(secret_key)
-        except InvalidKey as exc:
-            raise InvalidKey(f"{info.name} ({info.provider}): {exc}") from exc
-        try:
-            dh = self._group.exchange(secret_key, ciphertext)
+            dh = self._group.exchange_private(private, ciphertext)
         except InvalidKey as exc:
             raise InvalidCiphertext(
                 f"{info.name} ({info.provider}): ciphertext is not a valid "
                 f"{self._group.name} public key ({exc})"
             ) from exc
         return self._shared_secret(dh, ciphertext + public_key)
+
+    def decapsulate(self, secret_key: bytes, ciphertext: bytes) -> bytes:
+        private = self._load(secret_key)
+        return self._decapsulate(private, self._group.encode_public(private), ciphertext)
+
+    def generate_private_key(self, seed: bytes | None = None) -> KemPrivateKey:
+        if seed is None:
+            return DhKemPrivateKey(self, self._group.generate_private())
+        return self.load_private_key(self.generate_keypair(seed)[1])
+
+    def load_private_key(self, secret_key: bytes) -> KemPrivateKey:
+        return DhKemPrivateKey(self, self._load(secret_key))
+
+
+class DhKemPrivateKey(KemPrivateKey):
+    """A DHKEM private key: the parsed scalar and its encoded public key, computed once."""
+
+    __slots__ = ("_kem", "_private", "_public")
+
+    def __init__(self, kem: DhKem, private: Any) -> None:
+        self.info = kem.info
+        self._kem = kem
+        self._private = private
+        self._public = kem._group.encode_public(private)
+
+    @property
+    def public_key(self) -> bytes:
+        return self._public
+
+    def secret_bytes(self) -> bytes:
+        return self._kem._group.encode_private(self._private)
+
+    def decapsulate(self, ciphertext: bytes) -> bytes:
+        return self._kem._decapsulate(self._private, self._public, ciphertext)
 
 
 def dhkems(provider: str) -> dict[str, DhKem]:

@@ -4,11 +4,16 @@ One small class per curve family: X25519/X448 (RFC 7748, raw little-endian scala
 u-coordinates) and the NIST curves P-256/P-384 (SP 800-186, big-endian scalars, SEC 1
 uncompressed points, shared secret = x-coordinate). DHKEM (RFC 9180), the concrete hybrid
 KEMs and the TLS hybrids are all written against this interface.
+
+Two levels: the bytes methods (``public_key``, ``exchange``, ``generate``) parse a scalar on
+every call; the private-object methods (``generate_private``, ``load_private``,
+``exchange_private``, ...) let a caller that uses a key more than once parse it once. Parsing
+an X25519 scalar costs as much as an exchange (pyca computes the public key on load), so the
+KEMs keep objects wherever a key is used twice.
 """
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -31,14 +36,36 @@ class Group(ABC):
     def public_key(self, secret_key: bytes) -> bytes:
         """Return the encoded public element g^sk; raises InvalidKey for a bad scalar."""
 
-    @abstractmethod
     def exchange(self, secret_key: bytes, peer: bytes) -> bytes:
         """Return the Diffie-Hellman shared secret; raises InvalidKey for a bad peer element."""
+        return self.exchange_private(self.load_private(secret_key), peer)
 
     def generate(self) -> tuple[bytes, bytes]:
         """Return a fresh ``(secret_key, public_key)``."""
-        secret = self.random_scalar(os.urandom(self.seed_size))
-        return secret, self.public_key(secret)
+        private = self.generate_private()
+        return self.encode_private(private), self.encode_public(private)
+
+    # -- private key objects (pyca objects, parsed once) --------------------------------------
+
+    @abstractmethod
+    def generate_private(self) -> Any:
+        """A fresh private key object (uniform scalar from the OS CSPRNG)."""
+
+    @abstractmethod
+    def load_private(self, secret_key: bytes) -> Any:
+        """Parse a secret key into a private key object; raises InvalidKey for a bad scalar."""
+
+    @abstractmethod
+    def encode_public(self, private: Any) -> bytes:
+        """The encoded public element of a private key object."""
+
+    @abstractmethod
+    def encode_private(self, private: Any) -> bytes:
+        """The encoded scalar of a private key object."""
+
+    @abstractmethod
+    def exchange_private(self, private: Any, peer: bytes) -> bytes:
+        """Diffie-Hellman with a private key object; raises InvalidKey for a bad peer element."""
 
     @property
     def seed_size(self) -> int:
@@ -59,12 +86,24 @@ class Montgomery(Group):
         self._public = public_cls
 
     def public_key(self, secret_key: bytes) -> bytes:
+        return self.encode_public(self.load_private(secret_key))
+
+    def generate_private(self) -> Any:
+        return self._private.generate()
+
+    def load_private(self, secret_key: bytes) -> Any:
         if len(secret_key) != self.scalar_size:
             raise InvalidKey(
                 f"{self.name}: secret key must be {self.scalar_size} bytes, got {len(secret_key)}"
             )
-        key = self._private.from_private_bytes(secret_key)
-        raw: bytes = key.public_key().public_bytes_raw()
+        return self._private.from_private_bytes(secret_key)
+
+    def encode_public(self, private: Any) -> bytes:
+        raw: bytes = private.public_key().public_bytes_raw()
+        return raw
+
+    def encode_private(self, private: Any) -> bytes:
+        raw: bytes = private.private_bytes_raw()
         return raw
 
     def clamp(self, secret_key: bytes) -> bytes:
@@ -78,19 +117,13 @@ class Montgomery(Group):
             scalar[55] |= 128
         return bytes(scalar)
 
-    def exchange(self, secret_key: bytes, peer: bytes) -> bytes:
-        if len(secret_key) != self.scalar_size:
-            raise InvalidKey(
-                f"{self.name}: secret key must be {self.scalar_size} bytes, got {len(secret_key)}"
-            )
+    def exchange_private(self, private: Any, peer: bytes) -> bytes:
         if len(peer) != self.element_size:
             raise InvalidKey(
                 f"{self.name}: public key must be {self.element_size} bytes, got {len(peer)}"
             )
         try:
-            shared: bytes = self._private.from_private_bytes(secret_key).exchange(
-                self._public.from_public_bytes(peer)
-            )
+            shared: bytes = private.exchange(self._public.from_public_bytes(peer))
         except ValueError as exc:
             # pyca refuses an all-zero result (a low-order peer point), as RFC 7748 section 6
             # and RFC 9180 section 7.1.4 require.
@@ -131,14 +164,25 @@ class _Nist(Group):
         return self.order
 
     def public_key(self, secret_key: bytes) -> bytes:
-        return (
-            self._private_key(secret_key)
-            .public_key()
-            .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-        )
+        return self.encode_public(self._private_key(secret_key))
 
-    def exchange(self, secret_key: bytes, peer: bytes) -> bytes:
-        private = self._private_key(secret_key)
+    def generate_private(self) -> Any:
+        return ec.generate_private_key(self._curve)
+
+    def load_private(self, secret_key: bytes) -> Any:
+        return self._private_key(secret_key)
+
+    def encode_public(self, private: Any) -> bytes:
+        encoded: bytes = private.public_key().public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+        return encoded
+
+    def encode_private(self, private: Any) -> bytes:
+        value: int = private.private_numbers().private_value
+        return value.to_bytes(self.scalar_size, "big")
+
+    def exchange_private(self, private: Any, peer: bytes) -> bytes:
         # Only the uncompressed SEC 1 encoding is valid here (RFC 9180 7.1.1, RFC 8446 4.2.8.2).
         if len(peer) != self.element_size or peer[0] != 0x04:
             raise InvalidKey(
@@ -147,7 +191,8 @@ class _Nist(Group):
             )
         try:
             point = ec.EllipticCurvePublicKey.from_encoded_point(self._curve, peer)
-            return private.exchange(ec.ECDH(), point)
+            shared: bytes = private.exchange(ec.ECDH(), point)
+            return shared
         except ValueError as exc:
             raise InvalidKey(f"{self.name}: public key is not a point on the curve") from exc
 

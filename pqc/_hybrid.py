@@ -15,12 +15,16 @@ Two constructions:
   x-coordinate); key shares, ciphertexts and shared secrets are concatenations in that order.
   TLS defines no secret-key encoding; here it is the component secret keys concatenated in
   the same order (ML-KEM in its provider's format, the curve scalar raw or big-endian).
+
+Both offer prepared private keys (:class:`HybridPrivateKey`): the ML-KEM component's own key
+object and the parsed curve scalar, with the curve public key computed once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from typing import Any
 
 from pqc._errors import InvalidCiphertext, InvalidKey, PQCError, UnsupportedAlgorithm
 from pqc._groups import P256, P384, X25519, Group
@@ -31,6 +35,7 @@ from pqc._interface import (
     Encapsulation,
     Kem,
     KemInfo,
+    KemPrivateKey,
 )
 
 XWING_LABEL = b"\\.//^\\"  # the six ASCII bytes 5C 2E 2F 2F 5E 5C
@@ -133,8 +138,9 @@ class CombinedKem(Kem):
         pk_m, pk_t = public_key[: self._pq_pk], public_key[self._pq_pk :]
         try:
             inner = self._mlkem.encapsulate(pk_m)
-            ephemeral, ct_t = self._group.generate()
-            ss_t = self._group.exchange(ephemeral, pk_t)
+            ephemeral = self._group.generate_private()
+            ct_t = self._group.encode_public(ephemeral)
+            ss_t = self._group.exchange_private(ephemeral, pk_t)
         except PQCError as exc:
             raise _relabel(info.name, exc) from exc
         ss = self._combine(inner.shared_secret, ss_t, ct_t, pk_t)
@@ -151,17 +157,89 @@ class CombinedKem(Kem):
         ct_m, ct_t = ciphertext[: self._pq_ct], ciphertext[self._pq_ct :]
         try:
             ss_m = _mlkem_decapsulate_with_seed(self._mlkem, pq_seed, ct_m)
-            pk_t = self._group.public_key(scalar)
+            t_key = self._group.load_private(scalar)
+            pk_t = self._group.encode_public(t_key)
         except PQCError as exc:
             raise _relabel(info.name, exc) from exc
         try:
-            ss_t = self._group.exchange(scalar, ct_t)
+            ss_t = self._group.exchange_private(t_key, ct_t)
         except InvalidKey as exc:
             raise InvalidCiphertext(
                 f"{info.name} ({info.provider}): the {self._group.name} part of the "
                 f"ciphertext is not a valid element ({exc})"
             ) from exc
         return self._combine(ss_m, ss_t, ct_t, pk_t)
+
+    def generate_private_key(self, seed: bytes | None = None) -> KemPrivateKey:
+        return self.load_private_key(os.urandom(self.SEED_SIZE) if seed is None else seed)
+
+    def load_private_key(self, secret_key: bytes) -> KemPrivateKey:
+        pq_seed, scalar = self._expand(secret_key)
+        try:
+            m_key = self._mlkem.generate_private_key(pq_seed)
+            t_key = self._group.load_private(scalar)
+        except PQCError as exc:
+            raise _relabel(self.info.name, exc) from exc
+        return HybridPrivateKey(self, m_key, t_key, secret_key)
+
+    def _decapsulate_prepared(self, key: HybridPrivateKey, ciphertext: bytes) -> bytes:
+        info = self.info
+        if len(ciphertext) != info.ciphertext_size:
+            raise InvalidCiphertext(
+                f"{info.name} ({info.provider}): ciphertext must be {info.ciphertext_size} "
+                f"bytes, got {len(ciphertext)}"
+            )
+        ct_m, ct_t = ciphertext[: self._pq_ct], ciphertext[self._pq_ct :]
+        try:
+            ss_m = key.mlkem_key.decapsulate(ct_m)
+        except PQCError as exc:
+            raise _relabel(info.name, exc) from exc
+        try:
+            ss_t = self._group.exchange_private(key.curve_key, ct_t)
+        except InvalidKey as exc:
+            raise InvalidCiphertext(
+                f"{info.name} ({info.provider}): the {self._group.name} part of the "
+                f"ciphertext is not a valid element ({exc})"
+            ) from exc
+        return self._combine(ss_m, ss_t, ct_t, key.curve_public)
+
+    def _join_keys(self, m_key: KemPrivateKey, curve_public: bytes) -> bytes:
+        return m_key.public_key + curve_public
+
+
+class HybridPrivateKey(KemPrivateKey):
+    """A hybrid private key: the ML-KEM key object and the parsed curve scalar."""
+
+    __slots__ = ("_kem", "_public", "_secret", "curve_key", "curve_public", "mlkem_key")
+
+    def __init__(
+        self,
+        kem: CombinedKem | ConcatenatedKem,
+        mlkem_key: KemPrivateKey,
+        curve_key: Any,
+        secret_key: bytes | None,
+    ) -> None:
+        self.info = kem.info
+        self._kem = kem
+        self.mlkem_key = mlkem_key
+        self.curve_key = curve_key
+        self.curve_public = kem._group.encode_public(curve_key)
+        self._secret = secret_key
+        self._public = kem._join_keys(mlkem_key, self.curve_public)
+
+    @property
+    def public_key(self) -> bytes:
+        return self._public
+
+    def secret_bytes(self) -> bytes:
+        if self._secret is not None:
+            return self._secret
+        kem = self._kem
+        assert isinstance(kem, ConcatenatedKem)
+        return kem._join(self.mlkem_key.secret_bytes(), kem._group.encode_private(self.curve_key))
+
+    def decapsulate(self, ciphertext: bytes) -> bytes:
+        return self._kem._decapsulate_prepared(self, ciphertext)
 
 
 class ConcatenatedKem(Kem):
@@ -248,8 +326,9 @@ class ConcatenatedKem(Kem):
         pk_m, pk_t = self._split("pk", public_key, InvalidKey, "public key")
         try:
             inner = self._mlkem.encapsulate(pk_m)
-            ephemeral, ct_t = self._group.generate()
-            ss_t = self._group.exchange(ephemeral, pk_t)
+            ephemeral = self._group.generate_private()
+            ct_t = self._group.encode_public(ephemeral)
+            ss_t = self._group.exchange_private(ephemeral, pk_t)
         except PQCError as exc:
             raise _relabel(self.info.name, exc) from exc
         return Encapsulation(
@@ -261,17 +340,53 @@ class ConcatenatedKem(Kem):
         ct_m, ct_t = self._split("ct", ciphertext, InvalidCiphertext, "ciphertext")
         try:
             ss_m = self._mlkem.decapsulate(sk_m, ct_m)
-            self._group.public_key(scalar)  # validates the scalar (range for NIST curves)
+            t_key = self._group.load_private(scalar)  # validates the scalar (NIST: range)
         except PQCError as exc:
             raise _relabel(self.info.name, exc) from exc
         try:
-            ss_t = self._group.exchange(scalar, ct_t)
+            ss_t = self._group.exchange_private(t_key, ct_t)
         except InvalidKey as exc:
             raise InvalidCiphertext(
                 f"{self.info.name} ({self.info.provider}): the {self._group.name} key share "
                 f"in the ciphertext is invalid ({exc})"
             ) from exc
         return self._join(ss_m, ss_t)
+
+    def generate_private_key(self, seed: bytes | None = None) -> KemPrivateKey:
+        if seed is not None:
+            return self.load_private_key(self.generate_keypair(seed)[1])
+        try:
+            m_key = self._mlkem.generate_private_key()
+        except PQCError as exc:
+            raise _relabel(self.info.name, exc) from exc
+        return HybridPrivateKey(self, m_key, self._group.generate_private(), None)
+
+    def load_private_key(self, secret_key: bytes) -> KemPrivateKey:
+        sk_m, scalar = self._split("sk", secret_key, InvalidKey, "secret key")
+        try:
+            m_key = self._mlkem.load_private_key(sk_m)
+            t_key = self._group.load_private(scalar)
+        except PQCError as exc:
+            raise _relabel(self.info.name, exc) from exc
+        return HybridPrivateKey(self, m_key, t_key, None)
+
+    def _decapsulate_prepared(self, key: HybridPrivateKey, ciphertext: bytes) -> bytes:
+        ct_m, ct_t = self._split("ct", ciphertext, InvalidCiphertext, "ciphertext")
+        try:
+            ss_m = key.mlkem_key.decapsulate(ct_m)
+        except PQCError as exc:
+            raise _relabel(self.info.name, exc) from exc
+        try:
+            ss_t = self._group.exchange_private(key.curve_key, ct_t)
+        except InvalidKey as exc:
+            raise InvalidCiphertext(
+                f"{self.info.name} ({self.info.provider}): the {self._group.name} key share "
+                f"in the ciphertext is invalid ({exc})"
+            ) from exc
+        return self._join(ss_m, ss_t)
+
+    def _join_keys(self, m_key: KemPrivateKey, curve_public: bytes) -> bytes:
+        return self._join(m_key.public_key, curve_public)
 
 
 def build(name: str, mlkem: Kem) -> Kem:

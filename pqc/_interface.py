@@ -108,7 +108,7 @@ class _PrivateKeyObject:
         )
 
     def __reduce__(self) -> NoReturn:
-        return self.__reduce_ex__(2)
+        self.__reduce_ex__(2)
 
 
 class KemPrivateKey(_PrivateKeyObject, ABC):
@@ -116,7 +116,8 @@ class KemPrivateKey(_PrivateKeyObject, ABC):
 
     Example::
 
-        key = pqc.kem("ML-KEM-768").generate_private_key()
+        kem = pqc.kem("ML-KEM-768")
+        key = kem.generate_private_key()
         enc = kem.encapsulate(key.public_key)
         assert key.decapsulate(enc.ciphertext) == enc.shared_secret
     """
@@ -182,7 +183,8 @@ class Kem(ABC):
     or, with a prepared key object (parsed once, used many times)::
 
         key = kem.generate_private_key()
-        assert key.decapsulate(kem.encapsulate(key.public_key).ciphertext) == ...
+        enc = kem.encapsulate(key.public_key)
+        assert key.decapsulate(enc.ciphertext) == enc.shared_secret
     """
 
     __slots__ = ("info",)
@@ -291,7 +293,9 @@ class _BytesSignaturePublicKey(SignaturePublicKey):
 def _check_key_size(info: SignatureInfo, key: object, expected: int, what: str) -> bytes:
     if not isinstance(key, bytes) or len(key) != expected:
         size = len(key) if isinstance(key, bytes) else type(key).__name__
-        raise InvalidKey(f"{info.name} ({info.provider}): {what} must be {expected} bytes, got {size}")
+        raise InvalidKey(
+            f"{info.name} ({info.provider}): {what} must be {expected} bytes, got {size}"
+        )
     return key
 
 

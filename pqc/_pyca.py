@@ -7,6 +7,9 @@ xi), Ed25519 and Ed448.
 pyca performs the FIPS 203 modulus check itself when it parses an encapsulation key (a
 key with a coefficient >= q is rejected by ``from_public_bytes``; a test pins this), so the
 hot path adds nothing to it: a foreign ``ValueError`` is translated only on the error path.
+
+The prepared key objects hold pyca's own key objects, so an ML-KEM seed is expanded and an
+ML-DSA seed is expanded once per key, not at every decapsulation or signature.
 """
 
 from __future__ import annotations
@@ -35,9 +38,12 @@ from pqc._interface import (
     Encapsulation,
     Kem,
     KemInfo,
+    KemPrivateKey,
     Provider,
     ProviderStatus,
     SignatureInfo,
+    SignaturePrivateKey,
+    SignaturePublicKey,
     SignatureScheme,
 )
 
@@ -87,20 +93,110 @@ class _MlKem(Kem):
             raise bad_public_key(info.name, NAME, info.public_key_size, public_key) from exc
         return Encapsulation(ciphertext, shared_secret)
 
-    def decapsulate(self, secret_key: bytes, ciphertext: bytes) -> bytes:
+    def _load(self, secret_key: bytes) -> Any:
         try:
-            key = self._from_seed(secret_key)
+            return self._from_seed(secret_key)
         except (ValueError, TypeError) as exc:
+            size = len(secret_key) if isinstance(secret_key, bytes) else 0
             raise InvalidKey(
                 f"{self.info.name} ({NAME}): secret key must be the 64-byte seed d || z, "
-                f"got {len(secret_key)} bytes"
+                f"got {size} bytes"
             ) from exc
+
+    def decapsulate(self, secret_key: bytes, ciphertext: bytes) -> bytes:
+        return _mlkem_decapsulate(self.info, self._load(secret_key), ciphertext)
+
+    def generate_private_key(self, seed: bytes | None = None) -> KemPrivateKey:
+        if seed is None:
+            return _MlKemPrivateKey(self.info, self._generate())
         try:
-            shared_secret: bytes = key.decapsulate(ciphertext)
+            key = self._from_seed(seed)
         except (ValueError, TypeError) as exc:
-            info = self.info
-            raise bad_ciphertext(info.name, NAME, info.ciphertext_size, ciphertext) from exc
-        return shared_secret
+            raise bad_seed(self.info.name, NAME, 64, seed) from exc
+        return _MlKemPrivateKey(self.info, key)
+
+    def load_private_key(self, secret_key: bytes) -> KemPrivateKey:
+        return _MlKemPrivateKey(self.info, self._load(secret_key))
+
+
+def _mlkem_decapsulate(info: KemInfo, key: Any, ciphertext: bytes) -> bytes:
+    try:
+        shared_secret: bytes = key.decapsulate(ciphertext)
+    except (ValueError, TypeError) as exc:
+        raise bad_ciphertext(info.name, NAME, info.ciphertext_size, ciphertext) from exc
+    return shared_secret
+
+
+class _MlKemPrivateKey(KemPrivateKey):
+    """An ML-KEM key expanded once from its seed (pyca's key object)."""
+
+    __slots__ = ("_key", "_public")
+
+    def __init__(self, info: KemInfo, key: Any) -> None:
+        self.info = info
+        self._key = key
+        self._public: bytes = key.public_key().public_bytes_raw()
+
+    @property
+    def public_key(self) -> bytes:
+        return self._public
+
+    def secret_bytes(self) -> bytes:
+        seed: bytes = self._key.private_bytes_raw()
+        return seed
+
+    def decapsulate(self, ciphertext: bytes) -> bytes:
+        return _mlkem_decapsulate(self.info, self._key, ciphertext)
+
+
+class _PycaSigningKey(SignaturePrivateKey):
+    """A pyca signing key object, loaded once."""
+
+    __slots__ = ("_key", "_takes_context")
+
+    def __init__(self, info: SignatureInfo, key: Any) -> None:
+        self.info = info
+        self._key = key
+        self._takes_context = info.supports_context
+
+    def sign(self, message: bytes, context: bytes = b"") -> bytes:
+        if context:
+            _check_context(self.info, context)
+        signature: bytes = (
+            self._key.sign(message, context) if self._takes_context else self._key.sign(message)
+        )
+        return signature
+
+
+class _PycaVerifyingKey(SignaturePublicKey):
+    """A pyca public key object, parsed once."""
+
+    __slots__ = ("_key", "_takes_context")
+
+    def __init__(self, info: SignatureInfo, key: Any, public_key: bytes) -> None:
+        self.info = info
+        self._key = key
+        self._takes_context = info.supports_context
+        self.public_bytes = public_key
+
+    def verify(self, message: bytes, signature: bytes, context: bytes = b"") -> None:
+        if context:
+            _check_context(self.info, context)
+        try:
+            if self._takes_context:
+                self._key.verify(signature, message, context)
+            else:
+                self._key.verify(signature, message)
+        except (pyca_exceptions.InvalidSignature, ValueError, TypeError) as exc:
+            raise InvalidSignature(f"{self.info.name} ({NAME}): signature did not verify") from exc
+
+
+def _load_public(info: SignatureInfo, public_cls: Any, public_key: bytes) -> SignaturePublicKey:
+    try:
+        key = public_cls.from_public_bytes(public_key)
+    except (ValueError, TypeError) as exc:
+        raise bad_public_key(info.name, NAME, info.public_key_size, public_key) from exc
+    return _PycaVerifyingKey(info, key, public_key)
 
 
 class _MlDsa(SignatureScheme):
@@ -157,6 +253,12 @@ class _MlDsa(SignatureScheme):
         except (pyca_exceptions.InvalidSignature, ValueError, TypeError) as exc:
             raise InvalidSignature(f"{self.info.name} ({NAME}): signature did not verify") from exc
 
+    def load_private_key(self, secret_key: bytes) -> SignaturePrivateKey:
+        return _PycaSigningKey(self.info, self._private(secret_key))
+
+    def load_public_key(self, public_key: bytes) -> SignaturePublicKey:
+        return _load_public(self.info, self._public_cls, public_key)
+
 
 class _EdDsa(SignatureScheme):
     """Ed25519 / Ed448 (RFC 8032, pure, empty context only: pyca has no context API)."""
@@ -209,6 +311,12 @@ class _EdDsa(SignatureScheme):
             key.verify(signature, message)
         except (pyca_exceptions.InvalidSignature, ValueError, TypeError) as exc:
             raise InvalidSignature(f"{self.info.name} ({NAME}): signature did not verify") from exc
+
+    def load_private_key(self, secret_key: bytes) -> SignaturePrivateKey:
+        return _PycaSigningKey(self.info, self._private(secret_key))
+
+    def load_public_key(self, public_key: bytes) -> SignaturePublicKey:
+        return _load_public(self.info, self._public_cls, public_key)
 
 
 def _check_context(info: SignatureInfo, context: bytes) -> None:

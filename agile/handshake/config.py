@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agile.secret import SecretBytes
 
 if TYPE_CHECKING:
-    from pqc import Kem, SignatureScheme
+    from pqc import Kem, SignaturePrivateKey, SignaturePublicKey, SignatureScheme
     from qkd.keysource import KeySource
 
 QKD_COMPONENT = "QKD"
@@ -22,11 +22,12 @@ QKD_COMPONENT = "QKD"
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Signer:
-    """One of our signature algorithms with our secret key for it."""
+    """One of our signature algorithms with our secret key for it, loaded once (a pqc key
+    object: an ML-DSA seed is expanded here, not at every signature)."""
 
     algorithm: str
     scheme: SignatureScheme
-    secret_key: SecretBytes = field(repr=False)
+    key: SignaturePrivateKey = field(repr=False)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -36,6 +37,7 @@ class Verifier:
     algorithm: str
     scheme: SignatureScheme
     public_key: bytes
+    key: SignaturePublicKey = field(repr=False)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -74,6 +76,9 @@ class HandshakeConfig:
     psk_id: str = ""
     binder_keys: Mapping[str, SecretBytes] = field(default_factory=dict, repr=False)
     """PSK binder keys by role, derived once from the PSK (see machine._BINDER_LABEL)."""
+    cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+    """What the state machines derive from this config once and reuse between handshakes
+    (bounded by them): prepared combiners per peer, acceptable suites."""
 
     def suite_name(self, suite: tuple[str, ...]) -> str:
         """The policy's name for ``suite`` (or its fallback without QKD), else the components."""

@@ -28,12 +28,13 @@ Every transition lives in :data:`_TRANSITIONS`. Any exception moves the machine 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
 from collections.abc import Callable
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agile import audit
 from agile._errors import AgileError, HandshakeError, QKDUnavailable
@@ -49,16 +50,19 @@ from agile.handshake.messages import (
     Message,
     ServerHello,
     SignatureEntry,
-    decode,
+    decode_frame,
     encode,
+    encode_finished,
+    encode_psk_auth,
     frame_length,
 )
-from agile.kdf import CascadeRound, caskdf, catkdf, concat_format
+from agile.kdf import CascadeRound, CatKdf, caskdf, catkdf, concat_format, digest_size
 from agile.kdf._common import hashlib_name
 from agile.secret import SecretBytes
 from agile.session import HybridSession, expand_label
 
 if TYPE_CHECKING:
+    from pqc import KemPrivateKey
     from qkd.keysource import QkdKey
 
 _SIGN_CONTEXT = {
@@ -82,6 +86,47 @@ class State(Enum):
     ERROR = "error"
 
 
+@functools.lru_cache(maxsize=64)
+def _combiner_info(label: bytes, initiator_fingerprint: str, responder_fingerprint: str) -> bytes:
+    """The combiner's info f(label, fingerprint_I, fingerprint_R): the same for every
+    handshake between the same two policies, so it is formatted once."""
+    return concat_format(label, initiator_fingerprint.encode(), responder_fingerprint.encode())
+
+
+_CATKDF_CACHE_SIZE = 64
+
+
+def _catkdf_for(cfg: HandshakeConfig, fingerprints: tuple[str, str]) -> CatKdf:
+    """The CatKDF prepared for this policy and this pair of fingerprints (kept per config:
+    the info, label, hash and PSK are the same for every handshake with the same peer)."""
+    cache = cfg.cache
+    key = ("catkdf", fingerprints)
+    combiner = cache.get(key)
+    if combiner is None:
+        if len(cache) >= _CATKDF_CACHE_SIZE:
+            cache.clear()  # bounded: a peer sending fresh fingerprints cannot grow it
+        combiner = CatKdf(
+            info=_combiner_info(cfg.label, fingerprints[0], fingerprints[1]),
+            label=cfg.label,
+            length=digest_size(cfg.hash_name),
+            hash_name=cfg.hash_name,
+            psk=cfg.psk.reveal() if cfg.psk is not None else b"",
+        )
+        cache[key] = combiner
+    assert isinstance(combiner, CatKdf)
+    return combiner
+
+
+@functools.lru_cache(maxsize=16)
+def _hash_constructor(name: str) -> Any:
+    return hashlib.new(name)
+
+
+def _empty_hash(name: str) -> Any:
+    """A fresh hash object (a copy of a cached empty one: cheaper than looking the name up)."""
+    return _hash_constructor(name).copy()
+
+
 def strip_qkd(suite: tuple[str, ...]) -> tuple[str, ...]:
     """The fallback form of ``suite``: the same components without the QKD key."""
     return tuple(c for c in suite if c != QKD_COMPONENT)
@@ -102,7 +147,7 @@ class _Machine:
         self._inbox = bytearray()
         self._outbox = bytearray()
         self._hash = hashlib_name(config.hash_name)
-        self._transcript = hashlib.new(self._hash)
+        self._transcript = _empty_hash(self._hash)
         self._hash_len = self._transcript.digest_size
         self._client_hello: bytes = b""
         self._server_hello: bytes = b""
@@ -136,23 +181,32 @@ class _Machine:
             if data:
                 self._fail_with(HandshakeError("data received after the handshake completed"))
             return []
-        self._inbox += data
+        if self._inbox:
+            self._inbox += data
+            buffer = bytes(self._inbox)
+            self._inbox.clear()
+        else:
+            buffer = bytes(data)
         events: list[Event] = []
+        size = len(buffer)
+        pos = 0
+        # Frames are read in place from ``buffer``; only a trailing partial frame is kept.
         while True:
             try:
-                total = frame_length(self._inbox)
+                total = frame_length(buffer, pos)
             except HandshakeError as exc:
                 self._fail_with(exc)
-            if total is None or len(self._inbox) < total:
+            if total is None or size - pos < total:
+                self._inbox += buffer[pos:]
                 return events
-            frame = bytes(self._inbox[:total])
-            del self._inbox[:total]
+            frame = buffer if total == size else buffer[pos : pos + total]
+            pos += total
             try:
                 self._dispatch(frame, events)
             except Exception as exc:
                 self._fail_with(exc)
             if self.is_complete:
-                if self._inbox:
+                if pos != size:
                     self._fail_with(HandshakeError("data received after the final message"))
                 return events
 
@@ -168,7 +222,7 @@ class _Machine:
     # -- transitions ----------------------------------------------------------------------
 
     def _dispatch(self, frame: bytes, events: list[Event]) -> None:
-        message = decode(frame)
+        message = decode_frame(frame)  # receive_data has checked the header and length
         entry = _TRANSITIONS.get((self.role, self.state))
         if entry is None or not isinstance(message, entry[0]):
             expected = entry[0].__name__ if entry else "nothing"
@@ -214,11 +268,21 @@ class _Machine:
     def _absorb(self, frame: bytes) -> bytes:
         """Add a frame to the transcript; return the transcript hash after it."""
         self._transcript.update(frame)
-        return self._transcript.copy().digest()
+        digest: bytes = self._transcript.copy().digest()
+        return digest
+
+    def _absorb_last(self, frame: bytes) -> None:
+        """Add the final frame to the transcript: no hash follows it, so none is computed."""
+        self._transcript.update(frame)
 
     def _combine(self, secrets: list[bytes], fingerprints: tuple[str, str]) -> None:
         cfg = self._cfg
-        info = concat_format(cfg.label, fingerprints[0].encode(), fingerprints[1].encode())
+        if cfg.combiner == "catkdf":
+            combiner = _catkdf_for(cfg, fingerprints)
+            secret = combiner.derive(secrets, ma=self._client_hello, mb=self._server_hello)
+            self._handshake_secret = SecretBytes(secret)
+            return
+        info = _combiner_info(cfg.label, fingerprints[0], fingerprints[1])
         psk = cfg.psk.reveal() if cfg.psk is not None else b""
         if cfg.combiner == "caskdf":
             round_inputs = CascadeRound(
@@ -242,10 +306,9 @@ class _Machine:
         self._handshake_secret = SecretBytes(secret)
 
     def _derive(self, label: bytes, context: bytes, length: int) -> bytes:
-        assert self._handshake_secret is not None
-        return expand_label(
-            self._cfg.hash_name, self._handshake_secret.reveal(), label, context, length
-        )
+        secret = self._handshake_secret
+        assert secret is not None
+        return expand_label(self._cfg.hash_name, secret.reveal(), label, context, length)
 
     def _finished(self, role: str, transcript_hash: bytes) -> bytes:
         key = self._derive(_FINISHED_LABEL[role], b"", self._hash_len)
@@ -267,32 +330,33 @@ class _Machine:
         )
         self.state = State.DONE
         events.append(HandshakeComplete(session=self.session))
-        audit.emit(
-            "handshake_complete",
-            policy=cfg.policy_name,
-            policy_fingerprint=cfg.fingerprint,
-            role=self.role,
-            suite=self.suite,
-            qkd_used=self.qkd_used,
-            qkd_key_ids=self.qkd_key_ids,
-            key_id=self.session.key_id,
-        )
+        if audit.enabled("handshake_complete"):
+            audit.emit(
+                "handshake_complete",
+                policy=cfg.policy_name,
+                policy_fingerprint=cfg.fingerprint,
+                role=self.role,
+                suite=self.suite,
+                qkd_used=self.qkd_used,
+                qkd_key_ids=self.qkd_key_ids,
+                key_id=self.session.key_id,
+            )
 
     # -- authentication -------------------------------------------------------------------
 
-    def _auth_message(self, transcript_hash: bytes) -> Auth:
+    def _auth_frame(self, transcript_hash: bytes) -> bytes:
+        """The encoded Auth message: our PSK binder or our signatures over the transcript."""
         cfg = self._cfg
         if cfg.auth_method == "psk":
             binder_key = cfg.binder_keys[self.role].reveal()
-            return Auth(psk_binder=hmac.digest(binder_key, transcript_hash, self._hash))
+            return encode_psk_auth(hmac.digest(binder_key, transcript_hash, self._hash))
         message = _SIGN_CONTEXT[self.role] + transcript_hash
-        return Auth(
-            signatures=tuple(
-                SignatureEntry(
-                    algorithm=s.algorithm,
-                    signature=s.scheme.sign(s.secret_key.reveal(), message),
+        return encode(
+            Auth(
+                signatures=tuple(
+                    SignatureEntry(algorithm=s.algorithm, signature=s.key.sign(message))
+                    for s in cfg.signers
                 )
-                for s in cfg.signers
             )
         )
 
@@ -322,7 +386,7 @@ class _Machine:
                     f"{cfg.policy_name} requires (it signed with {', '.join(given) or 'nothing'})"
                 )
             try:
-                verifier.scheme.verify(verifier.public_key, message, signature)
+                verifier.key.verify(message, signature)
             except Exception as exc:
                 raise HandshakeError(
                     f"the peer's {verifier.algorithm} signature over the transcript does not "
@@ -376,6 +440,9 @@ class _Machine:
         events.append(
             SuiteNegotiated(suite=self.suite, qkd_used=self.qkd_used, qkd_key_ids=self.qkd_key_ids)
         )
+        if not audit.enabled("suite_chosen"):
+            # Nothing listens: build no event fields (qkd_key_used is at the same level).
+            return
         audit.emit(
             "suite_chosen",
             policy=cfg.policy_name,
@@ -425,7 +492,7 @@ class Initiator(_Machine):
 
     def __init__(self, config: HandshakeConfig) -> None:
         super().__init__(config)
-        self._secret_keys: dict[str, SecretBytes] = {}
+        self._secret_keys: dict[str, KemPrivateKey] = {}
         self._qkd_keys: list[QkdKey] = []
         self._offered: tuple[tuple[str, ...], ...] = ()
         self._start_events: list[Event] = []
@@ -448,25 +515,13 @@ class Initiator(_Machine):
         wants_qkd = any(QKD_COMPONENT in s for s in cfg.suites)
         if wants_qkd:
             self._fetch_qkd_keys(events)
-        offered: list[tuple[str, ...]] = []
-        for suite in cfg.suites:
-            if QKD_COMPONENT not in suite or self._qkd_keys:
-                offered.append(suite)
-        if not cfg.qkd.required:
-            # Fallback forms come after every full suite, so a responder that can use the QKD
-            # key always prefers it; they let a responder whose KME failed still agree.
-            for suite in cfg.suites:
-                stripped = strip_qkd(suite)
-                if QKD_COMPONENT in suite and stripped and stripped not in offered:
-                    offered.append(stripped)
-        if not offered:
-            raise HandshakeError(f"policy {cfg.policy_name} leaves no suite to offer")
-        self._offered = tuple(offered)
+        self._offered, algorithms = self._offer(bool(self._qkd_keys))
         shares: list[KeyShare] = []
-        for algorithm in dict.fromkeys(c for s in offered for c in s if c != QKD_COMPONENT):
-            public_key, secret_key = cfg.kems[algorithm].generate_keypair()
-            self._secret_keys[algorithm] = SecretBytes(secret_key)
-            shares.append(KeyShare(algorithm=algorithm, public_key=public_key))
+        for algorithm in algorithms:
+            # The key object stays parsed until decapsulation (no re-expansion of its seed).
+            key = cfg.kems[algorithm].generate_private_key()
+            self._secret_keys[algorithm] = key
+            shares.append(KeyShare(algorithm=algorithm, public_key=key.public_key))
         hello = ClientHello(
             random=os.urandom(RANDOM_LENGTH),
             policy_fingerprint=cfg.fingerprint,
@@ -483,6 +538,30 @@ class Initiator(_Machine):
         self._absorb(frame)
         self._outbox += frame
         self.state = State.WAIT_SERVER_HELLO
+
+    def _offer(self, have_qkd: bool) -> tuple[tuple[tuple[str, ...], ...], tuple[str, ...]]:
+        """The suites to offer and the KEMs they need key shares for (once per config)."""
+        cfg = self._cfg
+        key = ("offer", have_qkd)
+        cached = cfg.cache.get(key)
+        if cached is None:
+            offered: list[tuple[str, ...]] = []
+            for suite in cfg.suites:
+                if QKD_COMPONENT not in suite or have_qkd:
+                    offered.append(suite)
+            if not cfg.qkd.required:
+                # Fallback forms come after every full suite, so a responder that can use the
+                # QKD key always prefers it; they let a responder whose KME failed still agree.
+                for suite in cfg.suites:
+                    stripped = strip_qkd(suite)
+                    if QKD_COMPONENT in suite and stripped and stripped not in offered:
+                        offered.append(stripped)
+            if not offered:
+                raise HandshakeError(f"policy {cfg.policy_name} leaves no suite to offer")
+            algorithms = dict.fromkeys(c for s in offered for c in s if c != QKD_COMPONENT)
+            cfg.cache[key] = cached = (tuple(offered), tuple(algorithms))
+        assert isinstance(cached, tuple)
+        return cached
 
     def _fetch_qkd_keys(self, events: list[Event]) -> None:
         qkd = self._cfg.qkd
@@ -526,8 +605,7 @@ class Initiator(_Machine):
             if component == QKD_COMPONENT:
                 secrets.append(b"".join(k.key for k in self._qkd_keys))
             else:
-                sk = self._secret_keys[component]
-                secrets.append(cfg.kems[component].decapsulate(sk.reveal(), next(cts)))
+                secrets.append(self._secret_keys[component].decapsulate(next(cts)))
         self._combine(secrets, (cfg.fingerprint, hello.policy_fingerprint))
         self._transcript_after_sh = self._absorb(frame)
         self._negotiated(events)
@@ -539,10 +617,10 @@ class Initiator(_Machine):
     def _on_server_finished(self, finished: Finished, frame: bytes, events: list[Event]) -> None:
         self._check_finished(finished, "responder", self._transcript_after_auth)
         self._session_context = self._absorb(frame)
-        auth_frame = encode(self._auth_message(self._session_context))
+        auth_frame = self._auth_frame(self._session_context)
         after_auth = self._absorb(auth_frame)
-        fin_frame = encode(Finished(verify_data=self._finished("initiator", after_auth)))
-        self._absorb(fin_frame)
+        fin_frame = encode_finished(self._finished("initiator", after_auth))
+        self._absorb_last(fin_frame)
         self._outbox += auth_frame + fin_frame
         self._complete(events)
 
@@ -570,18 +648,24 @@ class Responder(_Machine):
         self.state = State.WAIT_CLIENT_HELLO
 
     def _acceptable(self, with_qkd: bool) -> list[tuple[str, ...]]:
+        """The suites this policy accepts, in its order (computed once per config)."""
         cfg = self._cfg
-        accepted: list[tuple[str, ...]] = []
-        for suite in cfg.suites:
-            if QKD_COMPONENT not in suite:
-                accepted.append(suite)
-                continue
-            if with_qkd:
-                accepted.append(suite)
-            stripped = strip_qkd(suite)
-            if not cfg.qkd.required and stripped:
-                accepted.append(stripped)
-        return accepted
+        key = ("acceptable", with_qkd)
+        cached = cfg.cache.get(key)
+        if cached is None:
+            accepted: list[tuple[str, ...]] = []
+            for suite in cfg.suites:
+                if QKD_COMPONENT not in suite:
+                    accepted.append(suite)
+                    continue
+                if with_qkd:
+                    accepted.append(suite)
+                stripped = strip_qkd(suite)
+                if not cfg.qkd.required and stripped:
+                    accepted.append(stripped)
+            cfg.cache[key] = cached = accepted
+        assert isinstance(cached, list)
+        return cached
 
     @staticmethod
     def _first_common(
@@ -658,9 +742,9 @@ class Responder(_Machine):
         self._peer_fingerprint = hello.policy_fingerprint
         self._combine(secrets, (hello.policy_fingerprint, cfg.fingerprint))
         after_sh = self._absorb(sh_frame)
-        auth_frame = encode(self._auth_message(after_sh))
+        auth_frame = self._auth_frame(after_sh)
         after_auth = self._absorb(auth_frame)
-        fin_frame = encode(Finished(verify_data=self._finished("responder", after_auth)))
+        fin_frame = encode_finished(self._finished("responder", after_auth))
         self._session_context = self._absorb(fin_frame)
         self._outbox += sh_frame + auth_frame + fin_frame
         self._negotiated(events)
@@ -685,7 +769,7 @@ class Responder(_Machine):
 
     def _on_client_finished(self, finished: Finished, frame: bytes, events: list[Event]) -> None:
         self._check_finished(finished, "initiator", self._transcript_after_auth)
-        self._absorb(frame)
+        self._absorb_last(frame)
         self._complete(events)
 
 

@@ -23,6 +23,7 @@ Flow (one round trip and a half)::
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 import uuid
@@ -85,14 +86,14 @@ def _check_name(field: str, value: object) -> None:
         _VALID_NAMES.add(value)
 
 
-def _check_bytes(field: str, value: object, *, low: int = 0, high: int = _MAX_BLOB) -> None:
-    if not isinstance(value, bytes):
+def _check_bytes(field: str, value: object, low: int = 0, high: int = _MAX_BLOB) -> None:
+    if value.__class__ is not bytes and not isinstance(value, bytes):
         raise _fail(f"{field}: must be bytes")
     if not low <= len(value) <= high:
         raise _fail(f"{field}: {len(value)} bytes, expected {low}..{high}")
 
 
-def _check_tuple(field: str, value: object, *, low: int, high: int) -> tuple[object, ...]:
+def _check_tuple(field: str, value: object, low: int, high: int) -> tuple[object, ...]:
     if not isinstance(value, tuple):
         raise _fail(f"{field}: must be a tuple")
     if not low <= len(value) <= high:
@@ -101,7 +102,9 @@ def _check_tuple(field: str, value: object, *, low: int, high: int) -> tuple[obj
 
 
 def _check_key_ids(field: str, value: object) -> None:
-    ids = _check_tuple(field, value, low=0, high=_MAX_KEY_IDS)
+    if value == ():
+        return
+    ids = _check_tuple(field, value, 0, _MAX_KEY_IDS)
     for key_id in ids:
         if not isinstance(key_id, str):
             raise _fail(f"{field}: key IDs must be strings")
@@ -115,12 +118,27 @@ def _check_key_ids(field: str, value: object) -> None:
         raise _fail(f"{field}: a key ID is listed twice")
 
 
-def _check_suite(field: str, value: object) -> None:
-    components = _check_tuple(field, value, low=1, high=_MAX_COMPONENTS)
+# Suites already seen to be valid, for the same reason and with the same bound as names.
+_VALID_SUITES: set[tuple[str, ...]] = set()
+
+
+def _check_suite(field: str, value: object, index: int | None = None) -> None:
+    if value.__class__ is tuple:
+        try:
+            if value in _VALID_SUITES:
+                return
+        except TypeError:  # an unhashable component: the checks below name it
+            pass
+    if index is not None:
+        field = f"{field}[{index}]"
+    components = _check_tuple(field, value, 1, _MAX_COMPONENTS)
     for i, name in enumerate(components):
-        _check_name(f"{field}[{i}]", name)
+        if name.__class__ is not str or name not in _VALID_NAMES:
+            _check_name(f"{field}[{i}]", name)
     if len(set(components)) != len(components):
         raise _fail(f"{field}: a component is listed twice")
+    if len(_VALID_SUITES) < _VALID_NAMES_MAX:
+        _VALID_SUITES.add(value)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------------
@@ -179,9 +197,9 @@ class ClientHello:
         _check_name("policy_fingerprint", self.policy_fingerprint)
         _check_name("combiner", self.combiner)
         _check_name("hash_name", self.hash_name)
-        suites = _check_tuple("suites", self.suites, low=1, high=_MAX_SUITES)
+        suites = _check_tuple("suites", self.suites, 1, _MAX_SUITES)
         for i, suite in enumerate(suites):
-            _check_suite(f"suites[{i}]", suite)
+            _check_suite("suites", suite, i)
         if len(set(suites)) != len(suites):
             raise _fail("suites: a suite is offered twice")
         shares = _check_tuple("key_shares", self.key_shares, low=0, high=_MAX_SHARES)
@@ -221,7 +239,8 @@ class ServerHello:
         _check_suite("suite", self.suite)
         cts = _check_tuple("ciphertexts", self.ciphertexts, low=0, high=_MAX_COMPONENTS)
         for i, ct in enumerate(cts):
-            _check_bytes(f"ciphertexts[{i}]", ct, low=1)
+            if ct.__class__ is not bytes or not ct:
+                _check_bytes(f"ciphertexts[{i}]", ct, low=1)
         _check_key_ids("qkd_key_ids", self.qkd_key_ids)
 
 
@@ -264,61 +283,101 @@ Message = ClientHello | ServerHello | Auth | Finished
 # Encoding
 # --------------------------------------------------------------------------------------------
 
+_U8 = struct.Struct(">B")
+_U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
 
+
+@functools.lru_cache(maxsize=1024)
 def _name(value: str) -> bytes:
+    # Names repeat (algorithms, fingerprints, combiners): each is encoded once. Every value
+    # reaching here passed _check_name, so it is ASCII of at most 128 characters.
     raw = value.encode("ascii")
-    return bytes([len(raw)]) + raw
+    return _U8.pack(len(raw)) + raw
 
 
 def _blob(value: bytes) -> bytes:
-    return len(value).to_bytes(4, "big") + value
-
-
-def _count(n: int) -> bytes:
-    return n.to_bytes(2, "big")
+    return _U32.pack(len(value)) + value
 
 
 def _names(values: tuple[str, ...]) -> bytes:
-    return _count(len(values)) + b"".join(_name(v) for v in values)
+    return _U16.pack(len(values)) + b"".join([_name(v) for v in values])
+
+
+@functools.lru_cache(maxsize=256)
+def _suites(suites: tuple[tuple[str, ...], ...]) -> bytes:
+    return _U16.pack(len(suites)) + b"".join([_names(suite) for suite in suites])
 
 
 def _body(message: Message) -> bytes:
-    if isinstance(message, ClientHello):
+    kind = message.__class__
+    if kind is ClientHello:
+        assert isinstance(message, ClientHello)
+        shares = message.key_shares
         return b"".join(
-            (
+            [
                 message.random,
                 _name(message.policy_fingerprint),
                 _name(message.combiner),
                 _name(message.hash_name),
-                _count(len(message.suites)),
-                *(_names(suite) for suite in message.suites),
-                _count(len(message.key_shares)),
-                *(_name(s.algorithm) + _blob(s.public_key) for s in message.key_shares),
+                _suites(message.suites),
+                _U16.pack(len(shares)),
+                *[_name(s.algorithm) + _blob(s.public_key) for s in shares],
                 _names(message.qkd_key_ids),
-                bytes([message.auth_method]),
+                _U8.pack(message.auth_method),
                 _name(message.psk_id),
-            )
+            ]
         )
-    if isinstance(message, ServerHello):
+    if kind is ServerHello:
+        assert isinstance(message, ServerHello)
+        cts = message.ciphertexts
         return b"".join(
-            (
+            [
                 message.random,
                 _name(message.policy_fingerprint),
                 _names(message.suite),
-                _count(len(message.ciphertexts)),
-                *(_blob(ct) for ct in message.ciphertexts),
+                _U16.pack(len(cts)),
+                *[_blob(ct) for ct in cts],
                 _names(message.qkd_key_ids),
-            )
+            ]
         )
-    if isinstance(message, Auth):
+    if kind is Auth:
+        assert isinstance(message, Auth)
+        sigs = message.signatures
+        binder = message.psk_binder
         return b"".join(
-            (
-                _count(len(message.signatures)),
-                *(_name(s.algorithm) + _blob(s.signature) for s in message.signatures),
-                bytes([len(message.psk_binder)]) + message.psk_binder,
-            )
+            [
+                _U16.pack(len(sigs)),
+                *[_name(s.algorithm) + _blob(s.signature) for s in sigs],
+                _U8.pack(len(binder)),
+                binder,
+            ]
         )
-    return bytes([len(message.verify_data)]) + message.verify_data
+    assert isinstance(message, Finished)
+    return _U8.pack(len(message.verify_data)) + message.verify_data
+
+
+_FINISHED_HEADERS = {
+    n: _HEADER.pack(MessageType.FINISHED, PROTOCOL_VERSION, 1 + n) + _U8.pack(n)
+    for n in (32, 48, 64)
+}
+
+
+def encode_finished(verify_data: bytes) -> bytes:
+    """``encode(Finished(verify_data=verify_data))`` without building the message object: for
+    a MAC this side has just computed (a digest of 32, 48 or 64 bytes), checked all the same."""
+    header = _FINISHED_HEADERS.get(len(verify_data)) if verify_data.__class__ is bytes else None
+    if header is None:
+        return encode(Finished(verify_data=verify_data))  # validates, and raises
+    return header + verify_data
+
+
+def encode_psk_auth(psk_binder: bytes) -> bytes:
+    """``encode(Auth(psk_binder=psk_binder))`` without building the message object."""
+    if psk_binder.__class__ is not bytes or not 0 < len(psk_binder) <= 64:
+        return encode(Auth(psk_binder=psk_binder))  # validates, and raises
+    body = b"\x00\x00" + _U8.pack(len(psk_binder)) + psk_binder
+    return _HEADER.pack(MessageType.AUTH, PROTOCOL_VERSION, len(body)) + body
 
 
 def encode(message: Message) -> bytes:
@@ -335,37 +394,56 @@ def encode(message: Message) -> bytes:
 
 
 class _Reader:
-    """Reads length-checked fields from one message body."""
+    """Reads length-checked fields from one message body.
 
-    __slots__ = ("_data", "_pos", "_what")
+    Every read checks the bytes left before taking them, so a short body raises
+    :class:`HandshakeError` naming the field, never IndexError or struct.error.
+    """
+
+    __slots__ = ("_data", "_pos", "_size", "_what")
 
     def __init__(self, data: bytes, what: str) -> None:
         self._data = data
         self._pos = 0
+        self._size = len(data)
         self._what = what
 
+    def _truncated(self, field: str) -> HandshakeError:
+        return HandshakeError(f"{self._what}: truncated in {field}")
+
     def take(self, n: int, field: str) -> bytes:
-        end = self._pos + n
-        if end > len(self._data):
-            raise HandshakeError(f"{self._what}: truncated in {field}")
-        out = self._data[self._pos : end]
+        pos = self._pos
+        end = pos + n
+        if end > self._size:
+            raise self._truncated(field)
         self._pos = end
-        return out
+        return self._data[pos:end]
 
     def u8(self, field: str) -> int:
-        return self.take(1, field)[0]
+        pos = self._pos
+        if pos >= self._size:
+            raise self._truncated(field)
+        self._pos = pos + 1
+        return self._data[pos]
 
-    def u16(self, field: str) -> int:
-        return int.from_bytes(self.take(2, field), "big")
+    def count(self, field: str, limit: int) -> int:
+        pos = self._pos
+        if pos + 2 > self._size:
+            raise self._truncated(field)
+        self._pos = pos + 2
+        n: int = _U16.unpack_from(self._data, pos)[0]
+        if n > limit:
+            raise HandshakeError(f"{self._what}: {field} has {n} entries, at most {limit}")
+        return n
 
     def name(self, field: str) -> str:
         # One call per field on the hot path: length byte, bounds check, ASCII decode.
         data, pos = self._data, self._pos
-        if pos >= len(data):
-            raise HandshakeError(f"{self._what}: truncated in {field}")
+        if pos >= self._size:
+            raise self._truncated(field)
         end = pos + 1 + data[pos]
-        if end > len(data):
-            raise HandshakeError(f"{self._what}: truncated in {field}")
+        if end > self._size:
+            raise self._truncated(field)
         self._pos = end
         try:
             return data[pos + 1 : end].decode("ascii")
@@ -375,29 +453,24 @@ class _Reader:
     def blob(self, field: str) -> bytes:
         data, pos = self._data, self._pos
         start = pos + 4
-        if start > len(data):
-            raise HandshakeError(f"{self._what}: truncated in {field}")
-        end = start + int.from_bytes(data[pos:start], "big")
-        if end > len(data):
-            raise HandshakeError(f"{self._what}: truncated in {field}")
+        if start > self._size:
+            raise self._truncated(field)
+        end = start + _U32.unpack_from(data, pos)[0]
+        if end > self._size:
+            raise self._truncated(field)
         self._pos = end
         return data[start:end]
 
     def names(self, field: str, limit: int) -> tuple[str, ...]:
-        n = self.u16(field)
-        if n > limit:
-            raise HandshakeError(f"{self._what}: {field} has {n} entries, at most {limit}")
-        return tuple(self.name(field) for _ in range(n))
-
-    def count(self, field: str, limit: int) -> int:
-        n = self.u16(field)
-        if n > limit:
-            raise HandshakeError(f"{self._what}: {field} has {n} entries, at most {limit}")
-        return n
+        n = self.count(field, limit)
+        if n == 0:
+            return ()
+        name = self.name
+        return tuple([name(field) for _ in range(n)])
 
     def finish(self) -> None:
-        if self._pos != len(self._data):
-            raise HandshakeError(f"{self._what}: {len(self._data) - self._pos} trailing bytes")
+        if self._pos != self._size:
+            raise HandshakeError(f"{self._what}: {self._size - self._pos} trailing bytes")
 
 
 def _decode_client_hello(r: _Reader) -> ClientHello:
@@ -405,18 +478,20 @@ def _decode_client_hello(r: _Reader) -> ClientHello:
     fingerprint = r.name("policy_fingerprint")
     combiner = r.name("combiner")
     hash_name = r.name("hash_name")
-    suites = tuple(r.names("suite", _MAX_COMPONENTS) for _ in range(r.count("suites", _MAX_SUITES)))
+    names = r.names
+    suites = tuple([names("suite", _MAX_COMPONENTS) for _ in range(r.count("suites", _MAX_SUITES))])
+    name, blob = r.name, r.blob
     shares = tuple(
-        KeyShare(algorithm=r.name("key_share.algorithm"), public_key=r.blob("key_share"))
-        for _ in range(r.count("key_shares", _MAX_SHARES))
+        [
+            KeyShare(algorithm=name("key_share.algorithm"), public_key=blob("key_share"))
+            for _ in range(r.count("key_shares", _MAX_SHARES))
+        ]
     )
-    key_ids = r.names("qkd_key_ids", _MAX_KEY_IDS)
-    method_byte = r.u8("auth_method")
-    try:
-        method = AuthMethod(method_byte)
-    except ValueError:
-        raise HandshakeError(f"ClientHello: unknown auth method {method_byte}") from None
-    psk_id = r.name("psk_id")
+    key_ids = names("qkd_key_ids", _MAX_KEY_IDS)
+    method = _AUTH_METHODS.get(r.u8("auth_method"))
+    if method is None:
+        raise HandshakeError("ClientHello: unknown auth method")
+    psk_id = name("psk_id")
     r.finish()
     return ClientHello(
         random=random,
@@ -435,7 +510,8 @@ def _decode_server_hello(r: _Reader) -> ServerHello:
     random = r.take(RANDOM_LENGTH, "random")
     fingerprint = r.name("policy_fingerprint")
     suite = r.names("suite", _MAX_COMPONENTS)
-    cts = tuple(r.blob("ciphertext") for _ in range(r.count("ciphertexts", _MAX_COMPONENTS)))
+    blob = r.blob
+    cts = tuple([blob("ciphertext") for _ in range(r.count("ciphertexts", _MAX_COMPONENTS))])
     key_ids = r.names("qkd_key_ids", _MAX_KEY_IDS)
     r.finish()
     return ServerHello(
@@ -448,9 +524,12 @@ def _decode_server_hello(r: _Reader) -> ServerHello:
 
 
 def _decode_auth(r: _Reader) -> Auth:
+    name, blob = r.name, r.blob
     sigs = tuple(
-        SignatureEntry(algorithm=r.name("signature.algorithm"), signature=r.blob("signature"))
-        for _ in range(r.count("signatures", _MAX_SIGNATURES))
+        [
+            SignatureEntry(algorithm=name("signature.algorithm"), signature=blob("signature"))
+            for _ in range(r.count("signatures", _MAX_SIGNATURES))
+        ]
     )
     binder = r.take(r.u8("psk_binder"), "psk_binder")
     r.finish()
@@ -463,32 +542,40 @@ def _decode_finished(r: _Reader) -> Finished:
     return Finished(verify_data=verify_data)
 
 
-_DECODERS: dict[MessageType, Callable[[_Reader], Message]] = {
-    MessageType.CLIENT_HELLO: _decode_client_hello,
-    MessageType.SERVER_HELLO: _decode_server_hello,
-    MessageType.AUTH: _decode_auth,
-    MessageType.FINISHED: _decode_finished,
+_AUTH_METHODS = {int(m): m for m in AuthMethod}
+# type byte -> (name used in errors, decoder)
+_DECODERS: dict[int, tuple[str, Callable[[_Reader], Message]]] = {
+    MessageType.CLIENT_HELLO: ("CLIENT_HELLO", _decode_client_hello),
+    MessageType.SERVER_HELLO: ("SERVER_HELLO", _decode_server_hello),
+    MessageType.AUTH: ("AUTH", _decode_auth),
+    MessageType.FINISHED: ("FINISHED", _decode_finished),
 }
 
 
-def frame_length(buffer: bytes | bytearray) -> int | None:
-    """Total length of the frame at the start of ``buffer``, or None while its header is partial.
+def frame_length(buffer: bytes | bytearray, offset: int = 0) -> int | None:
+    """Total length of the frame at ``offset`` in ``buffer``, or None while its header is partial.
 
     Raises :class:`HandshakeError` for a header that no valid frame has.
     """
-    if len(buffer) < HEADER_LENGTH:
+    if len(buffer) - offset < HEADER_LENGTH:
         return None
-    if buffer[0] not in _DECODERS:
-        raise HandshakeError(f"unknown message type {buffer[0]}")
-    version = int.from_bytes(buffer[1:3], "big")
+    kind, version, body = _HEADER.unpack_from(buffer, offset)
+    if kind not in _DECODERS:
+        raise HandshakeError(f"unknown message type {kind}")
     if version != PROTOCOL_VERSION:
         raise HandshakeError(
             f"protocol version {version} is not supported (this side speaks {PROTOCOL_VERSION})"
         )
-    body = int.from_bytes(buffer[3:7], "big")
     if body > MAX_FRAME_BODY:
         raise HandshakeError(f"frame body of {body} bytes exceeds the {MAX_FRAME_BODY} limit")
-    return HEADER_LENGTH + body
+    return HEADER_LENGTH + int(body)
+
+
+def decode_frame(frame: bytes) -> Message:
+    """Decode one frame whose header :func:`frame_length` has accepted and whose length it
+    gave; raise :class:`HandshakeError` for anything wrong in the body."""
+    what, decoder = _DECODERS[frame[0]]
+    return decoder(_Reader(frame[HEADER_LENGTH:], what))
 
 
 def decode(frame: bytes) -> Message:
@@ -501,6 +588,4 @@ def decode(frame: bytes) -> Message:
         raise HandshakeError(f"frame truncated: {len(frame)} bytes, header is {HEADER_LENGTH}")
     if total != len(frame):
         raise HandshakeError(f"frame length mismatch: header says {total}, got {len(frame)}")
-    kind = MessageType(frame[0])
-    message: Message = _DECODERS[kind](_Reader(frame[HEADER_LENGTH:], kind.name))
-    return message
+    return decode_frame(frame)

@@ -20,10 +20,11 @@ from agile.kdf._common import (
     hmac_kdf,
 )
 from agile.kdf.caskdf import CascadeRound, caskdf, caskdf_round
-from agile.kdf.catkdf import catkdf
+from agile.kdf.catkdf import CatKdf, catkdf
 
 __all__ = [
     "CascadeRound",
+    "CatKdf",
     "KdfError",
     "caskdf",
     "caskdf_round",

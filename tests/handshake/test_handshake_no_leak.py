@@ -84,7 +84,7 @@ def _secrets_of(machine: Initiator | Responder) -> list[bytes]:
     if secret is not None:
         found.append(secret.reveal())
     if isinstance(machine, Initiator):
-        found += [sk.reveal() for sk in machine._secret_keys.values()]
+        found += [sk.secret_bytes() for sk in machine._secret_keys.values()]
     if machine.session is not None:
         found.append(machine.session.key.reveal())
         found.append(machine.session.export("leak-test", b"", 32).reveal())
