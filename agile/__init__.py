@@ -4,10 +4,28 @@
 post-quantum KEM (from ``pqc``), a classical ECDH and a QKD key (from ``qkd``) through a
 standard KDF into hybrid session keys.
 
+Example (two peers in one process; across a network, use ``agile.transport``)::
+
+    from agile.engine import peer_engines
+    from agile import load_policy
+
+    policy = load_policy("hybrid-default-latest")
+    alice, bob = peer_engines(policy, policy)       # trusting engines sharing a simulated link
+    initiator, responder = alice.initiator(), bob.responder()
+    responder.receive_data(initiator.start())
+    initiator.receive_data(responder.data_to_send())
+    responder.receive_data(initiator.data_to_send())
+    assert initiator.session.key_id == responder.session.key_id
+
 Errors::
 
     AgileError
-     └── (subclasses are listed in ``agile._errors``)
+     ├── PolicyError       a policy file or document is invalid (every problem, located)
+     ├── HandshakeError    a handshake message or transition was rejected
+     ├── QKDUnavailable    the policy requires a QKD key that could not be had
+     ├── CryptoError       a pqc/qkd failure, translated at the boundary
+     ├── EngineError       a policy cannot be resolved here (algorithm, key, key source)
+     └── SessionError      a session operation was refused (wrong key id, forged, expired)
 """
 
 from __future__ import annotations
