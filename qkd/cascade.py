@@ -10,26 +10,48 @@ step) finds one of them. Correcting a bit flips the parity of the blocks that ho
 earlier pass, so those blocks are searched again: the *cascade*. Every parity Alice announces
 is one leaked bit; the efficiency is ``f = leaked / (n H2(QBER))`` (1 is the Shannon limit).
 
-Variants (Martinez-Mateo, Pacher, Peev, Ciurana and Martin, "Demystifying the information
-reconciliation protocol Cascade", QIC 15, 453 (2015)):
+A parity Alice has announced stays public: Bob keeps, per pass, the blocks a binary search
+has split (the parities of both halves of such a block are known: Alice announced the left
+one, the right one is the parent's minus it), and a later search through a known parity costs
+nothing. Without this, re-searching a block after a cascade pays again for the same parities.
 
-- ``original``: 4 passes, ``k_1 = ceil(0.73 / QBER)``, ``k_i = 2 k_(i-1)``.
-- ``option3``: 16 passes, ``k_1 = ceil(1 / QBER)``, ``k_2 = 2 k_1``, ``k_i = n / 2`` for
-  ``i >= 3`` (blocks of half the key from the third pass on, many passes).
-- ``option7``: 14 passes, ``k_1 = 2^ceil(log2(1 / QBER))``, ``k_2 = 4 k_1``, ``k_i = n / 2``.
-- ``improved`` (the default): the option-7 schedule (14 passes, ``k_2 = 4 k_1``, ``n / 2``
-  from pass 3) with the original first block ``k_1 = ceil(0.73 / QBER)``. Rounding ``k_1`` up
-  to a power of two costs up to 5 points of efficiency when ``1 / QBER`` lies just above one;
-  this schedule measured best of the four at QBER 1-5% (see docs/qkd-simulation.md).
+Variants. Martinez-Mateo, Pacher, Peev, Ciurana and Martin, "Demystifying the information
+reconciliation protocol Cascade", Quantum Inf. Comput. 15, 453 (2015), arXiv:1407.3257, compare
+the original protocol with numbered modified versions; what the paper's figure captions state:
+(3) is "the version proposed here using 16 passes" (Figs. 8-10), (4) is "(3) but leveraging in
+addition the idea of block reuse" (Fig. 11), (7) is "(4) but optimizing the first and second
+block sizes and using 14 passes" and (8) "(7) but also optimizing the third block size and
+using a power of two value for the frame length n = 2^14" (Fig. 13). The block sizes below are
+the ones the public reimplementations give for these options (B. Rijsman's cascade-python and
+cascade-cpp; for (8), the AIT QKD software, co-written by C. Pacher): the text of the
+paper's section that lists them could not be consulted for this module.
+
+- ``original`` (Brassard-Salvail): 4 passes, ``k_1 = ceil(0.73 / Q)``, ``k_i = 2 k_(i-1)``.
+- ``option3`` (the paper's option 3): 16 passes, ``k_1 = ceil(1 / Q)``, ``k_2 = 2 k_1``,
+  ``k_i = ceil(n / 2)`` for ``i >= 3``; no sub-block reuse.
+- ``option7`` (the paper's option 7): 14 passes, ``k_1 = 2^ceil(log2(1 / Q))``,
+  ``k_2 = 4 k_1``, ``k_i = ceil(n / 2)`` for ``i >= 3``, with sub-block reuse (from option 4):
+  a corrected bit flips the parity of every block of known parity holding it, sub-blocks
+  included, and each of those that turns odd is searched (the innermost ones first).
+- ``improved`` (the default) is not one of the paper's options but this module's own variant:
+  option 7's schedule (14 passes, ``k_2 = 4 k_1``, ``ceil(n / 2)`` from pass 3) with the
+  original, unrounded first block ``k_1 = ceil(0.73 / Q)`` and without sub-block reuse (which,
+  with announced parities kept, measured no gain here and costs twice the time). It leaks
+  1.5-2.5 points more than option 7 at Q = 1-5% and needs 2-7 times fewer round trips
+  (docs/qkd-simulation.md).
+
+``Q`` is the ``qber`` argument (an estimate), floored at 1e-5; blocks are capped at ``n``.
 
 How it is simulated. Alice's and Bob's parities are only ever compared, so each comparison
 is the parity of their difference, i.e. the number of error positions in a range, mod 2.
 The simulation keeps the (sparse) error positions of each pass in that pass's order, sorted,
 and answers every range-parity query by two binary searches (``numpy.searchsorted``). The
 binary searches of all odd blocks, of all passes, run in lock-step as array operations: one
-step is one round trip on the classical channel, counted in ``channel_uses``. The searches of
-one batch see the same snapshot of the key; a bit found by two of them is flipped once. The
-transcript (parities, corrections, leaked bits) is the one the two-party protocol produces.
+step in which Alice announces at least one parity is one round trip on the classical channel,
+counted in ``channel_uses``. The searches of one batch see the same snapshot of the key; a bit
+found by two of them is flipped once; of nested odd blocks only the innermost are searched in
+a batch, the others are looked at again after it. The transcript (parities, corrections,
+leaked bits) is the one the two-party protocol produces.
 
 Permutations are keyed Feistel networks over the index range (4 rounds, cycle walking), so a
 pass's permutation is evaluated only at the positions that need it, never materialised; the
@@ -53,6 +75,9 @@ __all__ = ["VARIANTS", "CascadeVariant", "Reconciliation", "block_sizes", "recon
 
 CascadeVariant = Literal["original", "option3", "option7", "improved"]
 VARIANTS: tuple[CascadeVariant, ...] = ("original", "option3", "option7", "improved")
+
+# Sub-block reuse: the paper's option (4), kept in (7) and (8) (Figs. 11 and 13 of arXiv:1407.3257).
+_REUSE: dict[str, bool] = {"original": False, "option3": False, "option7": True, "improved": False}
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _MIX2 = np.uint64(0xBF58476D1CE4E5B9)
@@ -156,6 +181,53 @@ def block_sizes(variant: CascadeVariant, n: int, qber: float) -> list[int]:
     return [max(1, min(k, n)) for k in sizes]
 
 
+def _member(table: NDArray[np.int64], keys: NDArray[np.int64]) -> NDArray[np.bool_]:
+    """Which of ``keys`` are in the sorted array ``table``."""
+    if not table.size or not keys.size:
+        return np.zeros(keys.size, dtype=np.bool_)
+    idx = np.minimum(np.searchsorted(table, keys), table.size - 1)
+    return np.asarray(table[idx] == keys, dtype=np.bool_)
+
+
+class _KeySet:
+    """A growing set of int64 keys: a few sorted chunks, merged now and then."""
+
+    def __init__(self) -> None:
+        self.chunks: list[NDArray[np.int64]] = []
+
+    def add(self, keys: NDArray[np.int64]) -> None:
+        """Add ``keys``, which must be sorted."""
+        if keys.size:
+            self.chunks.append(keys)
+        if len(self.chunks) > 3:
+            # Concatenated sorted runs: the stable sort (a merge sort) takes them in one pass.
+            self.chunks = [np.sort(np.concatenate(self.chunks), kind="stable")]
+
+    def contains(self, keys: NDArray[np.int64]) -> NDArray[np.bool_]:
+        hit = np.zeros(keys.size, dtype=np.bool_)
+        for chunk in self.chunks:
+            hit |= _member(chunk, keys)
+        return hit
+
+
+def _odd(
+    errors: NDArray[np.int64], lo: NDArray[np.int64], hi: NDArray[np.int64]
+) -> NDArray[np.bool_]:
+    """Whether ``[lo, hi)`` holds an odd number of the sorted error positions ``errors``."""
+    count = np.searchsorted(errors, hi) - np.searchsorted(errors, lo)
+    return np.asarray(count & 1, dtype=np.bool_)
+
+
+def _innermost(
+    lo: NDArray[np.int64], hi: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The blocks of a nested-or-disjoint family that contain no other block of it."""
+    order = np.lexsort((-hi, lo))
+    lo, hi = lo[order], hi[order]
+    keep = np.append(lo[1:] >= hi[:-1], True)
+    return lo[keep], hi[keep]
+
+
 def reconcile(
     alice: NDArray[np.uint8],
     bob: NDArray[np.uint8],
@@ -173,67 +245,95 @@ def reconcile(
     """
     if alice.shape != bob.shape or alice.ndim != 1:
         raise QKDError("cascade: Alice's and Bob's keys must be 1-D arrays of the same length")
+    if variant not in _REUSE:
+        raise QKDError(f"cascade variant {variant!r} is unknown; choose one of {VARIANTS}")
     gen = physics_rng(rng)
     n = int(alice.size)
     sizes = block_sizes(variant, n, qber) if n else []
+    reuse = _REUSE[variant]
+    width = n + 1  # the sub-block [lo, hi) of a pass has the key lo * width + hi
     wrong = alice != bob
     flipped = np.zeros(n, dtype=np.bool_)
     perms: list[_FeistelPermutation | _Identity] = []
-    parities: list[NDArray[np.uint8]] = []
+    # Per pass, the blocks a binary search went through (split): the parities of both halves
+    # of such a block are known (Alice announced the left one, the right one follows). A
+    # block's parity is known when it is top-level or its parent was split.
+    split: list[_KeySet] = []
     leaked = uses = 0
 
-    def block_of(pass_index: int, positions: NDArray[np.int64]) -> NDArray[np.int64]:
-        return perms[pass_index].forward(positions) // sizes[pass_index]
+    def errors_in(q: int) -> NDArray[np.int64]:
+        return np.sort(perms[q].forward(np.flatnonzero(wrong)))
 
     for p, k in enumerate(sizes):
         perms.append(_Identity() if p == 0 else _FeistelPermutation(n, gen))
+        split.append(_KeySet())
         blocks = -(-n // k)
-        positions = np.flatnonzero(wrong)
-        parity = (np.bincount(block_of(p, positions), minlength=blocks) & 1).astype(np.uint8)
-        parities.append(parity)
         leaked += blocks
         uses += 1
-        while True:
-            odd = [np.flatnonzero(par) for par in parities]
-            if not any(o.size for o in odd):
-                break
-            positions = np.flatnonzero(wrong)
-            # One sorted array of (pass, permuted position) keys for all passes with work.
-            keys, lo, hi, owner = [], [], [], []
-            for q, blocks_q in enumerate(odd):
-                if not blocks_q.size:
-                    continue
-                offset = q * n
-                keys.append(np.sort(perms[q].forward(positions)) + offset)
-                start = blocks_q * sizes[q]
-                lo.append(start + offset)
-                hi.append(np.minimum(start + sizes[q], n) + offset)
-                owner.append(np.full(blocks_q.size, q))
-            table = np.concatenate(keys)
-            lo_a, hi_a = np.concatenate(lo), np.concatenate(hi)
+        errors = {p: errors_in(p)}
+        lo0 = np.arange(blocks, dtype=np.int64) * k
+        hi0 = np.minimum(lo0 + k, n)
+        odd0 = _odd(errors[p], lo0, hi0)
+        starts = {p: (lo0[odd0], hi0[odd0])} if odd0.any() else {}
+        while starts:
+            # One batch: the binary searches of all odd blocks, in lock-step, on one snapshot.
+            # Their blocks are disjoint (nested ones wait for the next batch), so no two
+            # searches of a batch ask for the same parity, and each pass's blocks stay in
+            # increasing order, step after step.
+            lo = {q: s[0].copy() for q, s in starts.items()}
+            hi = {q: s[1].copy() for q, s in starts.items()}
+            learned: dict[int, list[NDArray[np.int64]]] = {q: [] for q in starts}
             while True:
-                searching = hi_a - lo_a > 1
-                active = int(np.count_nonzero(searching))
-                if not active:
-                    break
-                mid = (lo_a + hi_a) // 2
-                count = np.searchsorted(table, mid) - np.searchsorted(table, lo_a)
-                left_odd = (count & 1).astype(np.bool_)
-                hi_a = np.where(searching & left_odd, mid, hi_a)
-                lo_a = np.where(searching & ~left_odd, mid, lo_a)
-                leaked += active
+                asked = 0
+                for q in starts:
+                    searching = hi[q] - lo[q] > 1
+                    if not searching.any():
+                        continue
+                    a, b = lo[q][searching], hi[q][searching]
+                    mid = (a + b) // 2
+                    parent = a * width + b
+                    asked += int(np.count_nonzero(~split[q].contains(parent)))
+                    learned[q].append(parent)
+                    left_odd = _odd(errors[q], a, mid)
+                    lo[q][searching] = np.where(left_odd, a, mid)
+                    hi[q][searching] = np.where(left_odd, mid, b)
+                if not asked:
+                    if not any(bool((hi[q] - lo[q] > 1).any()) for q in starts):
+                        break
+                    continue  # Bob knew every parity this step: no message
+                leaked += asked
                 uses += 1
-            owner_a = np.concatenate(owner)
-            found_parts = []
-            for q in np.unique(owner_a):
-                sel = owner_a == q
-                found_parts.append(perms[int(q)].inverse(lo_a[sel] - int(q) * n))
-            found = np.unique(np.concatenate(found_parts))
+            found = np.unique(np.concatenate([perms[q].inverse(lo[q]) for q in starts]))
             wrong[found] = False
             flipped[found] ^= True
+            for q, parts in learned.items():
+                for part in parts:
+                    split[q].add(part)
+            # Each correction flips the parity of every block holding the corrected bit, in every
+            # pass so far: the top-level block and, with sub-block reuse, each known sub-block.
+            starts = {}
             for q in range(p + 1):
-                toggles = np.bincount(block_of(q, found), minlength=parities[q].size) & 1
-                parities[q] ^= toggles.astype(np.uint8)
+                y = perms[q].forward(found)
+                c_lo = y // sizes[q] * sizes[q]
+                c_hi = np.minimum(c_lo + sizes[q], n)
+                chain_lo, chain_hi = [c_lo], [c_hi]
+                while reuse and c_lo.size:
+                    down = (c_hi - c_lo > 1) & split[q].contains(c_lo * width + c_hi)
+                    y, c_lo, c_hi = y[down], c_lo[down], c_hi[down]
+                    mid = (c_lo + c_hi) // 2
+                    go_left = y < mid
+                    c_lo = np.where(go_left, c_lo, mid)
+                    c_hi = np.where(go_left, mid, c_hi)
+                    chain_lo.append(c_lo)
+                    chain_hi.append(c_hi)
+                keys = np.unique(np.concatenate(chain_lo) * width + np.concatenate(chain_hi))
+                if not keys.size:
+                    continue
+                errors[q] = errors_in(q)
+                s_lo, s_hi = keys // width, keys % width
+                odd = _odd(errors[q], s_lo, s_hi)
+                if odd.any():
+                    starts[q] = _innermost(s_lo[odd], s_hi[odd])
     corrected = (bob ^ flipped.astype(np.uint8)).astype(np.uint8)
     return Reconciliation(
         corrected=corrected,
