@@ -333,15 +333,14 @@ class Engine:
                     f"{_MIN_PSK_BYTES} random bytes"
                 )
             size = digest_size(policy.kdf.hash)
-            binder_keys = {
-                role: SecretBytes(expand_label(policy.kdf.hash, key.reveal(), label, b"", size))
-                for role, label in BINDER_LABEL.items()
-            }
+            binder_key = SecretBytes(
+                expand_label(policy.kdf.hash, key.reveal(), BINDER_LABEL, b"", size)
+            )
             return {
                 "auth_method": "psk",
                 "psk": key,
                 "psk_id": auth.psk_id or "",
-                "binder_keys": binder_keys,
+                "binder_key": binder_key,
             }
         preference = tuple(providers) if providers else policy.providers
         if peer_public_keys is None:

@@ -56,6 +56,22 @@ def expand_label(hash_name: str, secret: bytes, label: bytes, context: bytes, le
 _CONTEXT_LENGTH = tuple(bytes([n]) for n in range(256))
 
 
+def expand_label_info(label: bytes, context: bytes, length: int) -> bytes:
+    """The message of the first (and, for ``length`` <= the hash's output, only) HMAC of
+    :func:`expand_label`: ``HMAC(secret, expand_label_info(...))[:length]`` equals
+    ``expand_label(..., secret, label, context, length)`` when one block suffices."""
+    if len(context) > 255:
+        raise SessionError("expand_label: label or context over 255 bytes, or bad length")
+    if not context:
+        return _empty_context_info(label, length)
+    return _label_prefix(label, length) + _CONTEXT_LENGTH[len(context)] + context + b"\x01"
+
+
+@functools.lru_cache(maxsize=256)
+def _empty_context_info(label: bytes, length: int) -> bytes:
+    return _label_prefix(label, length) + b"\x00\x01"
+
+
 @functools.lru_cache(maxsize=256)
 def _label_prefix(label: bytes, length: int) -> bytes:
     """``u16(length) || u8-prefixed("qkd-agile " + label)``: the same few labels every time."""
@@ -87,7 +103,9 @@ def _hkdf_expand(name: str, prk: bytes, info: bytes, length: int) -> bytes:
 
 def key_id_of(hash_name: str, key: bytes) -> bytes:
     """The public identifier of ``key``: one-way, with its own label."""
-    return expand_label(hash_name, key, b"key id", b"", KEY_ID_LENGTH)
+    return hmac.digest(key, _empty_context_info(b"key id", KEY_ID_LENGTH), _hash_of(hash_name))[
+        :KEY_ID_LENGTH
+    ]
 
 
 @dataclass(frozen=True, kw_only=True, eq=False, repr=False)
@@ -135,7 +153,11 @@ class HybridSession:
             raise SessionError(f"unknown AEAD {aead!r}; use one of {', '.join(_AEADS)}")
         kid = key_id_of(hash_name, key.reveal())
         now = time.monotonic()
-        return cls(
+        # Every field is set here, from checked values: fill the instance dictionary at once
+        # rather than through the frozen class's one-by-one object.__setattr__ (the class
+        # stays frozen to its users; its derived values are cached_property entries there).
+        session = object.__new__(cls)
+        session.__dict__.update(
             key=key,
             key_id=kid.hex(),
             suite=suite,
@@ -150,6 +172,7 @@ class HybridSession:
             epoch_started_at=now,
             transcript_hash=transcript_hash,
         )
+        return session
 
     # Derived on first use: most sessions use either the exporter or the AEAD, not both.
 

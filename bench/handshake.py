@@ -1,10 +1,10 @@
 """Benchmark: full hybrid handshakes against the raw primitive calls they are made of.
 
 A "full handshake" is both sides in this process, no sockets: create an initiator and a
-responder from their engines, ClientHello -> ServerHello + Auth + Finished -> Auth + Finished,
-both sessions derived. Suite ML-KEM-768 + DHKEM(X25519, HKDF-SHA256), combiner CatKDF with
-HKDF-SHA-256, session key 32 bytes; authentication by ML-DSA-65 + Ed25519 signatures, or by a
-PSK.
+responder from their engines, ClientHello -> ServerHello [+ Auth] + Finished -> [Auth +]
+Finished, both sessions derived. Suite ML-KEM-768 + DHKEM(X25519, HKDF-SHA256), combiner CatKDF
+with HKDF-SHA-256, session key 32 bytes; authentication by ML-DSA-65 + Ed25519 signatures (with
+Auth frames), or by a PSK (a binder in the ClientHello, no Auth frames: docs/handshake.md).
 
 Its "raw primitive calls" are EVERY cryptographic call that handshake makes, made directly
 through pyca/cryptography, :mod:`hashlib`, :mod:`hmac` and :func:`os.urandom` with inputs of
@@ -14,40 +14,45 @@ else. Per handshake, both sides together:
   Initiator, ClientHello
     1. ML-KEM-768 KeyGen (``MLKEM768PrivateKey.generate``, public key bytes)
     2. X25519 KeyGen (``X25519PrivateKey.generate``, public key bytes)
-    3. ``os.urandom(32)`` (ClientHello.random); SHA-256 transcript ``update(CH)``
+    3. ``os.urandom(32)`` (ClientHello.random); SHA-256 transcript ``update(CH)``; with a PSK,
+       ``update(CH up to the binder)``, copy + digest, binder (1 HMAC), ``update(binder)``
   Responder, on ClientHello
-    4. SHA-256 transcript ``update(CH)``
+    4. transcript ``update(CH)``; with a PSK, ``update(CH up to the binder)``, copy + digest,
+       binder check (1 HMAC + compare_digest), ``update(binder)`` -- before any of 5-11
     5. ML-KEM-768 Encaps (``MLKEM768PublicKey.from_public_bytes(pk).encapsulate()``)
     6. DHKEM Encap (RFC 9180): X25519 KeyGen, ``exchange(from_public_bytes(pkR))``,
        LabeledExtract (1 HMAC-SHA-256), LabeledExpand (1 HMAC-SHA-256)
     7. ``os.urandom(32)`` (ServerHello.random)
     8. CatKDF (TS 103 744 8.2, HKDF): SHA-256 of f(info, CH, SH); HKDF-Extract (1 HMAC) over
-       psk || ss_ML-KEM || ss_DHKEM; HKDF-Expand (1 HMAC)
+       [psk ||] ss_ML-KEM || ss_DHKEM; HKDF-Expand (1 HMAC)
     9. transcript ``update(SH)``, copy + digest
-   10. Auth_R: PSK binder (1 HMAC) | ML-DSA-65 sign + Ed25519 sign of context || hash
-   11. transcript ``update(Auth_R)``, copy + digest; Finished key R (1 HMAC, Expand-Label);
-       Finished_R (1 HMAC); transcript ``update(Fin_R)``, copy + digest
-  Initiator, on ServerHello, Auth_R, Finished_R
+   10. signatures only: Auth_R = ML-DSA-65 sign + Ed25519 sign of context || hash; transcript
+       ``update(Auth_R)``, copy + digest
+   11. Finished key R (1 HMAC, Expand-Label); Finished_R (1 HMAC); transcript
+       ``update(Fin_R)``, copy + digest
+  Initiator, on ServerHello, [Auth_R,] Finished_R
    12. ML-KEM-768 Decaps (the key object from step 1)
    13. DHKEM Decap: ``exchange(from_public_bytes(enc))`` with the key object from step 2,
        LabeledExtract, LabeledExpand (2 HMAC)
    14. transcript ``update(SH)``, copy + digest; CatKDF (1 SHA-256, 2 HMAC)
-   15. verify Auth_R: binder (1 HMAC + compare_digest) | ML-DSA-65 verify + Ed25519 verify
-   16. transcript ``update(Auth_R)``, copy + digest; Finished key R (1 HMAC); Finished_R check
-       (1 HMAC + compare_digest); transcript ``update(Fin_R)``, copy + digest
-   17. Auth_I: binder (1 HMAC) | ML-DSA-65 sign + Ed25519 sign; transcript ``update(Auth_I)``,
-       copy + digest; Finished key I (1 HMAC); Finished_I (1 HMAC); transcript ``update(Fin_I)``
+   15. signatures only: ML-DSA-65 verify + Ed25519 verify of Auth_R; transcript
+       ``update(Auth_R)``, copy + digest
+   16. Finished key R (1 HMAC); Finished_R check (1 HMAC + compare_digest); transcript
+       ``update(Fin_R)``, copy + digest
+   17. signatures only: Auth_I = ML-DSA-65 sign + Ed25519 sign; transcript ``update(Auth_I)``,
+       copy + digest; then Finished key I (1 HMAC); Finished_I (1 HMAC); ``update(Fin_I)``
    18. session key (1 HMAC, Expand-Label over the transcript hash); key id (1 HMAC)
-  Responder, on Auth_I, Finished_I
-   19. verify Auth_I: binder (1 HMAC + compare_digest) | ML-DSA-65 verify + Ed25519 verify
-   20. transcript ``update(Auth_I)``, copy + digest; Finished key I (1 HMAC); Finished_I check
-       (1 HMAC + compare_digest); transcript ``update(Fin_I)``
+  Responder, on [Auth_I,] Finished_I
+   19. signatures only: ML-DSA-65 verify + Ed25519 verify of Auth_I; ``update(Auth_I)``,
+       copy + digest
+   20. Finished key I (1 HMAC); Finished_I check (1 HMAC + compare_digest); ``update(Fin_I)``
    21. session key (1 HMAC); key id (1 HMAC)
 
-That is 24 HMAC-SHA-256, 2 SHA-256 over f(info, CH, SH), 2 x 5 transcript updates with 7
-digests, 2 random strings, the KEM and X25519 operations and, with signatures, 4 signatures
-and 4 verifications. Long-term keys (signature keys, the PSK binder keys) are loaded or derived
-once outside the timed loop, as an engine does once per policy. The same list with the KEM and
+That is 2 SHA-256 over f(info, CH, SH), 2 random strings, the KEM and X25519 operations and:
+with a PSK, 22 HMAC-SHA-256 (2 of them the binder) and 10 transcript updates with 6 digests;
+with signatures, 20 HMAC-SHA-256, 12 transcript updates with 8 digests, 4 signatures and 4
+verifications. Long-term keys (signature keys, the PSK binder key) are loaded or derived once
+outside the timed loop, as an engine does once per policy. The same list with the KEM and
 signature operations made through ``pqc``'s prepared key objects is timed as well.
 
 All three are timed in interleaved batches in the same run and the medians compared, since
@@ -262,31 +267,23 @@ def _primitive_calls(
     bytes as the handshake does; the padding stands in for the names and length fields.
     """
     key = os.urandom(32)
-    binder_keys = (
-        _expand_label(key, b"r psk binder", b"", 32),
-        _expand_label(key, b"i psk binder", b"", 32),
-    )
+    binder_key = _expand_label(key, b"i psk binder", b"", 32)
     label = b"qkd-agile v1"
     info = b"".join(
         _be32(len(x)) + x for x in (label, fingerprints[0].encode(), fingerprints[1].encode())
     )
-    ch_pad = bytes(sizes["ch"] - 32 - 1184 - 32)
+    binder_length = 32 if psk else 0
+    ch_pad = bytes(sizes["ch"] - 32 - 1184 - 32 - binder_length)
     sh_pad = bytes(sizes["sh"] - 32 - 1088 - 32)
-    auth_pad = bytes(sizes["auth"] - (sum(sizes["sig"]) if not psk else 32))
+    auth_pad = bytes(sizes["auth"] - sum(sizes["sig"])) if not psk else b""
     fin_pad = bytes(sizes["fin"] - 32)
 
     def auth_frame(th: bytes, side: int) -> tuple[bytes, list[bytes]]:
-        if psk:
-            binder = hmac.digest(binder_keys[side], th, _HASH)
-            return auth_pad + binder, [binder]
         sigs = ops.sign(side, _SIGN_CONTEXT[side] + th)
         return auth_pad + b"".join(sigs), sigs
 
     def check_auth(th: bytes, side: int, proof: list[bytes]) -> None:
-        if psk:
-            assert hmac.compare_digest(hmac.digest(binder_keys[1 - side], th, _HASH), proof[0])
-        else:
-            ops.verify(side, _SIGN_CONTEXT[1 - side] + th, proof)
+        ops.verify(side, _SIGN_CONTEXT[1 - side] + th, proof)
 
     def combine(ch: bytes, sh: bytes, secrets: bytes) -> bytes:
         h = hashlib.sha256(_be32(len(info)) + info)
@@ -298,52 +295,65 @@ def _primitive_calls(
         return hmac.digest(prk, h.digest() + b"\x01", _HASH)
 
     def run() -> None:
-        # Initiator: key shares, ClientHello.
+        # Initiator: key shares, ClientHello (with a PSK, its binder).
         kem_sk, kem_pk, dh_sk, dh_pk = ops.keygen()
         ch = ch_pad + os.urandom(32) + kem_pk + dh_pk
         t_i = hashlib.sha256()
         t_i.update(ch)
-        # Responder: encapsulate, ServerHello, combine, Auth_R, Finished_R.
+        if psk:
+            binder = hmac.digest(binder_key, t_i.copy().digest(), _HASH)
+            t_i.update(binder)
+            ch += binder
+        # Responder: (binder,) encapsulate, ServerHello, combine, [Auth_R,] Finished_R.
         t_r = hashlib.sha256()
-        t_r.update(ch)
+        if psk:
+            t_r.update(ch[:-32])
+            expected = hmac.digest(binder_key, t_r.copy().digest(), _HASH)
+            assert hmac.compare_digest(expected, ch[-32:])
+            t_r.update(ch[-32:])
+        else:
+            t_r.update(ch)
         ct, ss_m, enc, ss_d = ops.encaps(kem_pk, dh_pk)
         sh = sh_pad + os.urandom(32) + ct + enc
         hs_r = combine(ch, sh, ss_m + ss_d)
         t_r.update(sh)
-        th_sh = t_r.copy().digest()
-        auth_r, proof_r = auth_frame(th_sh, 0)
-        t_r.update(auth_r)
-        th_auth_r = t_r.copy().digest()
-        fin_r = fin_pad + hmac.digest(
-            _expand_label(hs_r, b"r finished", b"", 32), th_auth_r, _HASH
-        )
+        th_r = t_r.copy().digest()
+        if not psk:
+            auth_r, proof_r = auth_frame(th_r, 0)
+            t_r.update(auth_r)
+            th_r = t_r.copy().digest()
+        fin_r = fin_pad + hmac.digest(_expand_label(hs_r, b"r finished", b"", 32), th_r, _HASH)
         t_r.update(fin_r)
         context_r = t_r.copy().digest()
-        # Initiator: decapsulate, combine, check Auth_R and Finished_R, Auth_I, Finished_I.
+        # Initiator: decapsulate, combine, [check Auth_R,] check Finished_R, [Auth_I,]
+        # Finished_I.
         hs_i = combine(ch, sh, ops.decaps(kem_sk, dh_sk, dh_pk, ct, enc))
         t_i.update(sh)
-        check_auth(t_i.copy().digest(), 1, proof_r)
-        t_i.update(auth_r)
-        expected = hmac.digest(
-            _expand_label(hs_i, b"r finished", b"", 32), t_i.copy().digest(), _HASH
-        )
+        th_i = t_i.copy().digest()
+        if not psk:
+            check_auth(th_i, 1, proof_r)
+            t_i.update(auth_r)
+            th_i = t_i.copy().digest()
+        expected = hmac.digest(_expand_label(hs_i, b"r finished", b"", 32), th_i, _HASH)
         assert hmac.compare_digest(expected, fin_r[-32:])
         t_i.update(fin_r)
         context_i = t_i.copy().digest()
-        auth_i, proof_i = auth_frame(context_i, 1)
-        t_i.update(auth_i)
-        fin_i = fin_pad + hmac.digest(
-            _expand_label(hs_i, b"i finished", b"", 32), t_i.copy().digest(), _HASH
-        )
+        th_i = context_i
+        if not psk:
+            auth_i, proof_i = auth_frame(context_i, 1)
+            t_i.update(auth_i)
+            th_i = t_i.copy().digest()
+        fin_i = fin_pad + hmac.digest(_expand_label(hs_i, b"i finished", b"", 32), th_i, _HASH)
         t_i.update(fin_i)
         session_i = _expand_label(hs_i, b"session key", context_i, 32)
         _expand_label(session_i, b"key id", b"", 8)
-        # Responder: check Auth_I and Finished_I, session.
-        check_auth(context_r, 0, proof_i)
-        t_r.update(auth_i)
-        expected = hmac.digest(
-            _expand_label(hs_r, b"i finished", b"", 32), t_r.copy().digest(), _HASH
-        )
+        # Responder: [check Auth_I,] check Finished_I, session.
+        th_r = context_r
+        if not psk:
+            check_auth(context_r, 0, proof_i)
+            t_r.update(auth_i)
+            th_r = t_r.copy().digest()
+        expected = hmac.digest(_expand_label(hs_r, b"i finished", b"", 32), th_r, _HASH)
         assert hmac.compare_digest(expected, fin_i[-32:])
         t_r.update(fin_i)
         session_r = _expand_label(hs_r, b"session key", context_r, 32)
@@ -380,15 +390,20 @@ def _frame_sizes(initiator_engine: Engine, responder_engine: Engine) -> dict[str
     ch = initiator.start()
     responder.receive_data(ch)
     flight = responder.data_to_send()
-    sh_len = frame_length(flight)
-    assert sh_len is not None
-    auth_len = frame_length(flight, sh_len)
-    assert auth_len is not None
-    fin_len = len(flight) - sh_len - auth_len
-    auth = decode(flight[sh_len : sh_len + auth_len])
-    assert isinstance(auth, Auth)
-    sig_sizes = [len(s.signature) for s in auth.signatures]
-    return {"ch": len(ch), "sh": sh_len, "auth": auth_len, "fin": fin_len, "sig": sig_sizes}
+    frames: list[bytes] = []
+    pos = 0
+    while pos < len(flight):
+        total = frame_length(flight, pos)
+        assert total is not None
+        frames.append(flight[pos : pos + total])
+        pos += total
+    sizes: dict[str, Any] = {"ch": len(ch), "sh": len(frames[0]), "fin": len(frames[-1])}
+    if len(frames) == 3:  # ServerHello, Auth, Finished: signatures
+        auth = decode(frames[1])
+        assert isinstance(auth, Auth)
+        sizes["auth"] = len(frames[1])
+        sizes["sig"] = [len(s.signature) for s in auth.signatures]
+    return sizes
 
 
 def _batch(fn: Callable[[], None], n: int) -> float:

@@ -74,8 +74,9 @@ class HandshakeConfig:
     verifiers: tuple[Verifier, ...] = ()
     psk: SecretBytes | None = field(default=None, repr=False)
     psk_id: str = ""
-    binder_keys: Mapping[str, SecretBytes] = field(default_factory=dict, repr=False)
-    """PSK binder keys by role, derived once from the PSK (see machine._BINDER_LABEL)."""
+    binder_key: SecretBytes | None = field(default=None, repr=False)
+    """The key of the initiator's PSK binder, ``Expand-Label(psk, "i psk binder", "", Nh)``,
+    derived once from the PSK (see machine.BINDER_LABEL)."""
     cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
     """What the state machines derive from this config once and reuse between handshakes
     (bounded by them): prepared combiners per peer, acceptable suites."""

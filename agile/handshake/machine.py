@@ -6,12 +6,18 @@ Feed received bytes to :meth:`receive_data`, which returns the events they cause
 Protocol (see docs/handshake.md for the rationale)::
 
     I -> R  ClientHello  {random, fingerprint, combiner, hash, suites offered, key shares,
-                          QKD key_IDs (from enc_keys), auth method}
+                          QKD key_IDs (from enc_keys), auth method, PSK id,
+                          PSK binder (PSK only): HMAC(binder_key, H(CH up to the binder))}
     R -> I  ServerHello  {random, fingerprint, chosen suite, one ciphertext per KEM, key_IDs}
-            Auth         signatures (or PSK binder) over H(CH || SH)
-            Finished     HMAC(finished_key_R, H(CH || SH || Auth_R))
-    I -> R  Auth         signatures (or PSK binder) over H(... || Finished_R)
-            Finished     HMAC(finished_key_I, H(... || Auth_I))
+            Auth         (signatures only) signatures over H(CH || SH)
+            Finished     HMAC(finished_key_R, H(CH || SH [|| Auth_R]))
+    I -> R  Auth         (signatures only) signatures over H(... || Finished_R)
+            Finished     HMAC(finished_key_I, H(... || Finished_R [|| Auth_I]))
+
+With a PSK, the binder lets the responder refuse an initiator without the PSK before it
+encapsulates or fetches QKD keys, and the Finished MACs, keyed from a combiner output that the
+PSK enters, authenticate both sides over the whole transcript (docs/handshake.md, "PSK
+authentication").
 
 Key schedule: the suite's secrets, in the suite's component order (the QKD key where the
 suite puts it), go through the policy's ETSI TS 103 744 combiner with MA = ClientHello,
@@ -34,7 +40,7 @@ import hmac
 import os
 from collections.abc import Callable
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from agile import audit
 from agile._errors import AgileError, HandshakeError, QKDUnavailable
@@ -46,20 +52,18 @@ from agile.handshake.messages import (
     AuthMethod,
     ClientHello,
     Finished,
-    KeyShare,
-    Message,
+    HelloTemplate,
     ServerHello,
     SignatureEntry,
     decode_frame,
     encode,
     encode_finished,
-    encode_psk_auth,
     frame_length,
 )
 from agile.kdf import CascadeRound, CatKdf, caskdf, catkdf, concat_format, digest_size
 from agile.kdf._common import hashlib_name
 from agile.secret import SecretBytes
-from agile.session import HybridSession, expand_label
+from agile.session import HybridSession, expand_label, expand_label_info
 
 if TYPE_CHECKING:
     from pqc import KemPrivateKey
@@ -70,7 +74,7 @@ _SIGN_CONTEXT = {
     "responder": b"qkd-agile v1 responder auth\x00",
 }
 _FINISHED_LABEL = {"initiator": b"i finished", "responder": b"r finished"}
-BINDER_LABEL = {"initiator": b"i psk binder", "responder": b"r psk binder"}
+BINDER_LABEL = b"i psk binder"
 _METHODS = {"signature": AuthMethod.SIGNATURE, "psk": AuthMethod.PSK}
 
 
@@ -84,6 +88,10 @@ class State(Enum):
     WAIT_CLIENT_FINISHED = "wait_client_finished"
     DONE = "done"
     ERROR = "error"
+
+    # Members are singletons compared by identity: hash them the same way (Enum's default
+    # hashes the name in Python, once per frame in the transition lookup).
+    __hash__ = object.__hash__
 
 
 @functools.lru_cache(maxsize=64)
@@ -136,10 +144,30 @@ def _describe(suites: tuple[tuple[str, ...], ...] | list[tuple[str, ...]]) -> st
     return ", ".join("+".join(s) for s in suites) or "(none)"
 
 
+_MessageClass = type[ClientHello] | type[ServerHello] | type[Auth] | type[Finished]
+# (expected message, handler, next state); the table is at the end of the module.
+_Transition = tuple[_MessageClass, Callable[..., None], State]
+
+
 class _Machine:
     """What both roles share: framing, transcript, key schedule, authentication."""
 
     role: str
+
+    # Immutable starting values, shared until a handshake sets its own (a machine is created
+    # per connection, so its constructor sets only what is mutable or per-config).
+    _client_hello: bytes = b""
+    _server_hello: bytes = b""
+    _peer_fingerprint = ""
+    _handshake_secret: SecretBytes | None = None
+    _session_context = b""
+    _transcript_after_sh = b""
+    _transcript_before_finished = b""
+    suite: tuple[str, ...] = ()
+    qkd_key_ids: tuple[str, ...] = ()
+    qkd_used = False
+    fallback_reason: str | None = None
+    session: HybridSession | None = None
 
     def __init__(self, config: HandshakeConfig) -> None:
         self._cfg = config
@@ -149,18 +177,8 @@ class _Machine:
         self._hash = hashlib_name(config.hash_name)
         self._transcript = _empty_hash(self._hash)
         self._hash_len = self._transcript.digest_size
-        self._client_hello: bytes = b""
-        self._server_hello: bytes = b""
-        self._peer_fingerprint = ""
-        self._handshake_secret: SecretBytes | None = None
-        self._session_context = b""
-        self._transcript_after_sh = b""
-        self._transcript_after_auth = b""
-        self.suite: tuple[str, ...] = ()
-        self.qkd_key_ids: tuple[str, ...] = ()
-        self.qkd_used = False
-        self.fallback_reason: str | None = None
-        self.session: HybridSession | None = None
+        self._psk = config.auth_method == "psk"
+        self._transitions = _TRANSITIONS[self.role, self._psk]
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} policy={self._cfg.policy_name} state={self.state.value}>"
@@ -190,6 +208,7 @@ class _Machine:
         events: list[Event] = []
         size = len(buffer)
         pos = 0
+        transitions = self._transitions
         # Frames are read in place from ``buffer``; only a trailing partial frame is kept.
         while True:
             try:
@@ -202,10 +221,17 @@ class _Machine:
             frame = buffer if total == size else buffer[pos : pos + total]
             pos += total
             try:
-                self._dispatch(frame, events)
+                # The frame's type byte (frame_length has checked the header) says which
+                # message it is; one this state does not expect is refused before decoding.
+                entry = transitions.get(self.state)
+                if entry is None or frame[0] != entry[0].TYPE:
+                    self._unexpected(frame[0], entry)
+                entry[1](self, decode_frame(frame), frame, events)
+                if self.state is not State.DONE:
+                    self.state = entry[2]
             except Exception as exc:
                 self._fail_with(exc)
-            if self.is_complete:
+            if self.is_complete:  # (a property: mypy has narrowed self.state above)
                 if pos != size:
                     self._fail_with(HandshakeError("data received after the final message"))
                 return events
@@ -221,19 +247,11 @@ class _Machine:
 
     # -- transitions ----------------------------------------------------------------------
 
-    def _dispatch(self, frame: bytes, events: list[Event]) -> None:
-        message = decode_frame(frame)  # receive_data has checked the header and length
-        entry = _TRANSITIONS.get((self.role, self.state))
-        if entry is None or not isinstance(message, entry[0]):
-            expected = entry[0].__name__ if entry else "nothing"
-            raise HandshakeError(
-                f"unexpected {type(message).__name__} in state {self.state.value} "
-                f"(expected {expected})"
-            )
-        handler, next_state = entry[1], entry[2]
-        handler(self, message, frame, events)
-        if self.state is not State.DONE:
-            self.state = next_state
+    def _unexpected(self, kind: int, entry: _Transition | None) -> NoReturn:
+        expected = entry[0].__name__ if entry else "nothing"
+        raise HandshakeError(
+            f"unexpected {_MESSAGE_NAMES[kind]} in state {self.state.value} (expected {expected})"
+        )
 
     def _guarded(self, step: Callable[[], None]) -> None:
         try:
@@ -311,12 +329,24 @@ class _Machine:
         return expand_label(self._cfg.hash_name, secret.reveal(), label, context, length)
 
     def _finished(self, role: str, transcript_hash: bytes) -> bytes:
-        key = self._derive(_FINISHED_LABEL[role], b"", self._hash_len)
+        secret = self._handshake_secret
+        assert secret is not None
+        # Expand-Label(secret, "i|r finished", "", Hash.length): one HMAC over an info that is
+        # the same in every handshake (formatted once).
+        info = expand_label_info(_FINISHED_LABEL[role], b"", self._hash_len)
+        key = hmac.digest(secret.reveal(), info, self._hash)
         return hmac.digest(key, transcript_hash, self._hash)
 
     def _complete(self, events: list[Event]) -> None:
         cfg = self._cfg
-        key = self._derive(b"session key", self._session_context, cfg.key_length)
+        length = cfg.key_length
+        if length <= self._hash_len:
+            secret = self._handshake_secret
+            assert secret is not None
+            info = expand_label_info(b"session key", self._session_context, length)
+            key = hmac.digest(secret.reveal(), info, self._hash)[:length]
+        else:
+            key = self._derive(b"session key", self._session_context, length)
         self.session = HybridSession.create(
             SecretBytes(key),
             suite=self.suite,
@@ -345,11 +375,8 @@ class _Machine:
     # -- authentication -------------------------------------------------------------------
 
     def _auth_frame(self, transcript_hash: bytes) -> bytes:
-        """The encoded Auth message: our PSK binder or our signatures over the transcript."""
+        """The encoded Auth message: our signatures over the transcript."""
         cfg = self._cfg
-        if cfg.auth_method == "psk":
-            binder_key = cfg.binder_keys[self.role].reveal()
-            return encode_psk_auth(hmac.digest(binder_key, transcript_hash, self._hash))
         message = _SIGN_CONTEXT[self.role] + transcript_hash
         return encode(
             Auth(
@@ -363,19 +390,6 @@ class _Machine:
     def _verify_auth(self, auth: Auth, transcript_hash: bytes) -> None:
         cfg = self._cfg
         peer = "responder" if self.role == "initiator" else "initiator"
-        if cfg.auth_method == "psk":
-            if not auth.psk_binder:
-                raise HandshakeError("the peer authenticated with signatures; policy needs a PSK")
-            binder_key = cfg.binder_keys[peer].reveal()
-            expected = hmac.digest(binder_key, transcript_hash, self._hash)
-            if not hmac.compare_digest(expected, auth.psk_binder):
-                raise HandshakeError(
-                    "the peer's PSK binder does not verify (a different PSK, or the transcript "
-                    "was altered in transit)"
-                )
-            return
-        if not auth.signatures:
-            raise HandshakeError("the peer sent a PSK binder; policy needs signatures")
         given = {s.algorithm: s.signature for s in auth.signatures}
         message = _SIGN_CONTEXT[peer] + transcript_hash
         for verifier in cfg.verifiers:
@@ -392,6 +406,12 @@ class _Machine:
                     f"the peer's {verifier.algorithm} signature over the transcript does not "
                     "verify (wrong peer key, or the transcript was altered in transit)"
                 ) from exc
+
+    def _binder(self, truncated_hello_hash: bytes) -> bytes:
+        """The PSK binder: HMAC(binder key, H(ClientHello up to the binder))."""
+        binder_key = self._cfg.binder_key
+        assert binder_key is not None
+        return hmac.digest(binder_key.reveal(), truncated_hello_hash, self._hash)
 
     def _check_finished(self, finished: Finished, role: str, transcript_hash: bytes) -> None:
         if not hmac.compare_digest(self._finished(role, transcript_hash), finished.verify_data):
@@ -515,27 +535,31 @@ class Initiator(_Machine):
         wants_qkd = any(QKD_COMPONENT in s for s in cfg.suites)
         if wants_qkd:
             self._fetch_qkd_keys(events)
-        self._offered, algorithms = self._offer(bool(self._qkd_keys))
-        shares: list[KeyShare] = []
+        have_qkd = bool(self._qkd_keys)
+        self._offered, algorithms = self._offer(have_qkd)
+        template = self._client_template(have_qkd)
+        public_keys: list[bytes] = []
+        secret_keys = self._secret_keys
+        kems = cfg.kems
         for algorithm in algorithms:
             # The key object stays parsed until decapsulation (no re-expansion of its seed).
-            key = cfg.kems[algorithm].generate_private_key()
-            self._secret_keys[algorithm] = key
-            shares.append(KeyShare(algorithm=algorithm, public_key=key.public_key))
-        hello = ClientHello(
-            random=os.urandom(RANDOM_LENGTH),
-            policy_fingerprint=cfg.fingerprint,
-            combiner=cfg.combiner,
-            hash_name=cfg.hash_name,
-            suites=self._offered,
-            key_shares=tuple(shares),
-            qkd_key_ids=tuple(k.key_id for k in self._qkd_keys),
-            auth_method=_METHODS[cfg.auth_method],
-            psk_id=cfg.psk_id,
-        )
-        frame = encode(hello)
+            key = kems[algorithm].generate_private_key()
+            secret_keys[algorithm] = key
+            public_keys.append(key.public_key)
+        key_ids = tuple(k.key_id for k in self._qkd_keys)
+        if self._psk:
+            # The frame up to its binder, whose length it already counts; the binder covers
+            # the hash of those bytes, and the transcript goes on with the binder.
+            truncated = template.client(
+                os.urandom(RANDOM_LENGTH), public_keys, key_ids, binder_length=self._hash_len
+            )
+            binder = self._binder(self._absorb(truncated))
+            self._transcript.update(binder)
+            frame = truncated + binder
+        else:
+            frame = template.client(os.urandom(RANDOM_LENGTH), public_keys, key_ids)
+            self._transcript.update(frame)
         self._client_hello = frame
-        self._absorb(frame)
         self._outbox += frame
         self.state = State.WAIT_SERVER_HELLO
 
@@ -563,6 +587,26 @@ class Initiator(_Machine):
         assert isinstance(cached, tuple)
         return cached
 
+    def _client_template(self, have_qkd: bool) -> HelloTemplate:
+        """The ClientHello's fixed fields, checked and encoded once per config."""
+        cfg = self._cfg
+        key = ("client_hello", have_qkd)
+        template = cfg.cache.get(key)
+        if template is None:
+            offered, algorithms = self._offer(have_qkd)
+            template = HelloTemplate.client_hello(
+                policy_fingerprint=cfg.fingerprint,
+                combiner=cfg.combiner,
+                hash_name=cfg.hash_name,
+                suites=offered,
+                algorithms=algorithms,
+                auth_method=_METHODS[cfg.auth_method],
+                psk_id=cfg.psk_id,
+            )
+            cfg.cache[key] = template
+        assert isinstance(template, HelloTemplate)
+        return template
+
     def _fetch_qkd_keys(self, events: list[Event]) -> None:
         qkd = self._cfg.qkd
         if qkd.source is None:
@@ -582,7 +626,7 @@ class Initiator(_Machine):
                 f"the responder chose {'+'.join(hello.suite)}, which was not offered "
                 f"(offered: {_describe(self._offered)})"
             )
-        our_ids = tuple(k.key_id for k in self._qkd_keys)
+        our_ids = tuple([k.key_id for k in self._qkd_keys]) if self._qkd_keys else ()
         self.qkd_used = QKD_COMPONENT in hello.suite
         if self.qkd_used and hello.qkd_key_ids != our_ids:
             raise HandshakeError("the responder used QKD key IDs other than the ones offered")
@@ -590,10 +634,10 @@ class Initiator(_Machine):
             raise HandshakeError("the responder sent QKD key IDs for a suite without QKD")
         if our_ids and not self.qkd_used:
             self._qkd_unavailable("the responder chose a suite without QKD", events)
-        kems = [c for c in hello.suite if c != QKD_COMPONENT]
-        if len(hello.ciphertexts) != len(kems):
+        n_kems = len(hello.suite) - self.qkd_used  # a suite names QKD at most once
+        if len(hello.ciphertexts) != n_kems:
             raise HandshakeError(
-                f"ServerHello carries {len(hello.ciphertexts)} ciphertexts for {len(kems)} KEMs"
+                f"ServerHello carries {len(hello.ciphertexts)} ciphertexts for {n_kems} KEMs"
             )
         self._server_hello = frame
         self._peer_fingerprint = hello.policy_fingerprint
@@ -607,21 +651,25 @@ class Initiator(_Machine):
             else:
                 secrets.append(self._secret_keys[component].decapsulate(next(cts)))
         self._combine(secrets, (cfg.fingerprint, hello.policy_fingerprint))
-        self._transcript_after_sh = self._absorb(frame)
+        # With a PSK no Auth follows: Finished_R covers H(CH || SH).
+        self._transcript_after_sh = self._transcript_before_finished = self._absorb(frame)
         self._negotiated(events)
 
     def _on_server_auth(self, auth: Auth, frame: bytes, events: list[Event]) -> None:
         self._verify_auth(auth, self._transcript_after_sh)
-        self._transcript_after_auth = self._absorb(frame)
+        self._transcript_before_finished = self._absorb(frame)
 
     def _on_server_finished(self, finished: Finished, frame: bytes, events: list[Event]) -> None:
-        self._check_finished(finished, "responder", self._transcript_after_auth)
+        self._check_finished(finished, "responder", self._transcript_before_finished)
         self._session_context = self._absorb(frame)
-        auth_frame = self._auth_frame(self._session_context)
-        after_auth = self._absorb(auth_frame)
-        fin_frame = encode_finished(self._finished("initiator", after_auth))
+        if self._psk:
+            fin_frame = encode_finished(self._finished("initiator", self._session_context))
+            self._outbox += fin_frame
+        else:
+            auth_frame = self._auth_frame(self._session_context)
+            fin_frame = encode_finished(self._finished("initiator", self._absorb(auth_frame)))
+            self._outbox += auth_frame + fin_frame
         self._absorb_last(fin_frame)
-        self._outbox += auth_frame + fin_frame
         self._complete(events)
 
 
@@ -698,6 +746,23 @@ class Responder(_Machine):
     def _on_client_hello(self, hello: ClientHello, frame: bytes, events: list[Event]) -> None:
         cfg = self._cfg
         self._check_compatible(hello)
+        if self._psk:
+            # Before any work for this initiator (encapsulation, a KME request for QKD keys),
+            # check that it holds the PSK: the binder covers the hello up to the binder.
+            binder = hello.psk_binder
+            if not binder:
+                raise HandshakeError("the initiator sent no PSK binder; policy needs a PSK")
+            truncated = frame[: len(frame) - len(binder)]
+            if not hmac.compare_digest(self._binder(self._absorb(truncated)), binder):
+                raise HandshakeError(
+                    "the initiator's PSK binder does not verify (a different PSK, or the "
+                    "ClientHello was altered in transit)"
+                )
+            self._transcript.update(binder)
+        else:
+            if hello.psk_binder:
+                raise HandshakeError("the initiator sent a PSK binder; policy needs signatures")
+            self._transcript.update(frame)
         qkd_keys: list[QkdKey] = []
         choice = self._first_common(hello.suites, self._acceptable(with_qkd=True))
         if choice is not None and QKD_COMPONENT in choice:
@@ -729,25 +794,35 @@ class Responder(_Machine):
             ciphertexts.append(encapsulation.ciphertext)
             secrets.append(encapsulation.shared_secret)
         self._client_hello = frame
-        self._absorb(frame)
-        server_hello = ServerHello(
-            random=os.urandom(RANDOM_LENGTH),
-            policy_fingerprint=cfg.fingerprint,
-            suite=choice,
-            ciphertexts=tuple(ciphertexts),
-            qkd_key_ids=self.qkd_key_ids,
+        sh_frame = self._server_template(choice).server(
+            os.urandom(RANDOM_LENGTH), ciphertexts, self.qkd_key_ids
         )
-        sh_frame = encode(server_hello)
         self._server_hello = sh_frame
         self._peer_fingerprint = hello.policy_fingerprint
         self._combine(secrets, (hello.policy_fingerprint, cfg.fingerprint))
         after_sh = self._absorb(sh_frame)
-        auth_frame = self._auth_frame(after_sh)
-        after_auth = self._absorb(auth_frame)
-        fin_frame = encode_finished(self._finished("responder", after_auth))
-        self._session_context = self._absorb(fin_frame)
-        self._outbox += sh_frame + auth_frame + fin_frame
+        if self._psk:
+            fin_frame = encode_finished(self._finished("responder", after_sh))
+            self._outbox += sh_frame + fin_frame
+        else:
+            auth_frame = self._auth_frame(after_sh)
+            fin_frame = encode_finished(self._finished("responder", self._absorb(auth_frame)))
+            self._outbox += sh_frame + auth_frame + fin_frame
+        # With a PSK no Auth follows either: Finished_I covers H(... || Finished_R).
+        self._session_context = self._transcript_before_finished = self._absorb(fin_frame)
         self._negotiated(events)
+
+    def _server_template(self, suite: tuple[str, ...]) -> HelloTemplate:
+        """The ServerHello's fixed fields for ``suite``, checked and encoded once per config
+        (``suite`` is one this policy accepts, so there are few)."""
+        cfg = self._cfg
+        key = ("server_hello", suite)
+        template = cfg.cache.get(key)
+        if template is None:
+            template = HelloTemplate.server_hello(policy_fingerprint=cfg.fingerprint, suite=suite)
+            cfg.cache[key] = template
+        assert isinstance(template, HelloTemplate)
+        return template
 
     def _fetch_qkd_keys(self, key_ids: tuple[str, ...]) -> list[QkdKey]:
         qkd = self._cfg.qkd
@@ -765,45 +840,52 @@ class Responder(_Machine):
 
     def _on_client_auth(self, auth: Auth, frame: bytes, events: list[Event]) -> None:
         self._verify_auth(auth, self._session_context)
-        self._transcript_after_auth = self._absorb(frame)
+        self._transcript_before_finished = self._absorb(frame)
 
     def _on_client_finished(self, finished: Finished, frame: bytes, events: list[Event]) -> None:
-        self._check_finished(finished, "initiator", self._transcript_after_auth)
+        self._check_finished(finished, "initiator", self._transcript_before_finished)
         self._absorb_last(frame)
         self._complete(events)
 
 
-# Every transition of both roles: (role, state) -> (expected message, handler, next state).
-_Handler = Callable[[_Machine, Message, bytes, list[Event]], None]
-_TRANSITIONS: dict[tuple[str, State], tuple[type, _Handler, State]] = {
-    ("initiator", State.WAIT_SERVER_HELLO): (
-        ServerHello,
-        Initiator._on_server_hello,
-        State.WAIT_SERVER_AUTH,  # type: ignore[dict-item]
-    ),
-    ("initiator", State.WAIT_SERVER_AUTH): (
-        Auth,
-        Initiator._on_server_auth,
-        State.WAIT_SERVER_FINISHED,  # type: ignore[dict-item]
-    ),
-    ("initiator", State.WAIT_SERVER_FINISHED): (
-        Finished,
-        Initiator._on_server_finished,
-        State.DONE,  # type: ignore[dict-item]
-    ),
-    ("responder", State.WAIT_CLIENT_HELLO): (
-        ClientHello,
-        Responder._on_client_hello,
-        State.WAIT_CLIENT_AUTH,  # type: ignore[dict-item]
-    ),
-    ("responder", State.WAIT_CLIENT_AUTH): (
-        Auth,
-        Responder._on_client_auth,
-        State.WAIT_CLIENT_FINISHED,  # type: ignore[dict-item]
-    ),
-    ("responder", State.WAIT_CLIENT_FINISHED): (
-        Finished,
-        Responder._on_client_finished,
-        State.DONE,  # type: ignore[dict-item]
-    ),
+# Every transition: (role, authenticates by PSK) -> state -> (expected message, handler, next
+# state). With a PSK there are no Auth frames (the ClientHello carries the initiator's binder).
+_TRANSITIONS: dict[tuple[str, bool], dict[State, _Transition]] = {
+    ("initiator", False): {
+        State.WAIT_SERVER_HELLO: (
+            ServerHello,
+            Initiator._on_server_hello,
+            State.WAIT_SERVER_AUTH,
+        ),
+        State.WAIT_SERVER_AUTH: (Auth, Initiator._on_server_auth, State.WAIT_SERVER_FINISHED),
+        State.WAIT_SERVER_FINISHED: (Finished, Initiator._on_server_finished, State.DONE),
+    },
+    ("initiator", True): {
+        State.WAIT_SERVER_HELLO: (
+            ServerHello,
+            Initiator._on_server_hello,
+            State.WAIT_SERVER_FINISHED,
+        ),
+        State.WAIT_SERVER_FINISHED: (Finished, Initiator._on_server_finished, State.DONE),
+    },
+    ("responder", False): {
+        State.WAIT_CLIENT_HELLO: (
+            ClientHello,
+            Responder._on_client_hello,
+            State.WAIT_CLIENT_AUTH,
+        ),
+        State.WAIT_CLIENT_AUTH: (Auth, Responder._on_client_auth, State.WAIT_CLIENT_FINISHED),
+        State.WAIT_CLIENT_FINISHED: (Finished, Responder._on_client_finished, State.DONE),
+    },
+    ("responder", True): {
+        State.WAIT_CLIENT_HELLO: (
+            ClientHello,
+            Responder._on_client_hello,
+            State.WAIT_CLIENT_FINISHED,
+        ),
+        State.WAIT_CLIENT_FINISHED: (Finished, Responder._on_client_finished, State.DONE),
+    },
+}
+_MESSAGE_NAMES: dict[int, str] = {
+    int(cls.TYPE): cls.__name__ for cls in (ClientHello, ServerHello, Auth, Finished)
 }

@@ -43,6 +43,7 @@ CLIENT_HELLO = ClientHello(
     qkd_key_ids=(KEY_ID,),
     auth_method=AuthMethod.PSK,
     psk_id="site-a",
+    psk_binder=b"b" * 32,
 )
 SERVER_HELLO = ServerHello(
     random=b"s" * 32,
@@ -52,9 +53,8 @@ SERVER_HELLO = ServerHello(
     qkd_key_ids=(KEY_ID,),
 )
 AUTH = Auth(signatures=(SignatureEntry(algorithm="Ed25519", signature=b"g" * 64),))
-BINDER = Auth(psk_binder=b"b" * 32)
 FINISHED = Finished(verify_data=b"f" * 32)
-MESSAGES: list[Message] = [CLIENT_HELLO, SERVER_HELLO, AUTH, BINDER, FINISHED]
+MESSAGES: list[Message] = [CLIENT_HELLO, SERVER_HELLO, AUTH, FINISHED]
 FRAMES = [encode(m) for m in MESSAGES]
 
 
@@ -108,13 +108,31 @@ def test_frame_length_waits_for_a_whole_header() -> None:
             ),
             "UUID",
         ),
-        (Auth, "exactly one"),
+        (lambda: Auth(signatures=()), "signatures: 0 entries"),
         (
-            lambda: Auth(
+            lambda: ClientHello(
+                random=b"r" * 32,
+                policy_fingerprint="x",
+                combiner="catkdf",
+                hash_name="SHA-256",
+                suites=(("a",),),
+                key_shares=(),
                 psk_binder=b"b" * 32,
-                signatures=(SignatureEntry(algorithm="Ed25519", signature=b"s"),),
             ),
-            "exactly one",
+            "only a ClientHello that authenticates by PSK",
+        ),
+        (
+            lambda: ClientHello(
+                random=b"r" * 32,
+                policy_fingerprint="x",
+                combiner="catkdf",
+                hash_name="SHA-256",
+                suites=(("a",),),
+                key_shares=(),
+                auth_method=AuthMethod.PSK,
+                psk_binder=b"b" * 65,
+            ),
+            "psk_binder",
         ),
         (lambda: KeyShare(algorithm="ML-KEM-768", public_key=b""), "public_key"),
         (
@@ -163,7 +181,7 @@ def test_trailing_bytes_and_bad_headers_are_rejected(frame: bytes) -> None:
 
 def test_oversized_frame_header_is_rejected_before_reading_the_body() -> None:
     with pytest.raises(HandshakeError, match="exceeds"):
-        frame_length(b"\x01\x00\x01\xff\xff\xff\xff")
+        frame_length(b"\x01" + PROTOCOL_VERSION.to_bytes(2, "big") + b"\xff\xff\xff\xff")
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

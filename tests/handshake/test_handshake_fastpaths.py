@@ -1,8 +1,9 @@
 """The handshake's fast paths agree with the general code they stand in for.
 
 - ``CatKdf`` (the combiner with its per-peer inputs bound once) derives what ``catkdf`` does;
-- ``encode_finished``/``encode_psk_auth`` produce the frames ``encode`` does, and refuse what
-  the message classes refuse;
+- ``encode_finished`` and the hello templates produce the frames ``encode`` does, and refuse
+  what the message classes refuse; the decoder's fast paths (a hello prefix seen before, a
+  Finished) decode what the full path does;
 - the engine loads signature keys once, and a malformed one fails when the engine is built;
 - a handshake reuses its config's prepared combiner across connections and peers safely.
 """
@@ -19,12 +20,15 @@ from hypothesis import strategies as st
 from agile._errors import EngineError, HandshakeError
 from agile.engine import Engine, Identity
 from agile.handshake.messages import (
-    Auth,
+    AuthMethod,
+    ClientHello,
     Finished,
+    HelloTemplate,
+    KeyShare,
+    ServerHello,
     decode,
     encode,
     encode_finished,
-    encode_psk_auth,
 )
 from agile.kdf import CatKdf, KdfError, catkdf, hash_names
 
@@ -104,25 +108,135 @@ def test_encode_finished_is_encode_of_finished(size: int) -> None:
     assert decode(frame) == Finished(verify_data=data)
 
 
-@pytest.mark.parametrize("size", [1, 32, 48, 64])
-def test_encode_psk_auth_is_encode_of_auth(size: int) -> None:
-    binder = bytes(range(size))
-    frame = encode_psk_auth(binder)
-    assert frame == encode(Auth(psk_binder=binder))
-    assert decode(frame) == Auth(psk_binder=binder)
-
-
 @pytest.mark.parametrize("bad", [b"", b"x" * 31, b"x" * 65, bytearray(32)])
 def test_fast_encoders_refuse_what_the_messages_refuse(bad: Any) -> None:
     with pytest.raises(HandshakeError, match="verify_data"):
         encode_finished(bad)
-    if bad:  # an empty binder means "no binder": the Auth then has no proof at all
-        if len(bad) > 64 or not isinstance(bad, bytes):
-            with pytest.raises(HandshakeError, match="psk_binder"):
-                encode_psk_auth(bad)
+
+
+_KEMS = ("ML-KEM-768", "DHKEM(X25519, HKDF-SHA256)")
+_UUID = "00000000-0000-0000-0000-000000000007"
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    random=st.binary(min_size=32, max_size=32),
+    keys=st.lists(st.binary(min_size=1, max_size=1300), min_size=2, max_size=2),
+    key_ids=st.sampled_from([(), (_UUID,)]),
+    psk=st.booleans(),
+    binder=st.binary(min_size=32, max_size=64),
+    fingerprint=st.sampled_from(["sha256:" + "ab" * 32, "fp-2"]),
+)
+def test_client_hello_template_is_encode_of_client_hello(
+    random: bytes,
+    keys: list[bytes],
+    key_ids: tuple[str, ...],
+    psk: bool,
+    binder: bytes,
+    fingerprint: str,
+) -> None:
+    method = AuthMethod.PSK if psk else AuthMethod.SIGNATURE
+    fixed: dict[str, Any] = {
+        "policy_fingerprint": fingerprint,
+        "combiner": "catkdf",
+        "hash_name": "SHA-256",
+        "suites": (_KEMS, (_KEMS[0],)),
+        "auth_method": method,
+        "psk_id": "site" if psk else "",
+    }
+    template = HelloTemplate.client_hello(algorithms=_KEMS, **fixed)
+    hello = ClientHello(
+        random=random,
+        key_shares=tuple(
+            KeyShare(algorithm=a, public_key=k) for a, k in zip(_KEMS, keys, strict=True)
+        ),
+        qkd_key_ids=key_ids,
+        psk_binder=binder if psk else b"",
+        **fixed,
+    )
+    if psk:
+        frame = template.client(random, keys, key_ids, binder_length=len(binder)) + binder
     else:
-        with pytest.raises(HandshakeError, match="exactly one"):
-            encode_psk_auth(bad)
+        frame = template.client(random, keys, key_ids)
+    assert frame == encode(hello)
+    # Decoded twice: the second time through the cache of accepted hello prefixes.
+    assert decode(frame) == hello
+    assert decode(frame) == hello
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    random=st.binary(min_size=32, max_size=32),
+    cts=st.lists(st.binary(min_size=1, max_size=1100), min_size=0, max_size=3),
+    key_ids=st.sampled_from([(), (_UUID,)]),
+)
+def test_server_hello_template_is_encode_of_server_hello(
+    random: bytes, cts: list[bytes], key_ids: tuple[str, ...]
+) -> None:
+    suite = (*_KEMS, "QKD")
+    template = HelloTemplate.server_hello(policy_fingerprint="fp", suite=suite)
+    hello = ServerHello(
+        random=random,
+        policy_fingerprint="fp",
+        suite=suite,
+        ciphertexts=tuple(cts),
+        qkd_key_ids=key_ids,
+    )
+    frame = template.server(random, cts, key_ids)
+    assert frame == encode(hello)
+    assert decode(frame) == hello
+    assert decode(frame) == hello
+
+
+def test_templates_refuse_what_the_messages_refuse() -> None:
+    with pytest.raises(HandshakeError, match="name"):
+        HelloTemplate.server_hello(policy_fingerprint="bad name\n", suite=_KEMS)
+    with pytest.raises(HandshakeError, match="twice"):
+        HelloTemplate.server_hello(policy_fingerprint="fp", suite=(_KEMS[0], _KEMS[0]))
+    template = HelloTemplate.client_hello(
+        policy_fingerprint="fp",
+        combiner="catkdf",
+        hash_name="SHA-256",
+        suites=(_KEMS,),
+        algorithms=_KEMS,
+        auth_method=AuthMethod.SIGNATURE,
+        psk_id="",
+    )
+    with pytest.raises(HandshakeError, match="psk_binder"):
+        template.client(bytes(32), [b"k", b"x"], binder_length=32)
+    with pytest.raises(HandshakeError, match="public_key"):
+        template.client(bytes(32), [b"k", b""])
+    with pytest.raises(HandshakeError, match="random"):
+        template.client(bytes(31), [b"k", b"x"])
+    with pytest.raises(HandshakeError, match="UUID"):
+        template.client(bytes(32), [b"k", b"x"], ("not-a-uuid",))
+
+
+def test_a_cached_hello_prefix_does_not_hide_a_bad_remainder() -> None:
+    """A ClientHello whose fixed part was seen before is still checked after that part."""
+    template = HelloTemplate.client_hello(
+        policy_fingerprint="fp-cache",
+        combiner="catkdf",
+        hash_name="SHA-256",
+        suites=(_KEMS,),
+        algorithms=_KEMS,
+        auth_method=AuthMethod.SIGNATURE,
+        psk_id="",
+    )
+    good = template.client(bytes(32), [b"k", b"x"])
+    decode(good)  # the prefix is now cached
+    # The same prefix, then an empty key share: refused as before.
+    with pytest.raises(HandshakeError, match="public_key"):
+        decode(_reframe(good.replace(b"\x00\x00\x00\x01x", b"\x00\x00\x00\x00")))
+    # The same prefix, then a PSK binder on a hello that authenticates by signatures.
+    assert good.endswith(b"\x00")
+    with pytest.raises(HandshakeError, match="psk_binder"):
+        decode(_reframe(good[:-1] + b"\x01z"))
+
+
+def _reframe(frame: bytes) -> bytes:
+    """``frame`` with its header's body length fixed after an edit."""
+    return frame[:3] + (len(frame) - 7).to_bytes(4, "big") + frame[7:]
 
 
 def _signature_policy() -> Any:
@@ -182,3 +296,18 @@ def test_prepared_combiner_is_per_peer_and_reused() -> None:
     cached = [k for k in responder_engine.config.cache if k[0] == "catkdf"]
     fingerprints = {first.fingerprint, second.fingerprint}
     assert {k[1][0] for k in cached} == fingerprints
+
+
+def test_the_hello_prefix_cache_is_bounded() -> None:
+    from agile.handshake import messages
+
+    for n in range(messages._PREFIX_CACHE_SIZE + 5):
+        template = HelloTemplate.server_hello(policy_fingerprint=f"fp-bound-{n}", suite=_KEMS)
+        frame = template.server(bytes(32), [b"c", b"e"])
+        decoded = decode(frame)
+        assert isinstance(decoded, ServerHello)
+        assert decoded.policy_fingerprint == f"fp-bound-{n}"
+        assert decode(frame) == decoded  # now from the cache
+    entries = messages._SH_PREFIXES.entries
+    assert len(entries) == messages._PREFIX_CACHE_SIZE
+    assert entries[-1][1][0] == f"fp-bound-{messages._PREFIX_CACHE_SIZE + 4}"
