@@ -44,7 +44,7 @@ def test_the_checker_sees_a_violation(tmp_path: Path) -> None:
 
 
 def test_importing_the_packages_loads_no_optional_dependency() -> None:
-    optional = ["oqs", "pqcrypto", "yaml", "matplotlib", "httpx", "h11"]
+    optional = ["oqs", "pqcrypto", "yaml", "matplotlib", "httpx"]
     code = (
         f"import sys, agile, pqc, qkd\nprint(sorted(m for m in {optional!r} if m in sys.modules))\n"
     )
