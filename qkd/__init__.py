@@ -14,6 +14,7 @@ Errors::
     │   │   ├── KMEUnavailable   unreachable, timed out, or 503 after every retry
     │   │   │   └── KeyExhausted     the key pool cannot serve the request now
     │   │   └── KeyNotFound      a key_ID unknown, expired, delivered, or another pair's
+    │   ├── InvalidRequest   the caller asked for what no KME can answer (also a ValueError)
     │   └── InvalidResponse  a KME's answer broke ETSI GS QKD 014 (base64, length, IDs ...)
     ├── KeyStoreError        the durable key store failed (qkd.store)
     ├── ConfigError          a KME pair configuration is invalid (qkd.kme)
@@ -34,6 +35,7 @@ from qkd.eve import BeamSplitting, EveConfigError, InterceptResend, PhotonNumber
 from qkd.keysource import (
     AsyncKeySource,
     AsyncSimulatedLinkSource,
+    InvalidRequest,
     InvalidResponse,
     KeyExhausted,
     KeyMaterialSupplier,
@@ -78,6 +80,7 @@ __all__ = [
     "FibreChannel",
     "FreeSpaceChannel",
     "InterceptResend",
+    "InvalidRequest",
     "InvalidResponse",
     "KMEError",
     "KMEUnavailable",

@@ -44,6 +44,7 @@ from qkd._errors import QKDError
 __all__ = [
     "AsyncKeySource",
     "AsyncSimulatedLinkSource",
+    "InvalidRequest",
     "InvalidResponse",
     "KMEError",
     "KMEUnavailable",
@@ -105,6 +106,14 @@ class KeyExhausted(KMEUnavailable):
 
 class KeyNotFound(KMEError):
     """A key_ID is unknown, expired, already delivered, or belongs to another SAE pair."""
+
+
+class InvalidRequest(KeySourceError, ValueError):
+    """The caller asked for something no KME can answer (bad count, size, key_ID or setup).
+
+    It is a ``ValueError`` too, so code that validates arguments the usual Python way
+    catches it.
+    """
 
 
 class InvalidResponse(KeySourceError):

@@ -32,6 +32,7 @@ from urllib.parse import quote
 
 from qkd.etsi014.models import API_PREFIX, parse_key_container, parse_status
 from qkd.keysource import (
+    InvalidRequest,
     InvalidResponse,
     KeyExhausted,
     KeyNotFound,
@@ -82,6 +83,22 @@ class _Call(Generic[T]):
     kind: str  # "status", "enc_keys" or "dec_keys": selects how errors are typed
 
 
+def _verify(
+    cert: StrPath | None,
+    key: StrPath | None,
+    ca: StrPath | None,
+    ssl_context: ssl.SSLContext | None,
+    *,
+    has_transport: bool,
+) -> ssl.SSLContext | bool:
+    """The TLS setting of a client: its own mutual-TLS context, or the caller's."""
+    if ssl_context is None and cert is not None and key is not None:
+        ssl_context = client_ssl_context(cert, key, ca)
+    if ssl_context is None and not has_transport:
+        raise InvalidRequest("give cert and key (and ca), or an ssl_context: ETSI 014 is mTLS")
+    return ssl_context if ssl_context is not None else True
+
+
 class _Core:
     """Requests, retries and answer checking shared by the sync and async clients."""
 
@@ -95,11 +112,11 @@ class _Core:
         backoff: float,
     ) -> None:
         if not base_url.startswith(("https://", "http://")):
-            raise ValueError(f"base_url {base_url!r} must be an https:// URL of the KME")
+            raise InvalidRequest(f"base_url {base_url!r} must be an https:// URL of the KME")
         if not peer_sae_id:
-            raise ValueError("peer_sae_id must name the other SAE")
+            raise InvalidRequest("peer_sae_id must name the other SAE")
         if timeout <= 0 or retries < 0 or backoff < 0:
-            raise ValueError("timeout must be positive; retries and backoff not negative")
+            raise InvalidRequest("timeout must be positive; retries and backoff not negative")
         self.base_url = base_url.rstrip("/")
         self.peer_sae_id = peer_sae_id
         self.timeout = timeout
@@ -121,14 +138,14 @@ class _Core:
 
     def enc_call(self, number: int, size_bits: int | None, *, post: bool) -> _Call[list[QkdKey]]:
         if isinstance(number, bool) or not isinstance(number, int) or number < 1:
-            raise ValueError("number must be a positive integer")
+            raise InvalidRequest("number must be a positive integer")
         if size_bits is not None and (
             isinstance(size_bits, bool)
             or not isinstance(size_bits, int)
             or size_bits <= 0
             or size_bits % 8
         ):
-            raise ValueError("size_bits must be a positive multiple of 8")
+            raise InvalidRequest("size_bits must be a positive multiple of 8")
 
         def interpret(document: Any) -> list[QkdKey]:
             keys = parse_key_container(document, size_bits=size_bits, number=number)
@@ -146,7 +163,7 @@ class _Core:
 
     def dec_call(self, key_ids: Sequence[str], *, post: bool) -> _Call[list[QkdKey]]:
         if isinstance(key_ids, str) or not key_ids:
-            raise ValueError("key_ids must be a non-empty sequence of key_ID strings")
+            raise InvalidRequest("key_ids must be a non-empty sequence of key_ID strings")
         ids = [str(k) for k in key_ids]
 
         def interpret(document: Any) -> list[QkdKey]:
@@ -242,13 +259,9 @@ class Etsi014Client:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._core = _Core(base_url, peer_sae_id, timeout=timeout, retries=retries, backoff=backoff)
-        if ssl_context is None and cert is not None and key is not None:
-            ssl_context = client_ssl_context(cert, key, ca)
-        if ssl_context is None and transport is None:
-            raise ValueError("give cert and key (and ca), or an ssl_context: ETSI 014 is mTLS")
         self._post = use_post
         self._http = httpx.Client(
-            verify=ssl_context if ssl_context is not None else True,
+            verify=_verify(cert, key, ca, ssl_context, has_transport=transport is not None),
             timeout=timeout,
             transport=transport,
             headers={"Accept": "application/json"},
@@ -331,13 +344,9 @@ class AsyncEtsi014Client:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._core = _Core(base_url, peer_sae_id, timeout=timeout, retries=retries, backoff=backoff)
-        if ssl_context is None and cert is not None and key is not None:
-            ssl_context = client_ssl_context(cert, key, ca)
-        if ssl_context is None and transport is None:
-            raise ValueError("give cert and key (and ca), or an ssl_context: ETSI 014 is mTLS")
         self._post = use_post
         self._http = httpx.AsyncClient(
-            verify=ssl_context if ssl_context is not None else True,
+            verify=_verify(cert, key, ca, ssl_context, has_transport=transport is not None),
             timeout=timeout,
             transport=transport,
             headers={"Accept": "application/json"},

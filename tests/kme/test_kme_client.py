@@ -383,3 +383,16 @@ def test_the_client_refuses_a_kme_from_another_ca(pair: RunningPair, foreign_cer
     )
     with client, pytest.raises(KMEUnavailable):
         client.status()
+
+
+def test_bad_arguments_raise_the_packages_own_error() -> None:
+    # A misuse is a qkd error (and, for argument checks, a ValueError as Python code expects).
+    from qkd import Etsi014Client, InvalidRequest, QKDError
+
+    with pytest.raises(InvalidRequest) as exc:
+        Etsi014Client("https://127.0.0.1:1", peer_sae_id="sae-b")
+    assert isinstance(exc.value, QKDError)
+    assert isinstance(exc.value, ValueError)
+    assert "mTLS" in str(exc.value)
+    with pytest.raises(InvalidRequest):
+        Etsi014Client("ftp://kme", peer_sae_id="sae-b", ssl_context=ssl.create_default_context())
