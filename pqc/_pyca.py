@@ -199,7 +199,35 @@ def _load_public(info: SignatureInfo, public_cls: Any, public_key: bytes) -> Sig
     return _PycaVerifyingKey(info, key, public_key)
 
 
-class _MlDsa(SignatureScheme):
+class _PycaScheme(SignatureScheme):
+    """What ML-DSA and EdDSA share: the bytes API runs through the prepared key objects."""
+
+    _private_cls: Any
+    _public_cls: Any
+
+    def _private(self, secret_key: bytes) -> Any:
+        raise NotImplementedError
+
+    def generate_keypair(self, seed: bytes | None = None) -> tuple[bytes, bytes]:
+        key = self._private_cls.generate() if seed is None else self._private(seed)
+        return key.public_key().public_bytes_raw(), key.private_bytes_raw()
+
+    def sign(self, secret_key: bytes, message: bytes, context: bytes = b"") -> bytes:
+        return self.load_private_key(secret_key).sign(message, context)
+
+    def verify(
+        self, public_key: bytes, message: bytes, signature: bytes, context: bytes = b""
+    ) -> None:
+        self.load_public_key(public_key).verify(message, signature, context)
+
+    def load_private_key(self, secret_key: bytes) -> SignaturePrivateKey:
+        return _PycaSigningKey(self.info, self._private(secret_key))
+
+    def load_public_key(self, public_key: bytes) -> SignaturePublicKey:
+        return _load_public(self.info, self._public_cls, public_key)
+
+
+class _MlDsa(_PycaScheme):
     """ML-DSA through pyca; the secret key is the 32-byte seed xi."""
 
     def __init__(
@@ -230,37 +258,8 @@ class _MlDsa(SignatureScheme):
                 f"got {len(secret_key)} bytes"
             ) from exc
 
-    def generate_keypair(self, seed: bytes | None = None) -> tuple[bytes, bytes]:
-        key = self._private_cls.generate() if seed is None else self._private(seed)
-        return key.public_key().public_bytes_raw(), key.private_bytes_raw()
 
-    def sign(self, secret_key: bytes, message: bytes, context: bytes = b"") -> bytes:
-        _check_context(self.info, context)
-        signature: bytes = self._private(secret_key).sign(message, context)
-        return signature
-
-    def verify(
-        self, public_key: bytes, message: bytes, signature: bytes, context: bytes = b""
-    ) -> None:
-        _check_context(self.info, context)
-        try:
-            key = self._public_cls.from_public_bytes(public_key)
-        except (ValueError, TypeError) as exc:
-            info = self.info
-            raise bad_public_key(info.name, NAME, info.public_key_size, public_key) from exc
-        try:
-            key.verify(signature, message, context)
-        except (pyca_exceptions.InvalidSignature, ValueError, TypeError) as exc:
-            raise InvalidSignature(f"{self.info.name} ({NAME}): signature did not verify") from exc
-
-    def load_private_key(self, secret_key: bytes) -> SignaturePrivateKey:
-        return _PycaSigningKey(self.info, self._private(secret_key))
-
-    def load_public_key(self, public_key: bytes) -> SignaturePublicKey:
-        return _load_public(self.info, self._public_cls, public_key)
-
-
-class _EdDsa(SignatureScheme):
+class _EdDsa(_PycaScheme):
     """Ed25519 / Ed448 (RFC 8032, pure, empty context only: pyca has no context API)."""
 
     def __init__(self, name: str, size: int, sig_size: int, private_cls: Any, public_cls: Any):
@@ -288,35 +287,6 @@ class _EdDsa(SignatureScheme):
                 f"{self.info.name} ({NAME}): secret key must be {self.info.secret_key_size} "
                 f"bytes, got {len(secret_key)}"
             ) from exc
-
-    def generate_keypair(self, seed: bytes | None = None) -> tuple[bytes, bytes]:
-        key = self._private_cls.generate() if seed is None else self._private(seed)
-        return key.public_key().public_bytes_raw(), key.private_bytes_raw()
-
-    def sign(self, secret_key: bytes, message: bytes, context: bytes = b"") -> bytes:
-        _check_context(self.info, context)
-        signature: bytes = self._private(secret_key).sign(message)
-        return signature
-
-    def verify(
-        self, public_key: bytes, message: bytes, signature: bytes, context: bytes = b""
-    ) -> None:
-        _check_context(self.info, context)
-        try:
-            key = self._public_cls.from_public_bytes(public_key)
-        except (ValueError, TypeError) as exc:
-            info = self.info
-            raise bad_public_key(info.name, NAME, info.public_key_size, public_key) from exc
-        try:
-            key.verify(signature, message)
-        except (pyca_exceptions.InvalidSignature, ValueError, TypeError) as exc:
-            raise InvalidSignature(f"{self.info.name} ({NAME}): signature did not verify") from exc
-
-    def load_private_key(self, secret_key: bytes) -> SignaturePrivateKey:
-        return _PycaSigningKey(self.info, self._private(secret_key))
-
-    def load_public_key(self, public_key: bytes) -> SignaturePublicKey:
-        return _load_public(self.info, self._public_cls, public_key)
 
 
 def _check_context(info: SignatureInfo, context: bytes) -> None:
