@@ -3,16 +3,28 @@
 KEMs: ML-KEM-512/768/1024, HQC-128/192/256, Classic-McEliece-* and sntrup*; signatures:
 ML-DSA-44/65/87 and SLH-DSA-*.
 
-pqcrypto takes no seeds: its ML-KEM secret key is the expanded FIPS 203 decapsulation key
-(2400 bytes for ML-KEM-768), not the 64-byte seed, and its ML-DSA secret key is the
-expanded FIPS 204 key. ``info.secret_key_format`` says so, ``info.seed_size`` is None, and
+pqcrypto's ML-KEM takes only the expanded FIPS 203 decapsulation key (2400 bytes for
+ML-KEM-768). This adapter nevertheless uses the standard 64-byte seed d || z as the secret
+key (``info.secret_key_format`` is ``fips203-seed``, ``info.seed_size`` is 64, as with
+pyca): it expands the seed itself (``pqc._mlkem_keygen``, FIPS 203 ML-KEM.KeyGen_internal)
+and hands the expanded key to pqcrypto. The bytes API expands at every ``decapsulate``; a
+prepared key (``load_private_key``, ``generate_private_key``) expands once. For keys made
+before the adapter took seeds, ``decapsulate`` and ``load_private_key`` also accept the
+expanded key, after the FIPS 203 section 7.3 hash check; such a key cannot be turned back
+into its seed, so its ``secret_bytes()`` stays the expanded key.
+
+pqcrypto's ML-DSA takes no seed: its secret key is the expanded FIPS 204 key.
+``info.secret_key_format`` says so, ``info.seed_size`` is None, and
 ``generate_keypair(seed=...)`` raises ``UnsupportedAlgorithm``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import importlib
 import importlib.metadata
+import os
 from types import ModuleType
 from typing import Any
 
@@ -21,15 +33,18 @@ from pqc._checks import (
     bad_ciphertext,
     bad_public_key,
     bad_secret_key,
+    bad_seed,
+    require_bytes,
 )
 from pqc._errors import InvalidKey, InvalidSignature, UnsupportedAlgorithm
 from pqc._interface import (
-    SK_FIPS203_EXPANDED,
+    SK_FIPS203_SEED,
     SK_FIPS204_EXPANDED,
     SK_PROVIDER_NATIVE,
     Encapsulation,
     Kem,
     KemInfo,
+    KemPrivateKey,
     Provider,
     ProviderStatus,
     SignatureInfo,
@@ -47,7 +62,7 @@ _KEMS: dict[str, tuple[str, str, int | None, str, str]] = {
             "ML-KEM",
             MLKEM_LEVEL[name],
             "FIPS 203",
-            SK_FIPS203_EXPANDED,
+            SK_FIPS203_SEED,
         )
         for name in ("ML-KEM-512", "ML-KEM-768", "ML-KEM-1024")
     },
@@ -110,12 +125,13 @@ _SIGNATURES: dict[str, tuple[str, str, int, str, str]] = {
 
 
 class _PqcryptoKem(Kem):
+    """HQC, Classic McEliece and sntrup: the library's own secret-key encoding, no seeds."""
+
     def __init__(self, name: str, module: ModuleType) -> None:
         _, family, level, standard, sk_format = _KEMS[name]
         self._keygen = module.keygen
         self._encaps = module.encaps
         self._decaps = module.decaps
-        self._check_modulus = family == "ML-KEM"
         self.info = KemInfo(
             name=name,
             provider=NAME,
@@ -156,6 +172,129 @@ class _PqcryptoKem(Kem):
             return bytes(self._decaps(secret_key, ciphertext))
         except (ValueError, TypeError) as exc:
             raise bad_ciphertext(info.name, NAME, info.ciphertext_size, ciphertext) from exc
+
+
+class _PqcryptoMlKem(Kem):
+    """ML-KEM through pqcrypto, with the 64-byte seed d || z as the secret key.
+
+    pqcrypto decapsulates only with the expanded key, so seeds are expanded here (FIPS 203
+    Algorithm 16, ``pqc._mlkem_keygen``); the expanded key (legacy format) is accepted too.
+    """
+
+    def __init__(self, name: str, module: ModuleType) -> None:
+        from pqc._mlkem_keygen import SEED_SIZE, expand_seed
+
+        _, family, level, standard, sk_format = _KEMS[name]
+        self._expand_seed = expand_seed
+        self._encaps = module.encaps
+        self._decaps = module.decaps
+        self._expanded_size: int = module.SECRET_KEY_SIZE
+        self._public_size: int = module.PUBLIC_KEY_SIZE
+        self.info = KemInfo(
+            name=name,
+            provider=NAME,
+            family=family,
+            nist_level=level,
+            public_key_size=module.PUBLIC_KEY_SIZE,
+            secret_key_size=SEED_SIZE,
+            ciphertext_size=module.CIPHERTEXT_SIZE,
+            shared_secret_size=module.SHARED_SECRET_SIZE,
+            standard=standard,
+            secret_key_format=sk_format,
+            seed_size=SEED_SIZE,
+        )
+
+    def _seed(self, seed: bytes | None) -> bytes:
+        """A fresh seed from the OS CSPRNG (FIPS 203 Algorithm 19), or the caller's, checked."""
+        info = self.info
+        if seed is None:
+            return os.urandom(info.secret_key_size)
+        seed = require_bytes(seed, "seed", info.name)
+        if len(seed) != info.secret_key_size:
+            raise bad_seed(info.name, NAME, info.secret_key_size, seed)
+        return seed
+
+    def _expand(self, secret_key: bytes) -> tuple[bytes, bytes]:
+        """Return (public key, expanded decapsulation key) for a seed or an expanded key."""
+        info = self.info
+        if not isinstance(secret_key, bytes):
+            secret_key = require_bytes(secret_key, "secret key", info.name)
+        if len(secret_key) == info.secret_key_size:
+            return self._expand_seed(info.name, secret_key)
+        if len(secret_key) == self._expanded_size:
+            # FIPS 203 7.3 hash check: dk = dk_PKE || ek || H(ek) || z with H = SHA3-256.
+            start = self._expanded_size - self._public_size - 64
+            public_key = secret_key[start : start + self._public_size]
+            stored_hash = secret_key[start + self._public_size : start + self._public_size + 32]
+            if not hmac.compare_digest(hashlib.sha3_256(public_key).digest(), stored_hash):
+                raise InvalidKey(
+                    f"{info.name} ({NAME}): expanded secret key of {self._expanded_size} bytes "
+                    "fails the FIPS 203 hash check (H(ek) does not match); it is corrupt"
+                )
+            return public_key, secret_key
+        raise InvalidKey(
+            f"{info.name} ({NAME}): secret key must be the {info.secret_key_size}-byte seed "
+            f"d || z (or a {self._expanded_size}-byte expanded key), got {len(secret_key)} bytes"
+        )
+
+    def _decapsulate_expanded(self, expanded: bytes, ciphertext: bytes) -> bytes:
+        try:
+            return bytes(self._decaps(expanded, ciphertext))
+        except (ValueError, TypeError) as exc:
+            info = self.info
+            raise bad_ciphertext(info.name, NAME, info.ciphertext_size, ciphertext) from exc
+
+    def generate_keypair(self, seed: bytes | None = None) -> tuple[bytes, bytes]:
+        seed = self._seed(seed)
+        public_key, _ = self._expand_seed(self.info.name, seed)
+        return public_key, seed
+
+    def encapsulate(self, public_key: bytes) -> Encapsulation:
+        # pqcrypto runs the FIPS 203 length and modulus checks itself (a test pins this).
+        try:
+            ciphertext, shared_secret = self._encaps(public_key)
+        except (ValueError, TypeError) as exc:
+            info = self.info
+            raise bad_public_key(info.name, NAME, info.public_key_size, public_key) from exc
+        return Encapsulation(bytes(ciphertext), bytes(shared_secret))
+
+    def decapsulate(self, secret_key: bytes, ciphertext: bytes) -> bytes:
+        _, expanded = self._expand(secret_key)
+        return self._decapsulate_expanded(expanded, ciphertext)
+
+    def generate_private_key(self, seed: bytes | None = None) -> KemPrivateKey:
+        seed = self._seed(seed)
+        public_key, expanded = self._expand_seed(self.info.name, seed)
+        return _PqcryptoMlKemPrivateKey(self, public_key, expanded, seed)
+
+    def load_private_key(self, secret_key: bytes) -> KemPrivateKey:
+        public_key, expanded = self._expand(secret_key)
+        return _PqcryptoMlKemPrivateKey(self, public_key, expanded, secret_key)
+
+
+class _PqcryptoMlKemPrivateKey(KemPrivateKey):
+    """A pqcrypto ML-KEM key with its seed expanded once, at load."""
+
+    __slots__ = ("_expanded", "_kem", "_public", "_secret")
+
+    def __init__(
+        self, kem: _PqcryptoMlKem, public_key: bytes, expanded: bytes, secret_key: bytes
+    ) -> None:
+        self.info = kem.info
+        self._kem = kem
+        self._public = public_key
+        self._expanded = expanded
+        self._secret = secret_key
+
+    @property
+    def public_key(self) -> bytes:
+        return self._public
+
+    def secret_bytes(self) -> bytes:
+        return self._secret
+
+    def decapsulate(self, ciphertext: bytes) -> bytes:
+        return self._kem._decapsulate_expanded(self._expanded, ciphertext)
 
 
 class _PqcryptoSignature(SignatureScheme):
@@ -269,7 +408,11 @@ class PqcryptoProvider(Provider):
         if name not in self._kem_modules:
             raise UnsupportedAlgorithm(f"provider {NAME!r} has no KEM {name!r}")
         if name not in self._kems:
-            self._kems[name] = _PqcryptoKem(name, self._kem_modules[name])
+            module = self._kem_modules[name]
+            if _KEMS[name][1] == "ML-KEM":
+                self._kems[name] = _PqcryptoMlKem(name, module)
+            else:
+                self._kems[name] = _PqcryptoKem(name, module)
         return self._kems[name]
 
     def signature(self, name: str) -> SignatureScheme:
