@@ -53,6 +53,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,40 @@ def _request(method: str, host: str, path: str, body: bytes = b"") -> bytes:
     return head.encode() + b"\r\n" + body
 
 
+def _in_threads(
+    threads: int,
+    measure: Callable[[list[float]], None],
+    catch: tuple[type[BaseException], ...],
+    out: Any,
+) -> None:
+    """Run ``measure`` in ``threads`` threads and put ``(latencies, failures)`` on ``out``.
+
+    Each thread's ``measure`` appends its latencies to the list it is given; those it took
+    before an exception of ``catch`` still count, and the exception is reported to the parent
+    as a failed run.
+    """
+    latencies: list[float] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+
+    def run() -> None:
+        mine: list[float] = []
+        try:
+            measure(mine)
+        except catch as exc:
+            with lock:
+                failures.append(f"{type(exc).__name__}: {exc}")
+        with lock:
+            latencies.extend(mine)
+
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    out.put((latencies, failures))
+
+
 def _lean_worker(
     directory: str,
     address_a: str,
@@ -181,56 +216,41 @@ def _lean_worker(
     dec_head, dec_tail = _request("POST", address_b, "/api/v1/keys/sae-a/dec_keys", dec_body).split(
         placeholder
     )
-    latencies: list[float] = []
-    failures: list[str] = []
-    lock = threading.Lock()
 
-    def run() -> None:
-        mine: list[float] = []
-        try:
-            master = _LeanConnection(address_a, master_tls)
-            slave = _LeanConnection(address_b, slave_tls)
-            master.exchange(status_request)
-            while time.time() < start_at:
-                time.sleep(0.001)
-            end = start_at + seconds
-            while time.time() < end:
-                begin = time.perf_counter()
-                if mode == "pairs":
-                    status, body = master.exchange(enc_request)
-                    if status == 503:  # the pool is refilling: not a pair, try again
-                        continue
-                    if status != 200:
-                        raise SystemExit(f"enc_keys answered {status}")
-                    key = json.loads(body)["keys"][0]
-                    key_id = key["key_ID"].encode("ascii")
-                    status, body = slave.exchange(dec_head + key_id + dec_tail)
-                    if status != 200:
-                        raise SystemExit(f"dec_keys answered {status}")
-                    got = json.loads(body)["keys"][0]
-                    if got["key_ID"] != key["key_ID"] or not hmac.compare_digest(
-                        base64.b64decode(got["key"]), base64.b64decode(key["key"])
-                    ):
-                        raise SystemExit("master and slave got different keys")
-                else:
-                    status, _ = master.exchange(status_request)
-                    if status != 200:
-                        raise SystemExit(f"status answered {status}")
-                mine.append(time.perf_counter() - begin)
-            master.close()
-            slave.close()
-        except (OSError, SystemExit, ValueError, KeyError) as exc:
-            with lock:
-                failures.append(f"{type(exc).__name__}: {exc}")
-        with lock:
-            latencies.extend(mine)
+    def measure(mine: list[float]) -> None:
+        master = _LeanConnection(address_a, master_tls)
+        slave = _LeanConnection(address_b, slave_tls)
+        master.exchange(status_request)
+        while time.time() < start_at:
+            time.sleep(0.001)
+        end = start_at + seconds
+        while time.time() < end:
+            begin = time.perf_counter()
+            if mode == "pairs":
+                status, body = master.exchange(enc_request)
+                if status == 503:  # the pool is refilling: not a pair, try again
+                    continue
+                if status != 200:
+                    raise SystemExit(f"enc_keys answered {status}")
+                key = json.loads(body)["keys"][0]
+                key_id = key["key_ID"].encode("ascii")
+                status, body = slave.exchange(dec_head + key_id + dec_tail)
+                if status != 200:
+                    raise SystemExit(f"dec_keys answered {status}")
+                got = json.loads(body)["keys"][0]
+                if got["key_ID"] != key["key_ID"] or not hmac.compare_digest(
+                    base64.b64decode(got["key"]), base64.b64decode(key["key"])
+                ):
+                    raise SystemExit("master and slave got different keys")
+            else:
+                status, _ = master.exchange(status_request)
+                if status != 200:
+                    raise SystemExit(f"status answered {status}")
+            mine.append(time.perf_counter() - begin)
+        master.close()
+        slave.close()
 
-    workers = [threading.Thread(target=run) for _ in range(threads)]
-    for thread in workers:
-        thread.start()
-    for thread in workers:
-        thread.join()
-    out.put((latencies, failures))
+    _in_threads(threads, measure, (OSError, SystemExit, ValueError, KeyError), out)
 
 
 # ------------------------------------------------------------------ the library client
@@ -248,55 +268,40 @@ def _client_worker(
 ) -> None:
     """One process of Etsi014Client (httpx) threads; timed like :func:`_lean_worker`."""
     certs = Path(directory)
-    latencies: list[float] = []
-    failures: list[str] = []
-    lock = threading.Lock()
 
-    def run() -> None:
-        mine: list[float] = []
-        try:
-            master = Etsi014Client(
-                f"https://{address_a}",
-                peer_sae_id="sae-b",
-                cert=certs / "sae-a.pem",
-                key=certs / "sae-a.key",
-                ca=certs / "ca.pem",
-                retries=20,
-                timeout=30,
-            )
-            slave = Etsi014Client(
-                f"https://{address_b}",
-                peer_sae_id="sae-a",
-                cert=certs / "sae-b.pem",
-                key=certs / "sae-b.key",
-                ca=certs / "ca.pem",
-                timeout=30,
-            )
-            master.status()
-            slave.status()
-            while time.time() < start_at:
-                time.sleep(0.001)
-            end = start_at + seconds
-            while time.time() < end:
-                begin = time.perf_counter()
-                key = master.get_keys(1, 256)[0]
-                if slave.get_keys_by_id([key.key_id])[0] != key:
-                    raise SystemExit("master and slave got different keys")
-                mine.append(time.perf_counter() - begin)
-            master.close()
-            slave.close()
-        except Exception as exc:  # reported by the parent as a failed run
-            with lock:
-                failures.append(f"{type(exc).__name__}: {exc}")
-        with lock:
-            latencies.extend(mine)
+    def measure(mine: list[float]) -> None:
+        master = Etsi014Client(
+            f"https://{address_a}",
+            peer_sae_id="sae-b",
+            cert=certs / "sae-a.pem",
+            key=certs / "sae-a.key",
+            ca=certs / "ca.pem",
+            retries=20,
+            timeout=30,
+        )
+        slave = Etsi014Client(
+            f"https://{address_b}",
+            peer_sae_id="sae-a",
+            cert=certs / "sae-b.pem",
+            key=certs / "sae-b.key",
+            ca=certs / "ca.pem",
+            timeout=30,
+        )
+        master.status()
+        slave.status()
+        while time.time() < start_at:
+            time.sleep(0.001)
+        end = start_at + seconds
+        while time.time() < end:
+            begin = time.perf_counter()
+            key = master.get_keys(1, 256)[0]
+            if slave.get_keys_by_id([key.key_id])[0] != key:
+                raise SystemExit("master and slave got different keys")
+            mine.append(time.perf_counter() - begin)
+        master.close()
+        slave.close()
 
-    workers = [threading.Thread(target=run) for _ in range(threads)]
-    for thread in workers:
-        thread.start()
-    for thread in workers:
-        thread.join()
-    out.put((latencies, failures))
+    _in_threads(threads, measure, (Exception, SystemExit), out)
 
 
 class _Run:

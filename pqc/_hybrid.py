@@ -26,6 +26,7 @@ import hashlib
 import os
 from typing import Any
 
+from pqc._checks import bad_ciphertext, bad_public_key, bad_secret_key
 from pqc._errors import InvalidCiphertext, InvalidKey, PQCError, UnsupportedAlgorithm
 from pqc._groups import P256, P384, X25519, Group
 from pqc._interface import (
@@ -131,10 +132,7 @@ class CombinedKem(Kem):
     def encapsulate(self, public_key: bytes) -> Encapsulation:
         info = self.info
         if len(public_key) != info.public_key_size:
-            raise InvalidKey(
-                f"{info.name} ({info.provider}): public key must be {info.public_key_size} "
-                f"bytes, got {len(public_key)}"
-            )
+            raise bad_public_key(info.name, info.provider, info.public_key_size, public_key)
         pk_m, pk_t = public_key[: self._pq_pk], public_key[self._pq_pk :]
         try:
             inner = self._mlkem.encapsulate(pk_m)
@@ -147,27 +145,15 @@ class CombinedKem(Kem):
         return Encapsulation(inner.ciphertext + ct_t, ss)
 
     def decapsulate(self, secret_key: bytes, ciphertext: bytes) -> bytes:
-        info = self.info
-        if len(ciphertext) != info.ciphertext_size:
-            raise InvalidCiphertext(
-                f"{info.name} ({info.provider}): ciphertext must be {info.ciphertext_size} "
-                f"bytes, got {len(ciphertext)}"
-            )
+        ct_m, ct_t = self._split_ciphertext(ciphertext)
         pq_seed, scalar = self._expand(secret_key)
-        ct_m, ct_t = ciphertext[: self._pq_ct], ciphertext[self._pq_ct :]
         try:
             ss_m = _mlkem_decapsulate_with_seed(self._mlkem, pq_seed, ct_m)
             t_key = self._group.load_private(scalar)
             pk_t = self._group.encode_public(t_key)
         except PQCError as exc:
-            raise _relabel(info.name, exc) from exc
-        try:
-            ss_t = self._group.exchange_private(t_key, ct_t)
-        except InvalidKey as exc:
-            raise InvalidCiphertext(
-                f"{info.name} ({info.provider}): the {self._group.name} part of the "
-                f"ciphertext is not a valid element ({exc})"
-            ) from exc
+            raise _relabel(self.info.name, exc) from exc
+        ss_t = self._exchange(t_key, ct_t)
         return self._combine(ss_m, ss_t, ct_t, pk_t)
 
     def generate_private_key(self, seed: bytes | None = None) -> KemPrivateKey:
@@ -183,25 +169,30 @@ class CombinedKem(Kem):
         return HybridPrivateKey(self, m_key, t_key, secret_key)
 
     def _decapsulate_prepared(self, key: HybridPrivateKey, ciphertext: bytes) -> bytes:
-        info = self.info
-        if len(ciphertext) != info.ciphertext_size:
-            raise InvalidCiphertext(
-                f"{info.name} ({info.provider}): ciphertext must be {info.ciphertext_size} "
-                f"bytes, got {len(ciphertext)}"
-            )
-        ct_m, ct_t = ciphertext[: self._pq_ct], ciphertext[self._pq_ct :]
+        ct_m, ct_t = self._split_ciphertext(ciphertext)
         try:
             ss_m = key.mlkem_key.decapsulate(ct_m)
         except PQCError as exc:
-            raise _relabel(info.name, exc) from exc
+            raise _relabel(self.info.name, exc) from exc
+        ss_t = self._exchange(key.curve_key, ct_t)
+        return self._combine(ss_m, ss_t, ct_t, key.curve_public)
+
+    def _split_ciphertext(self, ciphertext: bytes) -> tuple[bytes, bytes]:
+        """Return (ML-KEM part, curve part) after checking the total length."""
+        info = self.info
+        if len(ciphertext) != info.ciphertext_size:
+            raise bad_ciphertext(info.name, info.provider, info.ciphertext_size, ciphertext)
+        return ciphertext[: self._pq_ct], ciphertext[self._pq_ct :]
+
+    def _exchange(self, curve_key: Any, ct_t: bytes) -> bytes:
+        """The curve shared secret; a bad curve part is the ciphertext's fault."""
         try:
-            ss_t = self._group.exchange_private(key.curve_key, ct_t)
+            return self._group.exchange_private(curve_key, ct_t)
         except InvalidKey as exc:
             raise InvalidCiphertext(
-                f"{info.name} ({info.provider}): the {self._group.name} part of the "
+                f"{self.info.name} ({self.info.provider}): the {self._group.name} part of the "
                 f"ciphertext is not a valid element ({exc})"
             ) from exc
-        return self._combine(ss_m, ss_t, ct_t, key.curve_public)
 
     def _join_keys(self, m_key: KemPrivateKey, curve_public: bytes) -> bytes:
         return m_key.public_key + curve_public
@@ -278,16 +269,12 @@ class ConcatenatedKem(Kem):
     def _join(self, mlkem_part: bytes, ecdh_part: bytes) -> bytes:
         return mlkem_part + ecdh_part if self._mlkem_first else ecdh_part + mlkem_part
 
-    def _split(
-        self, field: str, data: bytes, error: type[PQCError], what: str
-    ) -> tuple[bytes, bytes]:
+    def _split(self, field: str, data: bytes) -> tuple[bytes, bytes]:
         """Return (ML-KEM part, ECDH part) after checking the total length."""
         m_size, t_size = self._sizes[field]
         if len(data) != m_size + t_size:
-            raise error(
-                f"{self.info.name} ({self.info.provider}): {what} must be {m_size + t_size} "
-                f"bytes, got {len(data)}"
-            )
+            bad = _BAD_SIZE[field]
+            raise bad(self.info.name, self.info.provider, m_size + t_size, data)
         if self._mlkem_first:
             return data[:m_size], data[m_size:]
         return data[t_size:], data[:t_size]
@@ -323,7 +310,7 @@ class ConcatenatedKem(Kem):
         return self._join(pk_m, pk_t), self._join(sk_m, scalar)
 
     def encapsulate(self, public_key: bytes) -> Encapsulation:
-        pk_m, pk_t = self._split("pk", public_key, InvalidKey, "public key")
+        pk_m, pk_t = self._split("pk", public_key)
         try:
             inner = self._mlkem.encapsulate(pk_m)
             ephemeral = self._group.generate_private()
@@ -336,21 +323,14 @@ class ConcatenatedKem(Kem):
         )
 
     def decapsulate(self, secret_key: bytes, ciphertext: bytes) -> bytes:
-        sk_m, scalar = self._split("sk", secret_key, InvalidKey, "secret key")
-        ct_m, ct_t = self._split("ct", ciphertext, InvalidCiphertext, "ciphertext")
+        sk_m, scalar = self._split("sk", secret_key)
+        ct_m, ct_t = self._split("ct", ciphertext)
         try:
             ss_m = self._mlkem.decapsulate(sk_m, ct_m)
             t_key = self._group.load_private(scalar)  # validates the scalar (NIST: range)
         except PQCError as exc:
             raise _relabel(self.info.name, exc) from exc
-        try:
-            ss_t = self._group.exchange_private(t_key, ct_t)
-        except InvalidKey as exc:
-            raise InvalidCiphertext(
-                f"{self.info.name} ({self.info.provider}): the {self._group.name} key share "
-                f"in the ciphertext is invalid ({exc})"
-            ) from exc
-        return self._join(ss_m, ss_t)
+        return self._join(ss_m, self._exchange(t_key, ct_t))
 
     def generate_private_key(self, seed: bytes | None = None) -> KemPrivateKey:
         if seed is not None:
@@ -362,7 +342,7 @@ class ConcatenatedKem(Kem):
         return HybridPrivateKey(self, m_key, self._group.generate_private(), None)
 
     def load_private_key(self, secret_key: bytes) -> KemPrivateKey:
-        sk_m, scalar = self._split("sk", secret_key, InvalidKey, "secret key")
+        sk_m, scalar = self._split("sk", secret_key)
         try:
             m_key = self._mlkem.load_private_key(sk_m)
             t_key = self._group.load_private(scalar)
@@ -371,22 +351,29 @@ class ConcatenatedKem(Kem):
         return HybridPrivateKey(self, m_key, t_key, None)
 
     def _decapsulate_prepared(self, key: HybridPrivateKey, ciphertext: bytes) -> bytes:
-        ct_m, ct_t = self._split("ct", ciphertext, InvalidCiphertext, "ciphertext")
+        ct_m, ct_t = self._split("ct", ciphertext)
         try:
             ss_m = key.mlkem_key.decapsulate(ct_m)
         except PQCError as exc:
             raise _relabel(self.info.name, exc) from exc
+        return self._join(ss_m, self._exchange(key.curve_key, ct_t))
+
+    def _exchange(self, curve_key: Any, ct_t: bytes) -> bytes:
+        """The ECDH shared secret; a bad key share is the ciphertext's fault."""
         try:
-            ss_t = self._group.exchange_private(key.curve_key, ct_t)
+            return self._group.exchange_private(curve_key, ct_t)
         except InvalidKey as exc:
             raise InvalidCiphertext(
                 f"{self.info.name} ({self.info.provider}): the {self._group.name} key share "
                 f"in the ciphertext is invalid ({exc})"
             ) from exc
-        return self._join(ss_m, ss_t)
 
     def _join_keys(self, m_key: KemPrivateKey, curve_public: bytes) -> bytes:
         return self._join(m_key.public_key, curve_public)
+
+
+# The size-error helper for each field ConcatenatedKem._split checks.
+_BAD_SIZE = {"pk": bad_public_key, "sk": bad_secret_key, "ct": bad_ciphertext}
 
 
 def build(name: str, mlkem: Kem) -> Kem:

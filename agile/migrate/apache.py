@@ -16,7 +16,7 @@ import re
 import shlex
 
 from agile.migrate._model import PROTOCOL_ORDER, Directive, ParsedConfig, Scope, protocol_name
-from agile.migrate.openssl import conf_command
+from agile.migrate.openssl import conf_command_line
 
 _CONTAINER = re.compile(r"^<\s*(/?)\s*([A-Za-z]+)\s*([^>]*)>\s*$")
 _DIRECTIVE = re.compile(r"^([A-Za-z][A-Za-z0-9_]*)(\s+(.*))?$")
@@ -80,16 +80,7 @@ def _translate(name: str, args: list[str], line: int, file: str) -> Directive | 
             )
         return Directive(file=file, line=line, setting=name, value=spec, kind="cipher_string")
     if name == "SSLOpenSSLConfCmd":
-        if len(args) != 2:
-            return Directive(
-                file=file,
-                line=line,
-                setting=name,
-                value=value,
-                kind="unparsed",
-                note="SSLOpenSSLConfCmd takes a command name and one value",
-            )
-        return conf_command(args[0], args[1], file=file, line=line, setting=f"{name} {args[0]}")
+        return conf_command_line(name, args, file=file, line=line, setting=name)
     if name == "SSLCertificateFile":
         return Directive(file=file, line=line, setting=name, value=value, kind="certificate")
     if name in {"Include", "IncludeOptional"}:

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from agile.migrate._model import Directive, ParsedConfig, Scope, protocol_name
-from agile.migrate.openssl import conf_command
+from agile.migrate.openssl import conf_command_line
 
 _INFO = frozenset(
     {
@@ -264,16 +264,7 @@ def _translate(name: str, setting: str, args: list[str], line: int, file: str) -
             file=file, line=line, setting=setting, value=value, kind="groups", data=data
         )
     if name == "ssl_conf_command":
-        if len(args) != 2:
-            return Directive(
-                file=file,
-                line=line,
-                setting=setting,
-                value=value,
-                kind="unparsed",
-                note="ssl_conf_command takes a command name and one value",
-            )
-        return conf_command(args[0], args[1], file=file, line=line, setting=f"{setting} {args[0]}")
+        return conf_command_line(name, args, file=file, line=line, setting=setting)
     if name == "ssl_certificate":
         return Directive(file=file, line=line, setting=setting, value=value, kind="certificate")
     if name in _INFO or name == "ssl":

@@ -76,25 +76,48 @@ def conf_command(name: str, value: str, *, file: str, line: int, setting: str) -
     if kind in {"min_protocol", "max_protocol"}:
         if value.lower() == "none":
             return Directive(file=file, line=line, setting=setting, value=value, kind=kind)
-        version = protocol_name(value)
-        if version is None:
-            return Directive(
-                file=file,
-                line=line,
-                setting=setting,
-                value=value,
-                kind="unknown",
-                note=f"{value!r} is not a TLS protocol version",
-            )
-        return Directive(
-            file=file, line=line, setting=setting, value=value, kind=kind, data=(version,)
-        )
+        return version_directive(value, kind, file=file, line=line, setting=setting)
     if kind == "protocol_delta":
         return _protocol_command(value, file=file, line=line, setting=setting)
     if kind in {"groups", "ciphersuites", "sigalgs"}:
         items = tuple(w for w in re.split(r"[:,\s]+", value) if w)
         return Directive(file=file, line=line, setting=setting, value=value, kind=kind, data=items)
     return Directive(file=file, line=line, setting=setting, value=value, kind=kind)
+
+
+def conf_command_line(
+    directive: str, args: list[str], *, file: str, line: int, setting: str
+) -> Directive:
+    """A server directive that hands one SSL_CONF command on: ``ssl_conf_command Groups X``.
+
+    ``directive`` names the server's directive in the note when the arguments are not a
+    command name and one value.
+    """
+    if len(args) != 2:
+        return Directive(
+            file=file,
+            line=line,
+            setting=setting,
+            value=" ".join(args),
+            kind="unparsed",
+            note=f"{directive} takes a command name and one value",
+        )
+    return conf_command(args[0], args[1], file=file, line=line, setting=f"{setting} {args[0]}")
+
+
+def version_directive(value: str, kind: Kind, *, file: str, line: int, setting: str) -> Directive:
+    """One protocol version (``TLSv1.2``) as a ``kind`` directive; ``unknown`` if it is none."""
+    version = protocol_name(value)
+    if version is None:
+        return Directive(
+            file=file,
+            line=line,
+            setting=setting,
+            value=value,
+            kind="unknown",
+            note=f"{value!r} is not a TLS protocol version",
+        )
+    return Directive(file=file, line=line, setting=setting, value=value, kind=kind, data=(version,))
 
 
 def _protocol_command(value: str, *, file: str, line: int, setting: str) -> Directive:

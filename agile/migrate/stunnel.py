@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 
-from agile.migrate._model import Directive, Kind, ParsedConfig, Scope, protocol_name
-from agile.migrate.openssl import conf_command
+from agile.migrate._model import Directive, Kind, ParsedConfig, Scope
+from agile.migrate.openssl import conf_command, version_directive
 
 _SECTION = re.compile(r"^\[\s*([^\]]+?)\s*\]$")
 _ASSIGN = re.compile(r"^([A-Za-z][A-Za-z0-9_]*)\s*=\s*(.*)$")
@@ -91,19 +91,7 @@ def _translate(key: str, value: str, line: int, file: str) -> Directive | None:
                 kind=version_kind,
                 data=every if version_kind == "protocols" else (),
             )
-        version = protocol_name(value)
-        if version is None:
-            return Directive(
-                file=file,
-                line=line,
-                setting=key,
-                value=value,
-                kind="unknown",
-                note=f"{value!r} is not a TLS protocol version",
-            )
-        return Directive(
-            file=file, line=line, setting=key, value=value, kind=version_kind, data=(version,)
-        )
+        return version_directive(value, version_kind, file=file, line=line, setting=key)
     if lower == "options":
         word = value.strip().upper()
         negate = word.startswith("-")
