@@ -125,14 +125,55 @@ def _catkdf_for(cfg: HandshakeConfig, fingerprints: tuple[str, str]) -> CatKdf:
     return combiner
 
 
-@functools.lru_cache(maxsize=16)
-def _hash_constructor(name: str) -> Any:
-    return hashlib.new(name)
+class _Prepared:
+    """What every machine on one config shares, derived once per config: the transcript hash
+    (an empty object to copy), the Finished labels' infos, the transition table of each role.
+    A machine is created per connection, so its constructor only copies the empty hash."""
+
+    __slots__ = (
+        "choices",
+        "empty_hash",
+        "expected_hello",
+        "finished_info",
+        "hash",
+        "hash_len",
+        "offers",
+        "psk",
+        "server_templates",
+        "transitions",
+        "wants_qkd",
+    )
+
+    def __init__(self, cfg: HandshakeConfig) -> None:
+        self.hash = hashlib_name(cfg.hash_name)
+        self.empty_hash = hashlib.new(self.hash)
+        self.hash_len: int = self.empty_hash.digest_size
+        self.psk = cfg.auth_method == "psk"
+        self.wants_qkd = any(QKD_COMPONENT in suite for suite in cfg.suites)
+        self.transitions = {role: _TRANSITIONS[role, self.psk] for role in _ROLES}
+        # Expand-Label(secret, "i|r finished", "", Hash.length): one HMAC over an info that
+        # is the same in every handshake.
+        self.finished_info = {
+            role: expand_label_info(label, b"", self.hash_len)
+            for role, label in _FINISHED_LABEL.items()
+        }
+        # Responder: what a compatible ClientHello says (anything else is explained in full),
+        # the suite chosen from each offer seen (with and without the QKD key), and the
+        # ServerHello template of each chosen suite. Bounded: a peer cannot grow them.
+        self.expected_hello = (cfg.combiner, cfg.hash_name, _METHODS[cfg.auth_method], cfg.psk_id)
+        self.choices: tuple[dict[Any, Any], dict[Any, Any]] = ({}, {})
+        # Initiator: (offered suites, KEMs needing key shares, ClientHello template), without
+        # and with QKD keys.
+        self.offers: list[_Offer | None] = [None, None]
+        self.server_templates: dict[tuple[str, ...], HelloTemplate] = {}
 
 
-def _empty_hash(name: str) -> Any:
-    """A fresh hash object (a copy of a cached empty one: cheaper than looking the name up)."""
-    return _hash_constructor(name).copy()
+_PREPARED = "machine"
+# What an initiator offers: the suites, the KEMs they need key shares for, the hello template.
+_Offer = tuple[tuple[tuple[str, ...], ...], tuple[str, ...], HelloTemplate]
+_CHOICE_CACHE_SIZE = 64
+_NONE_COMMON = object()  # not looked up yet (None is a remembered "no common suite")
+_ROLES = ("initiator", "responder")
 
 
 def strip_qkd(suite: tuple[str, ...]) -> tuple[str, ...]:
@@ -169,16 +210,20 @@ class _Machine:
     fallback_reason: str | None = None
     session: HybridSession | None = None
 
+    _inbox = b""  # a trailing partial frame, kept until the rest arrives
+    _outbox = b""
+    _initial_state = State.START
+
     def __init__(self, config: HandshakeConfig) -> None:
         self._cfg = config
-        self.state = State.START
-        self._inbox = bytearray()
-        self._outbox = bytearray()
-        self._hash = hashlib_name(config.hash_name)
-        self._transcript = _empty_hash(self._hash)
-        self._hash_len = self._transcript.digest_size
-        self._psk = config.auth_method == "psk"
-        self._transitions = _TRANSITIONS[self.role, self._psk]
+        prepared = config.cache.get(_PREPARED)
+        if prepared is None:
+            prepared = config.cache[_PREPARED] = _Prepared(config)
+        self._p: _Prepared = prepared
+        self._psk = prepared.psk
+        self._transitions = prepared.transitions[self.role]
+        self._transcript = prepared.empty_hash.copy()
+        self.state = self._initial_state
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} policy={self._cfg.policy_name} state={self.state.value}>"
@@ -187,8 +232,8 @@ class _Machine:
 
     def data_to_send(self) -> bytes:
         """Bytes to send to the peer (drains the outgoing buffer)."""
-        out = bytes(self._outbox)
-        self._outbox.clear()
+        out = self._outbox
+        self._outbox = b""
         return out
 
     def receive_data(self, data: bytes) -> list[Event]:
@@ -200,9 +245,8 @@ class _Machine:
                 self._fail_with(HandshakeError("data received after the handshake completed"))
             return []
         if self._inbox:
-            self._inbox += data
-            buffer = bytes(self._inbox)
-            self._inbox.clear()
+            buffer = self._inbox + data
+            self._inbox = b""
         else:
             buffer = bytes(data)
         events: list[Event] = []
@@ -216,7 +260,7 @@ class _Machine:
             except HandshakeError as exc:
                 self._fail_with(exc)
             if total is None or size - pos < total:
-                self._inbox += buffer[pos:]
+                self._inbox = buffer[pos:]
                 return events
             frame = buffer if total == size else buffer[pos : pos + total]
             pos += total
@@ -289,10 +333,6 @@ class _Machine:
         digest: bytes = self._transcript.copy().digest()
         return digest
 
-    def _absorb_last(self, frame: bytes) -> None:
-        """Add the final frame to the transcript: no hash follows it, so none is computed."""
-        self._transcript.update(frame)
-
     def _combine(self, secrets: list[bytes], fingerprints: tuple[str, str]) -> None:
         cfg = self._cfg
         if cfg.combiner == "catkdf":
@@ -308,7 +348,7 @@ class _Machine:
             )
             rounds = [round_inputs] * len(secrets)
             secret = caskdf(
-                secrets, rounds, length=self._hash_len, hash_name=cfg.hash_name, psk=psk
+                secrets, rounds, length=self._p.hash_len, hash_name=cfg.hash_name, psk=psk
             )
         else:
             secret = catkdf(
@@ -317,7 +357,7 @@ class _Machine:
                 mb=self._server_hello,
                 info=info,
                 label=cfg.label,
-                length=self._hash_len,
+                length=self._p.hash_len,
                 hash_name=cfg.hash_name,
                 psk=psk,
             )
@@ -331,20 +371,18 @@ class _Machine:
     def _finished(self, role: str, transcript_hash: bytes) -> bytes:
         secret = self._handshake_secret
         assert secret is not None
-        # Expand-Label(secret, "i|r finished", "", Hash.length): one HMAC over an info that is
-        # the same in every handshake (formatted once).
-        info = expand_label_info(_FINISHED_LABEL[role], b"", self._hash_len)
-        key = hmac.digest(secret.reveal(), info, self._hash)
-        return hmac.digest(key, transcript_hash, self._hash)
+        name = self._p.hash
+        key = hmac.digest(secret.reveal(), self._p.finished_info[role], name)
+        return hmac.digest(key, transcript_hash, name)
 
     def _complete(self, events: list[Event]) -> None:
         cfg = self._cfg
         length = cfg.key_length
-        if length <= self._hash_len:
+        if length <= self._p.hash_len:
             secret = self._handshake_secret
             assert secret is not None
             info = expand_label_info(b"session key", self._session_context, length)
-            key = hmac.digest(secret.reveal(), info, self._hash)[:length]
+            key = hmac.digest(secret.reveal(), info, self._p.hash)[:length]
         else:
             key = self._derive(b"session key", self._session_context, length)
         self.session = HybridSession.create(
@@ -411,7 +449,7 @@ class _Machine:
         """The PSK binder: HMAC(binder key, H(ClientHello up to the binder))."""
         binder_key = self._cfg.binder_key
         assert binder_key is not None
-        return hmac.digest(binder_key.reveal(), truncated_hello_hash, self._hash)
+        return hmac.digest(binder_key.reveal(), truncated_hello_hash, self._p.hash)
 
     def _check_finished(self, finished: Finished, role: str, transcript_hash: bytes) -> None:
         if not hmac.compare_digest(self._finished(role, transcript_hash), finished.verify_data):
@@ -509,13 +547,9 @@ class Initiator(_Machine):
     """
 
     role = "initiator"
-
-    def __init__(self, config: HandshakeConfig) -> None:
-        super().__init__(config)
-        self._secret_keys: dict[str, KemPrivateKey] = {}
-        self._qkd_keys: list[QkdKey] = []
-        self._offered: tuple[tuple[str, ...], ...] = ()
-        self._start_events: list[Event] = []
+    _qkd_keys: list[QkdKey] | tuple[()] = ()
+    _offered: tuple[tuple[str, ...], ...] = ()
+    _start_events: list[Event] | tuple[()] = ()
 
     @property
     def start_events(self) -> list[Event]:
@@ -531,81 +565,73 @@ class Initiator(_Machine):
 
     def _start(self) -> None:
         cfg = self._cfg
-        events = self._start_events
-        wants_qkd = any(QKD_COMPONENT in s for s in cfg.suites)
-        if wants_qkd:
+        if self._p.wants_qkd:
+            events: list[Event] = []
+            self._start_events = events
             self._fetch_qkd_keys(events)
         have_qkd = bool(self._qkd_keys)
-        self._offered, algorithms = self._offer(have_qkd)
-        template = self._client_template(have_qkd)
+        self._offered, algorithms, template = self._offer(have_qkd)
         public_keys: list[bytes] = []
-        secret_keys = self._secret_keys
+        secret_keys: dict[str, KemPrivateKey] = {}
+        self._secret_keys = secret_keys
         kems = cfg.kems
         for algorithm in algorithms:
             # The key object stays parsed until decapsulation (no re-expansion of its seed).
             key = kems[algorithm].generate_private_key()
             secret_keys[algorithm] = key
             public_keys.append(key.public_key)
-        key_ids = tuple(k.key_id for k in self._qkd_keys)
+        key_ids = tuple([k.key_id for k in self._qkd_keys]) if have_qkd else ()
+        transcript = self._transcript
         if self._psk:
             # The frame up to its binder, whose length it already counts; the binder covers
             # the hash of those bytes, and the transcript goes on with the binder.
             truncated = template.client(
-                os.urandom(RANDOM_LENGTH), public_keys, key_ids, binder_length=self._hash_len
+                os.urandom(RANDOM_LENGTH), public_keys, key_ids, binder_length=self._p.hash_len
             )
-            binder = self._binder(self._absorb(truncated))
-            self._transcript.update(binder)
+            transcript.update(truncated)
+            binder = self._binder(transcript.copy().digest())
+            transcript.update(binder)
             frame = truncated + binder
         else:
             frame = template.client(os.urandom(RANDOM_LENGTH), public_keys, key_ids)
-            self._transcript.update(frame)
+            transcript.update(frame)
         self._client_hello = frame
         self._outbox += frame
         self.state = State.WAIT_SERVER_HELLO
 
-    def _offer(self, have_qkd: bool) -> tuple[tuple[tuple[str, ...], ...], tuple[str, ...]]:
-        """The suites to offer and the KEMs they need key shares for (once per config)."""
+    def _offer(self, have_qkd: bool) -> _Offer:
+        """The suites to offer, the KEMs they need key shares for, and the ClientHello's
+        fixed fields checked and encoded (once per config)."""
+        cached = self._p.offers[have_qkd]
+        if cached is not None:
+            return cached
         cfg = self._cfg
-        key = ("offer", have_qkd)
-        cached = cfg.cache.get(key)
-        if cached is None:
-            offered: list[tuple[str, ...]] = []
+        offered: list[tuple[str, ...]] = []
+        for suite in cfg.suites:
+            if QKD_COMPONENT not in suite or have_qkd:
+                offered.append(suite)
+        if not cfg.qkd.required:
+            # Fallback forms come after every full suite, so a responder that can use the
+            # QKD key always prefers it; they let a responder whose KME failed still agree.
             for suite in cfg.suites:
-                if QKD_COMPONENT not in suite or have_qkd:
-                    offered.append(suite)
-            if not cfg.qkd.required:
-                # Fallback forms come after every full suite, so a responder that can use the
-                # QKD key always prefers it; they let a responder whose KME failed still agree.
-                for suite in cfg.suites:
-                    stripped = strip_qkd(suite)
-                    if QKD_COMPONENT in suite and stripped and stripped not in offered:
-                        offered.append(stripped)
-            if not offered:
-                raise HandshakeError(f"policy {cfg.policy_name} leaves no suite to offer")
-            algorithms = dict.fromkeys(c for s in offered for c in s if c != QKD_COMPONENT)
-            cfg.cache[key] = cached = (tuple(offered), tuple(algorithms))
-        assert isinstance(cached, tuple)
+                stripped = strip_qkd(suite)
+                if QKD_COMPONENT in suite and stripped and stripped not in offered:
+                    offered.append(stripped)
+        if not offered:
+            raise HandshakeError(f"policy {cfg.policy_name} leaves no suite to offer")
+        algorithms = tuple(dict.fromkeys(c for s in offered for c in s if c != QKD_COMPONENT))
+        template = HelloTemplate.client_hello(
+            policy_fingerprint=cfg.fingerprint,
+            combiner=cfg.combiner,
+            hash_name=cfg.hash_name,
+            suites=tuple(offered),
+            algorithms=algorithms,
+            auth_method=_METHODS[cfg.auth_method],
+            psk_id=cfg.psk_id,
+        )
+        cached = (tuple(offered), algorithms, template)
+        self._p.offers[have_qkd] = cached
         return cached
-
-    def _client_template(self, have_qkd: bool) -> HelloTemplate:
-        """The ClientHello's fixed fields, checked and encoded once per config."""
-        cfg = self._cfg
-        key = ("client_hello", have_qkd)
-        template = cfg.cache.get(key)
-        if template is None:
-            offered, algorithms = self._offer(have_qkd)
-            template = HelloTemplate.client_hello(
-                policy_fingerprint=cfg.fingerprint,
-                combiner=cfg.combiner,
-                hash_name=cfg.hash_name,
-                suites=offered,
-                algorithms=algorithms,
-                auth_method=_METHODS[cfg.auth_method],
-                psk_id=cfg.psk_id,
-            )
-            cfg.cache[key] = template
-        assert isinstance(template, HelloTemplate)
-        return template
 
     def _fetch_qkd_keys(self, events: list[Event]) -> None:
         qkd = self._cfg.qkd
@@ -652,7 +678,9 @@ class Initiator(_Machine):
                 secrets.append(self._secret_keys[component].decapsulate(next(cts)))
         self._combine(secrets, (cfg.fingerprint, hello.policy_fingerprint))
         # With a PSK no Auth follows: Finished_R covers H(CH || SH).
-        self._transcript_after_sh = self._transcript_before_finished = self._absorb(frame)
+        transcript = self._transcript
+        transcript.update(frame)
+        self._transcript_after_sh = self._transcript_before_finished = transcript.copy().digest()
         self._negotiated(events)
 
     def _on_server_auth(self, auth: Auth, frame: bytes, events: list[Event]) -> None:
@@ -661,15 +689,17 @@ class Initiator(_Machine):
 
     def _on_server_finished(self, finished: Finished, frame: bytes, events: list[Event]) -> None:
         self._check_finished(finished, "responder", self._transcript_before_finished)
-        self._session_context = self._absorb(frame)
+        transcript = self._transcript
+        transcript.update(frame)
+        context = self._session_context = transcript.copy().digest()
         if self._psk:
-            fin_frame = encode_finished(self._finished("initiator", self._session_context))
+            fin_frame = encode_finished(self._finished("initiator", context))
             self._outbox += fin_frame
         else:
-            auth_frame = self._auth_frame(self._session_context)
+            auth_frame = self._auth_frame(context)
             fin_frame = encode_finished(self._finished("initiator", self._absorb(auth_frame)))
             self._outbox += auth_frame + fin_frame
-        self._absorb_last(fin_frame)
+        transcript.update(fin_frame)  # the final frame: no hash of the transcript follows
         self._complete(events)
 
 
@@ -690,10 +720,7 @@ class Responder(_Machine):
     """
 
     role = "responder"
-
-    def __init__(self, config: HandshakeConfig) -> None:
-        super().__init__(config)
-        self.state = State.WAIT_CLIENT_HELLO
+    _initial_state = State.WAIT_CLIENT_HELLO
 
     def _acceptable(self, with_qkd: bool) -> list[tuple[str, ...]]:
         """The suites this policy accepts, in its order (computed once per config)."""
@@ -715,14 +742,19 @@ class Responder(_Machine):
         assert isinstance(cached, list)
         return cached
 
-    @staticmethod
-    def _first_common(
-        offered: tuple[tuple[str, ...], ...], accepted: list[tuple[str, ...]]
+    def _choose(
+        self, offered: tuple[tuple[str, ...], ...], with_qkd: bool
     ) -> tuple[str, ...] | None:
-        for suite in offered:
-            if suite in accepted:
-                return suite
-        return None
+        """The first offered suite this policy accepts (remembered per offer)."""
+        cache = self._p.choices[with_qkd]
+        choice = cache.get(offered, _NONE_COMMON)
+        if choice is _NONE_COMMON:
+            accepted = self._acceptable(with_qkd)
+            choice = next((suite for suite in offered if suite in accepted), None)
+            if len(cache) >= _CHOICE_CACHE_SIZE:
+                cache.clear()
+            cache[offered] = choice
+        return choice  # type: ignore[no-any-return]
 
     def _check_compatible(self, hello: ClientHello) -> None:
         cfg = self._cfg
@@ -745,32 +777,40 @@ class Responder(_Machine):
 
     def _on_client_hello(self, hello: ClientHello, frame: bytes, events: list[Event]) -> None:
         cfg = self._cfg
-        self._check_compatible(hello)
+        prepared = self._p
+        if (
+            hello.combiner,
+            hello.hash_name,
+            hello.auth_method,
+            hello.psk_id,
+        ) != prepared.expected_hello:
+            self._check_compatible(hello)  # says what differs (or accepts any PSK id)
+        transcript = self._transcript
         if self._psk:
             # Before any work for this initiator (encapsulation, a KME request for QKD keys),
             # check that it holds the PSK: the binder covers the hello up to the binder.
             binder = hello.psk_binder
             if not binder:
                 raise HandshakeError("the initiator sent no PSK binder; policy needs a PSK")
-            truncated = frame[: len(frame) - len(binder)]
-            if not hmac.compare_digest(self._binder(self._absorb(truncated)), binder):
+            transcript.update(frame[: len(frame) - len(binder)])
+            if not hmac.compare_digest(self._binder(transcript.copy().digest()), binder):
                 raise HandshakeError(
                     "the initiator's PSK binder does not verify (a different PSK, or the "
                     "ClientHello was altered in transit)"
                 )
-            self._transcript.update(binder)
+            transcript.update(binder)
         else:
             if hello.psk_binder:
                 raise HandshakeError("the initiator sent a PSK binder; policy needs signatures")
-            self._transcript.update(frame)
+            transcript.update(frame)
         qkd_keys: list[QkdKey] = []
-        choice = self._first_common(hello.suites, self._acceptable(with_qkd=True))
+        choice = self._choose(hello.suites, with_qkd=True)
         if choice is not None and QKD_COMPONENT in choice:
             try:
                 qkd_keys = self._fetch_qkd_keys(hello.qkd_key_ids)
             except Exception as exc:
                 self._qkd_unavailable(_qkd_reason(exc), events)
-                choice = self._first_common(hello.suites, self._acceptable(with_qkd=False))
+                choice = self._choose(hello.suites, with_qkd=False)
         elif cfg.qkd.required:
             self._qkd_unavailable("the initiator offered no suite with QKD", events)
         if choice is None:
@@ -800,7 +840,8 @@ class Responder(_Machine):
         self._server_hello = sh_frame
         self._peer_fingerprint = hello.policy_fingerprint
         self._combine(secrets, (hello.policy_fingerprint, cfg.fingerprint))
-        after_sh = self._absorb(sh_frame)
+        transcript.update(sh_frame)
+        after_sh = transcript.copy().digest()
         if self._psk:
             fin_frame = encode_finished(self._finished("responder", after_sh))
             self._outbox += sh_frame + fin_frame
@@ -809,19 +850,19 @@ class Responder(_Machine):
             fin_frame = encode_finished(self._finished("responder", self._absorb(auth_frame)))
             self._outbox += sh_frame + auth_frame + fin_frame
         # With a PSK no Auth follows either: Finished_I covers H(... || Finished_R).
-        self._session_context = self._transcript_before_finished = self._absorb(fin_frame)
+        transcript.update(fin_frame)
+        self._session_context = self._transcript_before_finished = transcript.copy().digest()
         self._negotiated(events)
 
     def _server_template(self, suite: tuple[str, ...]) -> HelloTemplate:
         """The ServerHello's fixed fields for ``suite``, checked and encoded once per config
         (``suite`` is one this policy accepts, so there are few)."""
-        cfg = self._cfg
-        key = ("server_hello", suite)
-        template = cfg.cache.get(key)
+        templates = self._p.server_templates
+        template = templates.get(suite)
         if template is None:
-            template = HelloTemplate.server_hello(policy_fingerprint=cfg.fingerprint, suite=suite)
-            cfg.cache[key] = template
-        assert isinstance(template, HelloTemplate)
+            fingerprint = self._cfg.fingerprint
+            template = HelloTemplate.server_hello(policy_fingerprint=fingerprint, suite=suite)
+            templates[suite] = template
         return template
 
     def _fetch_qkd_keys(self, key_ids: tuple[str, ...]) -> list[QkdKey]:
@@ -844,7 +885,7 @@ class Responder(_Machine):
 
     def _on_client_finished(self, finished: Finished, frame: bytes, events: list[Event]) -> None:
         self._check_finished(finished, "initiator", self._transcript_before_finished)
-        self._absorb_last(frame)
+        self._transcript.update(frame)  # the final frame: no hash of the transcript follows
         self._complete(events)
 
 

@@ -530,9 +530,10 @@ class _Reader:
 
     __slots__ = ("_data", "_pos", "_size", "_what")
 
-    def __init__(self, data: bytes, what: str) -> None:
+    def __init__(self, data: bytes, start: int, what: str) -> None:
+        # Reads in place from ``start`` (a frame's body follows its header): no copy of the body.
         self._data = data
-        self._pos = 0
+        self._pos = start
         self._size = len(data)
         self._what = what
 
@@ -614,75 +615,156 @@ def _trusted_key_share(algorithm: str, public_key: bytes) -> KeyShare:
     return share
 
 
-# The part of a hello between its random and its first key share (ClientHello) or ciphertext
-# (ServerHello) is the same in every handshake with the same peer: fingerprint, combiner, hash,
-# suites and the count that follows them. Byte strings that a full decode has accepted are
-# kept with what they decode to, so the next hello that starts with the same bytes reuses the
-# result; decoding is deterministic, so identical bytes give identical, already-checked
-# fields. Bounded, and filled only by frames that passed every check.
-_PREFIX_CACHE_SIZE = 16
+# A hello whose fixed bytes all equal those of a hello accepted before, and whose variable
+# fields (random, key shares or ciphertexts, PSK binder) have the same lengths, decodes to the
+# same fields with the new variable bytes: decoding is deterministic, and those fields are
+# checked by their length alone. Such a hello is the common case (every handshake with the same
+# peer), so each accepted hello leaves its layout: the frame cut into (fixed bytes, length of the
+# variable field after them) pairs, with the fields that the fixed bytes decode to. Matching a
+# layout costs one comparison and one slice per field. Bounded; hellos with QKD key IDs, which
+# change every handshake, take the full path and are not remembered.
+_LAYOUT_CACHE_SIZE = 16
 _T = TypeVar("_T")
 
 
-class _PrefixCache(Generic[_T]):
-    """Accepted prefixes and their fields, oldest first. ``entries`` is a tuple replaced whole
-    when it changes, so threads decoding at the same time each iterate over a consistent one."""
+class _Layout(Generic[_T]):
+    """One accepted frame's fixed bytes and variable-field lengths, and what it decoded to."""
+
+    __slots__ = ("cuts", "fields", "size")
+
+    def __init__(self, cuts: tuple[tuple[bytes, int], ...], fields: _T) -> None:
+        self.cuts = cuts
+        self.fields = fields
+        self.size = sum(len(fixed) + n for fixed, n in cuts)
+
+    def match(self, frame: bytes) -> list[bytes] | None:
+        """The variable fields of ``frame`` if it has this layout, else None."""
+        if len(frame) != self.size:
+            return None
+        parts = []
+        pos = 0
+        for fixed, n in self.cuts:
+            if not frame.startswith(fixed, pos):
+                return None
+            pos += len(fixed)
+            parts.append(frame[pos : pos + n])  # in bounds: the total length matched
+            pos += n
+        return parts
+
+
+class _LayoutCache(Generic[_T]):
+    """Accepted layouts, oldest first. ``entries`` is a tuple replaced whole when it changes,
+    so threads decoding at the same time each iterate over a consistent one."""
 
     __slots__ = ("entries",)
 
     def __init__(self) -> None:
-        self.entries: tuple[tuple[bytes, _T], ...] = ()
+        self.entries: tuple[_Layout[_T], ...] = ()
 
-    def remember(self, prefix: bytes, fields: _T) -> None:
-        kept = tuple(entry for entry in self.entries if entry[0] != prefix)
-        self.entries = (*kept[-(_PREFIX_CACHE_SIZE - 1) :], (prefix, fields))
+    def remember(self, frame: bytes, layout: _Layout[_T], variable: list[bytes]) -> None:
+        # The layout was rebuilt from the decoded fields: keep it only if it gives back this
+        # very frame's variable fields (so it can never decode a frame differently).
+        if layout.match(frame) != variable:
+            return
+        kept = tuple(entry for entry in self.entries if entry.cuts != layout.cuts)
+        self.entries = (*kept[-(_LAYOUT_CACHE_SIZE - 1) :], layout)
 
 
-_CH_PREFIXES: _PrefixCache[tuple[str, str, str, tuple[tuple[str, ...], ...], int]]
-_CH_PREFIXES = _PrefixCache()
-_SH_PREFIXES: _PrefixCache[tuple[str, tuple[str, ...], int]] = _PrefixCache()
+# ClientHello: (fingerprint, combiner, hash_name, suites, share algorithms, method, psk_id)
+_ChFields = tuple[str, str, str, tuple[tuple[str, ...], ...], tuple[str, ...], AuthMethod, str]
+_CH_LAYOUTS: _LayoutCache[_ChFields] = _LayoutCache()
+# ServerHello: (fingerprint, suite)
+_SH_LAYOUTS: _LayoutCache[tuple[str, tuple[str, ...]]] = _LayoutCache()
+
+
+def _client_hello(
+    random: bytes,
+    fields: _ChFields,
+    shares: tuple[KeyShare, ...],
+    key_ids: tuple[str, ...],
+    binder: bytes,
+) -> ClientHello:
+    fingerprint, combiner, hash_name, suites, _, method, psk_id = fields
+    hello = _new(ClientHello)
+    _set(hello, "random", random)
+    _set(hello, "policy_fingerprint", fingerprint)
+    _set(hello, "combiner", combiner)
+    _set(hello, "hash_name", hash_name)
+    _set(hello, "suites", suites)
+    _set(hello, "key_shares", shares)
+    _set(hello, "qkd_key_ids", key_ids)
+    _set(hello, "auth_method", method)
+    _set(hello, "psk_id", psk_id)
+    _set(hello, "psk_binder", binder)
+    return hello
+
+
+def _server_hello(
+    random: bytes,
+    fingerprint: str,
+    suite: tuple[str, ...],
+    ciphertexts: tuple[bytes, ...],
+    key_ids: tuple[str, ...],
+) -> ServerHello:
+    hello = _new(ServerHello)
+    _set(hello, "random", random)
+    _set(hello, "policy_fingerprint", fingerprint)
+    _set(hello, "suite", suite)
+    _set(hello, "ciphertexts", ciphertexts)
+    _set(hello, "qkd_key_ids", key_ids)
+    return hello
+
+
+def _client_hello_from_layout(frame: bytes) -> ClientHello | None:
+    for layout in _CH_LAYOUTS.entries:
+        parts = layout.match(frame)
+        if parts is not None:
+            algorithms = layout.fields[4]
+            shares = tuple(
+                [_trusted_key_share(a, k) for a, k in zip(algorithms, parts[1:-1], strict=True)]
+            )
+            return _client_hello(parts[0], layout.fields, shares, (), parts[-1])
+    return None
+
+
+def _server_hello_from_layout(frame: bytes) -> ServerHello | None:
+    for layout in _SH_LAYOUTS.entries:
+        parts = layout.match(frame)
+        if parts is not None:
+            fingerprint, suite = layout.fields
+            return _server_hello(parts[0], fingerprint, suite, tuple(parts[1:-1]), ())
+    return None
 
 
 def _decode_client_hello(r: _Reader) -> ClientHello:
-    data = r._data
+    header = r._data[: r._pos]
     random = r.take(RANDOM_LENGTH, "random")
-    for prefix, cached in _CH_PREFIXES.entries:
-        if data.startswith(prefix, RANDOM_LENGTH):
-            fingerprint, combiner, hash_name, suites, n_shares = cached
-            r._pos = RANDOM_LENGTH + len(prefix)
-            break
-    else:
-        fingerprint = r.name("policy_fingerprint")
-        combiner = r.name("combiner")
-        hash_name = r.name("hash_name")
-        names = r.names
-        n_suites = r.count("suites", _MAX_SUITES)
-        suites = tuple([names("suite", _MAX_COMPONENTS) for _ in range(n_suites)])
-        n_shares = r.count("key_shares", _MAX_SHARES)
-        _check_name("policy_fingerprint", fingerprint)
-        _check_name("combiner", combiner)
-        _check_name("hash_name", hash_name)
-        _check_tuple("suites", suites, 1, _MAX_SUITES)
-        for i, suite in enumerate(suites):
-            _check_suite("suites", suite, i)
-        if len(set(suites)) != len(suites):
-            raise _fail("suites: a suite is offered twice")
-        _CH_PREFIXES.remember(
-            data[RANDOM_LENGTH : r._pos], (fingerprint, combiner, hash_name, suites, n_shares)
-        )
+    fingerprint = r.name("policy_fingerprint")
+    combiner = r.name("combiner")
+    hash_name = r.name("hash_name")
+    names = r.names
+    n_suites = r.count("suites", _MAX_SUITES)
+    suites = tuple([names("suite", _MAX_COMPONENTS) for _ in range(n_suites)])
+    n_shares = r.count("key_shares", _MAX_SHARES)
+    _check_name("policy_fingerprint", fingerprint)
+    _check_name("combiner", combiner)
+    _check_name("hash_name", hash_name)
+    _check_tuple("suites", suites, 1, _MAX_SUITES)
+    for i, suite in enumerate(suites):
+        _check_suite("suites", suite, i)
+    if len(set(suites)) != len(suites):
+        raise _fail("suites: a suite is offered twice")
     name, blob = r.name, r.blob
     shares = []
-    algorithms = set()
     for _ in range(n_shares):
         algorithm = name("key_share.algorithm")
         public_key = blob("key_share")
-        if algorithm not in _VALID_NAMES:
-            _check_name("key_share.algorithm", algorithm)
+        _check_name("key_share.algorithm", algorithm)
         if not public_key:
             raise _fail("key_share.public_key: 0 bytes, expected at least 1")
-        algorithms.add(algorithm)
         shares.append(_trusted_key_share(algorithm, public_key))
-    if len(algorithms) != n_shares:
+    algorithms = tuple([s.algorithm for s in shares])
+    if len(set(algorithms)) != n_shares:
         raise _fail("key_shares: an algorithm has two key shares")
     key_ids = r.names("qkd_key_ids", _MAX_KEY_IDS)
     if key_ids:
@@ -697,35 +779,39 @@ def _decode_client_hello(r: _Reader) -> ClientHello:
     if binder:
         _check_binder(binder, method)
     r.finish()
-    hello = _new(ClientHello)
-    _set(hello, "random", random)
-    _set(hello, "policy_fingerprint", fingerprint)
-    _set(hello, "combiner", combiner)
-    _set(hello, "hash_name", hash_name)
-    _set(hello, "suites", suites)
-    _set(hello, "key_shares", tuple(shares))
-    _set(hello, "qkd_key_ids", key_ids)
-    _set(hello, "auth_method", method)
-    _set(hello, "psk_id", psk_id)
-    _set(hello, "psk_binder", binder)
+    fields: _ChFields = (fingerprint, combiner, hash_name, suites, algorithms, method, psk_id)
+    hello = _client_hello(random, fields, tuple(shares), key_ids, binder)
+    if not key_ids:
+        heads = [_name(s.algorithm) + _U32.pack(len(s.public_key)) for s in shares]
+        heads[0:1] = [
+            _name(fingerprint)
+            + _name(combiner)
+            + _name(hash_name)
+            + _suites(suites)
+            + _U16.pack(n_shares)
+            + (heads[0] if heads else b"")
+        ]
+        lengths = [len(s.public_key) for s in shares]
+        trailer = b"\x00\x00" + _U8.pack(method) + _name(psk_id) + _U8.pack(len(binder))
+        cuts = [(header, RANDOM_LENGTH)]
+        if shares:
+            cuts += list(zip(heads, lengths, strict=True))
+            cuts.append((trailer, len(binder)))
+        else:
+            cuts.append((heads[0] + trailer, len(binder)))
+        variable = [random, *[s.public_key for s in shares], binder]
+        _CH_LAYOUTS.remember(r._data, _Layout(tuple(cuts), fields), variable)
     return hello
 
 
 def _decode_server_hello(r: _Reader) -> ServerHello:
-    data = r._data
+    header = r._data[: r._pos]
     random = r.take(RANDOM_LENGTH, "random")
-    for prefix, cached in _SH_PREFIXES.entries:
-        if data.startswith(prefix, RANDOM_LENGTH):
-            fingerprint, suite, n_cts = cached
-            r._pos = RANDOM_LENGTH + len(prefix)
-            break
-    else:
-        fingerprint = r.name("policy_fingerprint")
-        suite = r.names("suite", _MAX_COMPONENTS)
-        n_cts = r.count("ciphertexts", _MAX_COMPONENTS)
-        _check_name("policy_fingerprint", fingerprint)
-        _check_suite("suite", suite)
-        _SH_PREFIXES.remember(data[RANDOM_LENGTH : r._pos], (fingerprint, suite, n_cts))
+    fingerprint = r.name("policy_fingerprint")
+    suite = r.names("suite", _MAX_COMPONENTS)
+    n_cts = r.count("ciphertexts", _MAX_COMPONENTS)
+    _check_name("policy_fingerprint", fingerprint)
+    _check_suite("suite", suite)
     blob = r.blob
     cts = tuple([blob("ciphertext") for _ in range(n_cts)])
     for i, ct in enumerate(cts):
@@ -735,12 +821,19 @@ def _decode_server_hello(r: _Reader) -> ServerHello:
     if key_ids:
         _check_key_ids("qkd_key_ids", key_ids)
     r.finish()
-    hello = _new(ServerHello)
-    _set(hello, "random", random)
-    _set(hello, "policy_fingerprint", fingerprint)
-    _set(hello, "suite", suite)
-    _set(hello, "ciphertexts", cts)
-    _set(hello, "qkd_key_ids", key_ids)
+    hello = _server_hello(random, fingerprint, suite, cts, key_ids)
+    if not key_ids:
+        heads = [_U32.pack(len(ct)) for ct in cts]
+        prefix = _name(fingerprint) + _names(suite) + _U16.pack(n_cts)
+        cuts = [(header, RANDOM_LENGTH)]
+        if cts:
+            heads[0] = prefix + heads[0]
+            cuts += list(zip(heads, map(len, cts), strict=True))
+            cuts.append((b"\x00\x00", 0))
+        else:
+            cuts.append((prefix + b"\x00\x00", 0))
+        variable = [random, *cts, b""]
+        _SH_LAYOUTS.remember(r._data, _Layout(tuple(cuts), (fingerprint, suite)), variable)
     return hello
 
 
@@ -800,8 +893,16 @@ def decode_frame(frame: bytes) -> Message:
         finished = _new(Finished)
         _set(finished, "verify_data", frame[8:])
         return finished
+    if kind == MessageType.CLIENT_HELLO:
+        hello: Message | None = _client_hello_from_layout(frame)
+        if hello is not None:
+            return hello
+    elif kind == MessageType.SERVER_HELLO:
+        hello = _server_hello_from_layout(frame)
+        if hello is not None:
+            return hello
     what, decoder = _DECODERS[kind]
-    return decoder(_Reader(frame[HEADER_LENGTH:], what))
+    return decoder(_Reader(frame, HEADER_LENGTH, what))
 
 
 def decode(frame: bytes) -> Message:

@@ -2,7 +2,7 @@
 
 - ``CatKdf`` (the combiner with its per-peer inputs bound once) derives what ``catkdf`` does;
 - ``encode_finished`` and the hello templates produce the frames ``encode`` does, and refuse
-  what the message classes refuse; the decoder's fast paths (a hello prefix seen before, a
+  what the message classes refuse; the decoder's fast paths (a hello layout seen before, a
   Finished) decode what the full path does;
 - the engine loads signature keys once, and a malformed one fails when the engine is built;
 - a handshake reuses its config's prepared combiner across connections and peers safely.
@@ -159,7 +159,7 @@ def test_client_hello_template_is_encode_of_client_hello(
     else:
         frame = template.client(random, keys, key_ids)
     assert frame == encode(hello)
-    # Decoded twice: the second time through the cache of accepted hello prefixes.
+    # Decoded twice: the second time through the cache of accepted hello layouts.
     assert decode(frame) == hello
     assert decode(frame) == hello
 
@@ -213,7 +213,7 @@ def test_templates_refuse_what_the_messages_refuse() -> None:
 
 
 def test_a_cached_hello_prefix_does_not_hide_a_bad_remainder() -> None:
-    """A ClientHello whose fixed part was seen before is still checked after that part."""
+    """A ClientHello like one seen before but for a changed field is checked in full."""
     template = HelloTemplate.client_hello(
         policy_fingerprint="fp-cache",
         combiner="catkdf",
@@ -224,7 +224,7 @@ def test_a_cached_hello_prefix_does_not_hide_a_bad_remainder() -> None:
         psk_id="",
     )
     good = template.client(bytes(32), [b"k", b"x"])
-    decode(good)  # the prefix is now cached
+    decode(good)  # its layout is now cached
     # The same prefix, then an empty key share: refused as before.
     with pytest.raises(HandshakeError, match="public_key"):
         decode(_reframe(good.replace(b"\x00\x00\x00\x01x", b"\x00\x00\x00\x00")))
@@ -298,16 +298,95 @@ def test_prepared_combiner_is_per_peer_and_reused() -> None:
     assert {k[1][0] for k in cached} == fingerprints
 
 
-def test_the_hello_prefix_cache_is_bounded() -> None:
+def test_the_hello_layout_cache_is_bounded() -> None:
     from agile.handshake import messages
 
-    for n in range(messages._PREFIX_CACHE_SIZE + 5):
+    for n in range(messages._LAYOUT_CACHE_SIZE + 5):
         template = HelloTemplate.server_hello(policy_fingerprint=f"fp-bound-{n}", suite=_KEMS)
         frame = template.server(bytes(32), [b"c", b"e"])
         decoded = decode(frame)
         assert isinstance(decoded, ServerHello)
         assert decoded.policy_fingerprint == f"fp-bound-{n}"
         assert decode(frame) == decoded  # now from the cache
-    entries = messages._SH_PREFIXES.entries
-    assert len(entries) == messages._PREFIX_CACHE_SIZE
-    assert entries[-1][1][0] == f"fp-bound-{messages._PREFIX_CACHE_SIZE + 4}"
+    entries = messages._SH_LAYOUTS.entries
+    assert len(entries) == messages._LAYOUT_CACHE_SIZE
+    assert entries[-1].fields[0] == f"fp-bound-{messages._LAYOUT_CACHE_SIZE + 4}"
+
+
+def _full_decode(frame: bytes) -> Any:
+    """What the decoder makes of ``frame`` with no layout remembered (the full path)."""
+    from agile.handshake import messages
+
+    saved = (messages._CH_LAYOUTS.entries, messages._SH_LAYOUTS.entries)
+    messages._CH_LAYOUTS.entries = messages._SH_LAYOUTS.entries = ()
+    try:
+        return decode(frame)
+    except HandshakeError as exc:
+        return ("refused", str(exc))
+    finally:
+        messages._CH_LAYOUTS.entries, messages._SH_LAYOUTS.entries = saved
+
+
+def _psk_hello() -> bytes:
+    template = HelloTemplate.client_hello(
+        policy_fingerprint="fp-layout",
+        combiner="catkdf",
+        hash_name="SHA-256",
+        suites=(_KEMS, (_KEMS[0],)),
+        algorithms=_KEMS,
+        auth_method=AuthMethod.PSK,
+        psk_id="site",
+    )
+    return template.client(bytes(32), [b"k" * 5, b"x" * 3], binder_length=4) + b"BIND"
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_a_remembered_layout_decodes_what_the_full_path_does(data: st.DataObject) -> None:
+    """Decode a hello (its layout is remembered), then change any one byte, or cut or extend
+    it: the decoder, through the layout or not, gives exactly what the full path gives
+    (the same message, or a refusal)."""
+    server = HelloTemplate.server_hello(policy_fingerprint="fp-layout", suite=_KEMS)
+    good = data.draw(st.sampled_from([_psk_hello(), server.server(bytes(32), [b"c" * 4, b"e"])]))
+    assert decode(good) == _full_decode(good)  # remembered now
+    edit = data.draw(st.sampled_from(["flip", "cut", "extend"]))
+    if edit == "flip":
+        at = data.draw(st.integers(min_value=0, max_value=len(good) - 1))
+        value = data.draw(st.integers(min_value=0, max_value=255))
+        frame = good[:at] + bytes([value]) + good[at + 1 :]
+    elif edit == "cut":
+        frame = good[: data.draw(st.integers(min_value=0, max_value=len(good) - 1))]
+    else:
+        frame = good + data.draw(st.binary(min_size=1, max_size=8))
+    if data.draw(st.booleans()) and len(frame) >= 7:
+        frame = _reframe(frame)
+    try:
+        through_layout: Any = decode(frame)
+    except HandshakeError as exc:
+        through_layout = ("refused", str(exc))
+    assert through_layout == _full_decode(frame)
+
+
+def test_a_layout_only_varies_the_random_keys_and_binder() -> None:
+    """A new random, new key shares and a new binder of the same lengths decode through the
+    layout to a hello with exactly those bytes."""
+    from agile.handshake import messages
+
+    decode(_psk_hello())
+    layout = next(e for e in messages._CH_LAYOUTS.entries if e.match(_psk_hello()) is not None)
+    template = HelloTemplate.client_hello(
+        policy_fingerprint="fp-layout",
+        combiner="catkdf",
+        hash_name="SHA-256",
+        suites=(_KEMS, (_KEMS[0],)),
+        algorithms=_KEMS,
+        auth_method=AuthMethod.PSK,
+        psk_id="site",
+    )
+    frame = template.client(b"r" * 32, [b"K" * 5, b"X" * 3], binder_length=4) + b"b1nd"
+    assert layout.match(frame) == [b"r" * 32, b"K" * 5, b"X" * 3, b"b1nd"]
+    hello = decode(frame)
+    assert isinstance(hello, ClientHello)
+    assert (hello.random, hello.psk_binder) == (b"r" * 32, b"b1nd")
+    assert [s.public_key for s in hello.key_shares] == [b"K" * 5, b"X" * 3]
+    assert hello.psk_id == "site"
