@@ -157,20 +157,24 @@ class HybridSession:
         # rather than through the frozen class's one-by-one object.__setattr__ (the class
         # stays frozen to its users; its derived values are cached_property entries there).
         session = object.__new__(cls)
-        session.__dict__.update(
-            key=key,
-            key_id=kid.hex(),
-            suite=suite,
-            qkd_used=qkd_used,
-            qkd_key_ids=qkd_key_ids,
-            hash_name=hash_name,
-            aead=aead,
-            epoch=epoch,
-            lifetime_s=lifetime_s,
-            rekey_interval_s=rekey_interval_s,
-            created_at=now if created_at is None else created_at,
-            epoch_started_at=now,
-            transcript_hash=transcript_hash,
+        object.__setattr__(
+            session,
+            "__dict__",
+            {
+                "key": key,
+                "key_id": kid.hex(),
+                "suite": suite,
+                "qkd_used": qkd_used,
+                "qkd_key_ids": qkd_key_ids,
+                "hash_name": hash_name,
+                "aead": aead,
+                "epoch": epoch,
+                "lifetime_s": lifetime_s,
+                "rekey_interval_s": rekey_interval_s,
+                "created_at": now if created_at is None else created_at,
+                "epoch_started_at": now,
+                "transcript_hash": transcript_hash,
+            },
         )
         return session
 

@@ -57,6 +57,18 @@ class DhKem(Kem):
         self._hash_name = hash_algorithm.name  # "sha256": the hashlib spelling
         self._zero_salt = b"\x00" * hash_algorithm.digest_size
         self._suite_id = b"KEM" + kem_id.to_bytes(2, "big")
+        # The fixed parts of the two labeled calls of every Encap/Decap, formatted once:
+        # LabeledExtract's "HPKE-v1" || suite_id || "eae_prk" and LabeledExpand's
+        # I2OSP(Nsecret, 2) || "HPKE-v1" || suite_id || "shared_secret". Nsecret equals the
+        # hash length for every DHKEM here, so the expand is a single HMAC block.
+        self._eae_prk_prefix = _HPKE_VERSION + self._suite_id + b"eae_prk"
+        self._shared_secret_info = (
+            shared_secret_size.to_bytes(2, "big")
+            + _HPKE_VERSION
+            + self._suite_id
+            + b"shared_secret"
+        )
+        self._one_block = shared_secret_size <= hash_algorithm.digest_size
         self.kem_id = kem_id
         self.info = KemInfo(
             name=name,
@@ -91,7 +103,15 @@ class DhKem(Kem):
         return out[:length]
 
     def _shared_secret(self, dh: bytes, kem_context: bytes) -> bytes:
-        eae_prk = self._extract(b"", b"eae_prk", dh)
+        # ExtractAndExpand (RFC 9180 4.1): the same LabeledExtract and LabeledExpand as the
+        # helpers above, with their labels formatted once (a hot path: every Encap and Decap).
+        name = self._hash_name
+        eae_prk = hmac.digest(self._zero_salt, self._eae_prk_prefix + dh, name)
+        if self._one_block:
+            size = self.info.shared_secret_size
+            return hmac.digest(eae_prk, self._shared_secret_info + kem_context + b"\x01", name)[
+                :size
+            ]
         return self._expand(eae_prk, b"shared_secret", kem_context, self.info.shared_secret_size)
 
     def derive_keypair(self, ikm: bytes) -> tuple[bytes, bytes]:
@@ -129,7 +149,12 @@ class DhKem(Kem):
         return self.derive_keypair(seed)
 
     def encapsulate(self, public_key: bytes) -> Encapsulation:
-        return self._encapsulate_derand(public_key, None)
+        info = self.info
+        if len(public_key) != info.public_key_size:
+            raise bad_public_key(info.name, info.provider, info.public_key_size, public_key)
+        group = self._group
+        ephemeral = group.generate_private()
+        return self._encapsulate_with(ephemeral, public_key)
 
     def _encapsulate_derand(self, public_key: bytes, ikm_e: bytes | None) -> Encapsulation:
         """Encap with the ephemeral key from DeriveKeyPair(ikm_e) (RFC 9180 test vectors)."""
@@ -141,10 +166,15 @@ class DhKem(Kem):
             ephemeral = group.generate_private()
         else:
             ephemeral = self._load(self.derive_keypair(ikm_e)[1])
+        return self._encapsulate_with(ephemeral, public_key)
+
+    def _encapsulate_with(self, ephemeral: Any, public_key: bytes) -> Encapsulation:
+        group = self._group
         enc = group.encode_public(ephemeral)
         try:
             dh = group.exchange_private(ephemeral, public_key)
         except InvalidKey as exc:
+            info = self.info
             raise InvalidKey(f"{info.name} ({info.provider}): {exc}") from exc
         return Encapsulation(enc, self._shared_secret(dh, enc + public_key))
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import logging
 import os
 from collections.abc import Callable
 from enum import Enum
@@ -271,11 +272,12 @@ class _Machine:
                 if entry is None or frame[0] != entry[0].TYPE:
                     self._unexpected(frame[0], entry)
                 entry[1](self, decode_frame(frame), frame, events)
-                if self.state is not State.DONE:
-                    self.state = entry[2]
+                state: State = self.state  # DONE if the handler completed the handshake
+                if state is not State.DONE:
+                    self.state = state = entry[2]
             except Exception as exc:
                 self._fail_with(exc)
-            if self.is_complete:  # (a property: mypy has narrowed self.state above)
+            if state is State.DONE:
                 if pos != size:
                     self._fail_with(HandshakeError("data received after the final message"))
                 return events
@@ -303,7 +305,7 @@ class _Machine:
         except Exception as exc:
             self._fail_with(exc)
 
-    def _fail_with(self, exc: BaseException) -> None:
+    def _fail_with(self, exc: BaseException) -> NoReturn:
         self.state = State.ERROR
         error: AgileError
         if isinstance(exc, HandshakeError | QKDUnavailable):
@@ -398,7 +400,7 @@ class _Machine:
         )
         self.state = State.DONE
         events.append(HandshakeComplete(session=self.session))
-        if audit.enabled("handshake_complete"):
+        if audit.logger.isEnabledFor(logging.INFO):  # (audit.enabled, inlined)
             audit.emit(
                 "handshake_complete",
                 policy=cfg.policy_name,
@@ -498,7 +500,7 @@ class _Machine:
         events.append(
             SuiteNegotiated(suite=self.suite, qkd_used=self.qkd_used, qkd_key_ids=self.qkd_key_ids)
         )
-        if not audit.enabled("suite_chosen"):
+        if not audit.logger.isEnabledFor(logging.INFO):
             # Nothing listens: build no event fields (qkd_key_used is at the same level).
             return
         audit.emit(
