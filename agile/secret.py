@@ -28,9 +28,11 @@ class SecretBytes:
     _value: bytes
 
     def __init__(self, value: bytes | bytearray | memoryview) -> None:
-        if not isinstance(value, bytes | bytearray | memoryview):
-            raise TypeError(f"SecretBytes wraps bytes, not {type(value).__name__}")
-        object.__setattr__(self, "_value", bytes(value))
+        if value.__class__ is not bytes:  # bytes itself is immutable: kept as it is
+            if not isinstance(value, bytes | bytearray | memoryview):
+                raise TypeError(f"SecretBytes wraps bytes, not {type(value).__name__}")
+            value = bytes(value)
+        object.__setattr__(self, "_value", value)
 
     def reveal(self) -> bytes:
         """Return the raw bytes. Every call site is a place where the key leaves its wrapper."""

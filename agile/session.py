@@ -101,11 +101,22 @@ def _hkdf_expand(name: str, prk: bytes, info: bytes, length: int) -> bytes:
     return out[:length]
 
 
+_KEY_ID_INFO = _empty_context_info(b"key id", KEY_ID_LENGTH)
+
+
 def key_id_of(hash_name: str, key: bytes) -> bytes:
     """The public identifier of ``key``: one-way, with its own label."""
-    return hmac.digest(key, _empty_context_info(b"key id", KEY_ID_LENGTH), _hash_of(hash_name))[
-        :KEY_ID_LENGTH
-    ]
+    return hmac.digest(key, _KEY_ID_INFO, _hash_of(hash_name))[:KEY_ID_LENGTH]
+
+
+def expand_label_prefix(label: bytes, context_length: int, length: int) -> bytes:
+    """What precedes the context in :func:`expand_label_info` for a context of
+    ``context_length`` bytes: ``expand_label_info(label, context, length)`` equals
+    ``expand_label_prefix(label, len(context), length) + context + b"\\x01"`` for a non-empty
+    context (formatted once by callers whose context length does not change)."""
+    if not 0 < context_length <= 255:
+        raise SessionError("expand_label: label or context over 255 bytes, or bad length")
+    return _label_prefix(label, length) + _CONTEXT_LENGTH[context_length]
 
 
 @dataclass(frozen=True, kw_only=True, eq=False, repr=False)

@@ -52,19 +52,24 @@ from agile.handshake.messages import (
     Auth,
     AuthMethod,
     ClientHello,
+    ClientHelloFields,
     Finished,
     HelloTemplate,
     ServerHello,
+    ServerHelloFields,
     SignatureEntry,
-    decode_frame,
     encode,
     encode_finished,
     frame_length,
+    read_auth,
+    read_client_hello,
+    read_finished,
+    read_server_hello,
 )
 from agile.kdf import CascadeRound, CatKdf, caskdf, catkdf, concat_format, digest_size
 from agile.kdf._common import hashlib_name
 from agile.secret import SecretBytes
-from agile.session import HybridSession, expand_label, expand_label_info
+from agile.session import HybridSession, expand_label, expand_label_info, expand_label_prefix
 
 if TYPE_CHECKING:
     from pqc import KemPrivateKey
@@ -141,6 +146,7 @@ class _Prepared:
         "offers",
         "psk",
         "server_templates",
+        "session_key_info",
         "transitions",
         "wants_qkd",
     )
@@ -154,6 +160,8 @@ class _Prepared:
         self.transitions = {role: _TRANSITIONS[role, self.psk] for role in _ROLES}
         # Expand-Label(secret, "i|r finished", "", Hash.length): one HMAC over an info that
         # is the same in every handshake.
+        # The session key's Expand-Label info up to its context, the transcript hash.
+        self.session_key_info = expand_label_prefix(b"session key", self.hash_len, cfg.key_length)
         self.finished_info = {
             role: expand_label_info(label, b"", self.hash_len)
             for role, label in _FINISHED_LABEL.items()
@@ -187,8 +195,8 @@ def _describe(suites: tuple[tuple[str, ...], ...] | list[tuple[str, ...]]) -> st
 
 
 _MessageClass = type[ClientHello] | type[ServerHello] | type[Auth] | type[Finished]
-# (expected message, handler, next state); the table is at the end of the module.
-_Transition = tuple[_MessageClass, Callable[..., None], State]
+# (expected message, its reader, handler, next state); the table is at the end of the module.
+_Transition = tuple[_MessageClass, Callable[[bytes], Any], Callable[..., None], State]
 
 
 class _Machine:
@@ -271,10 +279,10 @@ class _Machine:
                 entry = transitions.get(self.state)
                 if entry is None or frame[0] != entry[0].TYPE:
                     self._unexpected(frame[0], entry)
-                entry[1](self, decode_frame(frame), frame, events)
+                entry[2](self, entry[1](frame), frame, events)
                 state: State = self.state  # DONE if the handler completed the handshake
                 if state is not State.DONE:
-                    self.state = state = entry[2]
+                    self.state = state = entry[3]
             except Exception as exc:
                 self._fail_with(exc)
             if state is State.DONE:
@@ -298,12 +306,6 @@ class _Machine:
         raise HandshakeError(
             f"unexpected {_MESSAGE_NAMES[kind]} in state {self.state.value} (expected {expected})"
         )
-
-    def _guarded(self, step: Callable[[], None]) -> None:
-        try:
-            step()
-        except Exception as exc:
-            self._fail_with(exc)
 
     def _fail_with(self, exc: BaseException) -> NoReturn:
         self.state = State.ERROR
@@ -380,11 +382,13 @@ class _Machine:
     def _complete(self, events: list[Event]) -> None:
         cfg = self._cfg
         length = cfg.key_length
-        if length <= self._p.hash_len:
+        prepared = self._p
+        if length <= prepared.hash_len:
+            # Expand-Label(secret, "session key", transcript hash, length): one HMAC.
             secret = self._handshake_secret
             assert secret is not None
-            info = expand_label_info(b"session key", self._session_context, length)
-            key = hmac.digest(secret.reveal(), info, self._p.hash)[:length]
+            info = prepared.session_key_info + self._session_context + b"\x01"
+            key = hmac.digest(secret.reveal(), info, prepared.hash)[:length]
         else:
             key = self._derive(b"session key", self._session_context, length)
         self.session = HybridSession.create(
@@ -453,8 +457,8 @@ class _Machine:
         assert binder_key is not None
         return hmac.digest(binder_key.reveal(), truncated_hello_hash, self._p.hash)
 
-    def _check_finished(self, finished: Finished, role: str, transcript_hash: bytes) -> None:
-        if not hmac.compare_digest(self._finished(role, transcript_hash), finished.verify_data):
+    def _check_finished(self, verify_data: bytes, role: str, transcript_hash: bytes) -> None:
+        if not hmac.compare_digest(self._finished(role, transcript_hash), verify_data):
             raise HandshakeError(
                 "key confirmation failed: the peers derived different keys (mismatched QKD "
                 "keys, a different PSK, or a message altered in transit)"
@@ -562,8 +566,13 @@ class Initiator(_Machine):
         """Build the ClientHello; return the bytes to send."""
         if self.state is not State.START:
             raise HandshakeError(f"start() called in state {self.state.value}")
-        self._guarded(self._start)
-        return self.data_to_send()
+        try:
+            self._start()
+        except Exception as exc:
+            self._fail_with(exc)
+        out = self._outbox
+        self._outbox = b""
+        return out
 
     def _start(self) -> None:
         cfg = self._cfg
@@ -647,7 +656,7 @@ class Initiator(_Machine):
             self._qkd_unavailable(f"QKD key source failed: {_qkd_reason(exc)}", events)
             self._qkd_keys = []
 
-    def _on_server_hello(self, hello: ServerHello, frame: bytes, events: list[Event]) -> None:
+    def _on_server_hello(self, hello: ServerHelloFields, frame: bytes, events: list[Event]) -> None:
         cfg = self._cfg
         if hello.suite not in self._offered:
             raise HandshakeError(
@@ -689,8 +698,8 @@ class Initiator(_Machine):
         self._verify_auth(auth, self._transcript_after_sh)
         self._transcript_before_finished = self._absorb(frame)
 
-    def _on_server_finished(self, finished: Finished, frame: bytes, events: list[Event]) -> None:
-        self._check_finished(finished, "responder", self._transcript_before_finished)
+    def _on_server_finished(self, verify_data: bytes, frame: bytes, events: list[Event]) -> None:
+        self._check_finished(verify_data, "responder", self._transcript_before_finished)
         transcript = self._transcript
         transcript.update(frame)
         context = self._session_context = transcript.copy().digest()
@@ -758,7 +767,7 @@ class Responder(_Machine):
             cache[offered] = choice
         return choice  # type: ignore[no-any-return]
 
-    def _check_compatible(self, hello: ClientHello) -> None:
+    def _check_compatible(self, hello: ClientHelloFields) -> None:
         cfg = self._cfg
         if (hello.combiner, hello.hash_name) != (cfg.combiner, cfg.hash_name):
             raise HandshakeError(
@@ -777,7 +786,7 @@ class Responder(_Machine):
                 f"{cfg.psk_id!r}"
             )
 
-    def _on_client_hello(self, hello: ClientHello, frame: bytes, events: list[Event]) -> None:
+    def _on_client_hello(self, hello: ClientHelloFields, frame: bytes, events: list[Event]) -> None:
         cfg = self._cfg
         prepared = self._p
         if (
@@ -885,48 +894,36 @@ class Responder(_Machine):
         self._verify_auth(auth, self._session_context)
         self._transcript_before_finished = self._absorb(frame)
 
-    def _on_client_finished(self, finished: Finished, frame: bytes, events: list[Event]) -> None:
-        self._check_finished(finished, "initiator", self._transcript_before_finished)
+    def _on_client_finished(self, verify_data: bytes, frame: bytes, events: list[Event]) -> None:
+        self._check_finished(verify_data, "initiator", self._transcript_before_finished)
         self._transcript.update(frame)  # the final frame: no hash of the transcript follows
         self._complete(events)
 
 
 # Every transition: (role, authenticates by PSK) -> state -> (expected message, handler, next
 # state). With a PSK there are no Auth frames (the ClientHello carries the initiator's binder).
+_CH = (ClientHello, read_client_hello)
+_SH = (ServerHello, read_server_hello)
+_AUTH = (Auth, read_auth)
+_FIN = (Finished, read_finished)
 _TRANSITIONS: dict[tuple[str, bool], dict[State, _Transition]] = {
     ("initiator", False): {
-        State.WAIT_SERVER_HELLO: (
-            ServerHello,
-            Initiator._on_server_hello,
-            State.WAIT_SERVER_AUTH,
-        ),
-        State.WAIT_SERVER_AUTH: (Auth, Initiator._on_server_auth, State.WAIT_SERVER_FINISHED),
-        State.WAIT_SERVER_FINISHED: (Finished, Initiator._on_server_finished, State.DONE),
+        State.WAIT_SERVER_HELLO: (*_SH, Initiator._on_server_hello, State.WAIT_SERVER_AUTH),
+        State.WAIT_SERVER_AUTH: (*_AUTH, Initiator._on_server_auth, State.WAIT_SERVER_FINISHED),
+        State.WAIT_SERVER_FINISHED: (*_FIN, Initiator._on_server_finished, State.DONE),
     },
     ("initiator", True): {
-        State.WAIT_SERVER_HELLO: (
-            ServerHello,
-            Initiator._on_server_hello,
-            State.WAIT_SERVER_FINISHED,
-        ),
-        State.WAIT_SERVER_FINISHED: (Finished, Initiator._on_server_finished, State.DONE),
+        State.WAIT_SERVER_HELLO: (*_SH, Initiator._on_server_hello, State.WAIT_SERVER_FINISHED),
+        State.WAIT_SERVER_FINISHED: (*_FIN, Initiator._on_server_finished, State.DONE),
     },
     ("responder", False): {
-        State.WAIT_CLIENT_HELLO: (
-            ClientHello,
-            Responder._on_client_hello,
-            State.WAIT_CLIENT_AUTH,
-        ),
-        State.WAIT_CLIENT_AUTH: (Auth, Responder._on_client_auth, State.WAIT_CLIENT_FINISHED),
-        State.WAIT_CLIENT_FINISHED: (Finished, Responder._on_client_finished, State.DONE),
+        State.WAIT_CLIENT_HELLO: (*_CH, Responder._on_client_hello, State.WAIT_CLIENT_AUTH),
+        State.WAIT_CLIENT_AUTH: (*_AUTH, Responder._on_client_auth, State.WAIT_CLIENT_FINISHED),
+        State.WAIT_CLIENT_FINISHED: (*_FIN, Responder._on_client_finished, State.DONE),
     },
     ("responder", True): {
-        State.WAIT_CLIENT_HELLO: (
-            ClientHello,
-            Responder._on_client_hello,
-            State.WAIT_CLIENT_FINISHED,
-        ),
-        State.WAIT_CLIENT_FINISHED: (Finished, Responder._on_client_finished, State.DONE),
+        State.WAIT_CLIENT_HELLO: (*_CH, Responder._on_client_hello, State.WAIT_CLIENT_FINISHED),
+        State.WAIT_CLIENT_FINISHED: (*_FIN, Responder._on_client_finished, State.DONE),
     },
 }
 _MESSAGE_NAMES: dict[int, str] = {

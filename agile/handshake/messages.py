@@ -26,13 +26,14 @@ Flow (one round trip and a half; with a PSK, no Auth frames and a binder in the 
 from __future__ import annotations
 
 import functools
+import operator
 import re
 import struct
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import ClassVar, Generic, TypeVar
+from typing import ClassVar, Generic, NamedTuple, TypeVar
 
 from agile._errors import HandshakeError
 
@@ -628,28 +629,37 @@ _T = TypeVar("_T")
 
 
 class _Layout(Generic[_T]):
-    """One accepted frame's fixed bytes and variable-field lengths, and what it decoded to."""
+    """One accepted frame's fixed bytes and variable-field lengths, and what it decoded to.
 
-    __slots__ = ("cuts", "fields", "size")
+    A frame of the same total length has every field at the same offset, so matching is a
+    comparison at each fixed offset and taking the variable fields is one ``itemgetter`` of
+    precomputed slices (at least two: the random, and the field after the last fixed part).
+    """
+
+    __slots__ = ("_cut", "_fixed", "_offsets", "cuts", "fields", "size")
 
     def __init__(self, cuts: tuple[tuple[bytes, int], ...], fields: _T) -> None:
         self.cuts = cuts
         self.fields = fields
-        self.size = sum(len(fixed) + n for fixed, n in cuts)
-
-    def match(self, frame: bytes) -> list[bytes] | None:
-        """The variable fields of ``frame`` if it has this layout, else None."""
-        if len(frame) != self.size:
-            return None
-        parts = []
+        offsets: list[int] = []
+        slices: list[slice] = []
         pos = 0
-        for fixed, n in self.cuts:
-            if not frame.startswith(fixed, pos):
-                return None
+        for fixed, n in cuts:
+            offsets.append(pos)
             pos += len(fixed)
-            parts.append(frame[pos : pos + n])  # in bounds: the total length matched
+            slices.append(slice(pos, pos + n))
             pos += n
-        return parts
+        self.size = pos
+        self._fixed = tuple(fixed for fixed, _ in cuts)
+        self._offsets = tuple(offsets)
+        self._cut = operator.itemgetter(*slices)
+
+    def match(self, frame: bytes) -> tuple[bytes, ...] | None:
+        """The variable fields of ``frame`` if it has this layout, else None."""
+        if len(frame) == self.size and all(map(frame.startswith, self._fixed, self._offsets)):
+            parts: tuple[bytes, ...] = self._cut(frame)
+            return parts
+        return None
 
 
 class _LayoutCache(Generic[_T]):
@@ -661,7 +671,7 @@ class _LayoutCache(Generic[_T]):
     def __init__(self) -> None:
         self.entries: tuple[_Layout[_T], ...] = ()
 
-    def remember(self, frame: bytes, layout: _Layout[_T], variable: list[bytes]) -> None:
+    def remember(self, frame: bytes, layout: _Layout[_T], variable: tuple[bytes, ...]) -> None:
         # The layout was rebuilt from the decoded fields: keep it only if it gives back this
         # very frame's variable fields (so it can never decode a frame differently).
         if layout.match(frame) != variable:
@@ -732,7 +742,7 @@ def _server_hello_from_layout(frame: bytes) -> ServerHello | None:
         parts = layout.match(frame)
         if parts is not None:
             fingerprint, suite = layout.fields
-            return _server_hello(parts[0], fingerprint, suite, tuple(parts[1:-1]), ())
+            return _server_hello(parts[0], fingerprint, suite, parts[1:-1], ())
     return None
 
 
@@ -799,7 +809,7 @@ def _decode_client_hello(r: _Reader) -> ClientHello:
             cuts.append((trailer, len(binder)))
         else:
             cuts.append((heads[0] + trailer, len(binder)))
-        variable = [random, *[s.public_key for s in shares], binder]
+        variable = (random, *[s.public_key for s in shares], binder)
         _CH_LAYOUTS.remember(r._data, _Layout(tuple(cuts), fields), variable)
     return hello
 
@@ -832,7 +842,7 @@ def _decode_server_hello(r: _Reader) -> ServerHello:
             cuts.append((b"\x00\x00", 0))
         else:
             cuts.append((prefix + b"\x00\x00", 0))
-        variable = [random, *cts, b""]
+        variable = (random, *cts, b"")
         _SH_LAYOUTS.remember(r._data, _Layout(tuple(cuts), (fingerprint, suite)), variable)
     return hello
 
@@ -903,6 +913,125 @@ def decode_frame(frame: bytes) -> Message:
             return hello
     what, decoder = _DECODERS[kind]
     return decoder(_Reader(frame, HEADER_LENGTH, what))
+
+
+# --------------------------------------------------------------------------------------------
+# Reading: what the state machine takes from a frame, as plain tuples
+# --------------------------------------------------------------------------------------------
+
+
+class ClientHelloFields(NamedTuple):
+    """A received ClientHello as the state machine reads it: the fields of
+    :class:`ClientHello`, with the key shares as two parallel tuples.
+
+    A tuple rather than the message class, because the machine reads one per handshake and a
+    hello matching a remembered layout needs no per-field object set-up; every field has had
+    exactly the checks that decoding a :class:`ClientHello` runs.
+    """
+
+    random: bytes
+    policy_fingerprint: str
+    combiner: str
+    hash_name: str
+    suites: tuple[tuple[str, ...], ...]
+    algorithms: tuple[str, ...]  # of the key shares, in order
+    public_keys: tuple[bytes, ...]
+    qkd_key_ids: tuple[str, ...]
+    auth_method: AuthMethod
+    psk_id: str
+    psk_binder: bytes
+
+    def share(self, algorithm: str) -> bytes | None:
+        """The public key offered for ``algorithm``, or None."""
+        algorithms = self.algorithms
+        return self.public_keys[algorithms.index(algorithm)] if algorithm in algorithms else None
+
+
+class ServerHelloFields(NamedTuple):
+    """A received ServerHello as the state machine reads it (see :class:`ClientHelloFields`)."""
+
+    random: bytes
+    policy_fingerprint: str
+    suite: tuple[str, ...]
+    ciphertexts: tuple[bytes, ...]
+    qkd_key_ids: tuple[str, ...]
+
+
+_new_tuple = tuple.__new__
+_FINISHED = int(MessageType.FINISHED)
+
+
+def read_client_hello(frame: bytes) -> ClientHelloFields:
+    """The ClientHello in ``frame`` (a whole frame of that type, as :func:`decode_frame` takes);
+    raises :class:`HandshakeError` as decoding does."""
+    for layout in _CH_LAYOUTS.entries:
+        parts = layout.match(frame)
+        if parts is not None:
+            fingerprint, combiner, hash_name, suites, algorithms, method, psk_id = layout.fields
+            return _new_tuple(
+                ClientHelloFields,
+                (
+                    parts[0],
+                    fingerprint,
+                    combiner,
+                    hash_name,
+                    suites,
+                    algorithms,
+                    parts[1:-1],
+                    (),
+                    method,
+                    psk_id,
+                    parts[-1],
+                ),
+            )
+    hello = decode_frame(frame)
+    if not isinstance(hello, ClientHello):
+        raise HandshakeError(f"expected a ClientHello, got {type(hello).__name__}")
+    shares = hello.key_shares
+    return ClientHelloFields(
+        hello.random,
+        hello.policy_fingerprint,
+        hello.combiner,
+        hello.hash_name,
+        hello.suites,
+        tuple([s.algorithm for s in shares]),
+        tuple([s.public_key for s in shares]),
+        hello.qkd_key_ids,
+        hello.auth_method,
+        hello.psk_id,
+        hello.psk_binder,
+    )
+
+
+def read_server_hello(frame: bytes) -> ServerHelloFields:
+    """The ServerHello in ``frame`` (see :func:`read_client_hello`)."""
+    for layout in _SH_LAYOUTS.entries:
+        parts = layout.match(frame)
+        if parts is not None:
+            fingerprint, suite = layout.fields
+            return _new_tuple(ServerHelloFields, (parts[0], fingerprint, suite, parts[1:-1], ()))
+    hello = decode_frame(frame)
+    if not isinstance(hello, ServerHello):
+        raise HandshakeError(f"expected a ServerHello, got {type(hello).__name__}")
+    return ServerHelloFields(*[getattr(hello, f) for f in ServerHelloFields._fields])
+
+
+def read_finished(frame: bytes) -> bytes:
+    """The verify_data of the Finished in ``frame`` (see :func:`read_client_hello`)."""
+    if frame[0] == _FINISHED and 40 <= len(frame) <= 72 and frame[7] == len(frame) - 8:
+        return frame[8:]  # a length byte and a MAC of 32-64 bytes: what Finished checks
+    finished = decode_frame(frame)
+    if not isinstance(finished, Finished):
+        raise HandshakeError(f"expected a Finished, got {type(finished).__name__}")
+    return finished.verify_data
+
+
+def read_auth(frame: bytes) -> Auth:
+    """The Auth in ``frame`` (see :func:`read_client_hello`)."""
+    auth = decode_frame(frame)
+    if not isinstance(auth, Auth):
+        raise HandshakeError(f"expected an Auth, got {type(auth).__name__}")
+    return auth
 
 
 def decode(frame: bytes) -> Message:

@@ -384,7 +384,7 @@ def test_a_layout_only_varies_the_random_keys_and_binder() -> None:
         psk_id="site",
     )
     frame = template.client(b"r" * 32, [b"K" * 5, b"X" * 3], binder_length=4) + b"b1nd"
-    assert layout.match(frame) == [b"r" * 32, b"K" * 5, b"X" * 3, b"b1nd"]
+    assert layout.match(frame) == (b"r" * 32, b"K" * 5, b"X" * 3, b"b1nd")
     hello = decode(frame)
     assert isinstance(hello, ClientHello)
     assert (hello.random, hello.psk_binder) == (b"r" * 32, b"b1nd")
