@@ -48,6 +48,7 @@ from agile._errors import AgileError, HandshakeError, QKDUnavailable
 from agile.handshake.config import QKD_COMPONENT, HandshakeConfig
 from agile.handshake.events import Event, HandshakeComplete, QkdFallback, SuiteNegotiated
 from agile.handshake.messages import (
+    HEADER_LENGTH,
     RANDOM_LENGTH,
     Auth,
     AuthMethod,
@@ -264,6 +265,9 @@ class _Machine:
         transitions = self._transitions
         # Frames are read in place from ``buffer``; only a trailing partial frame is kept.
         while True:
+            if size - pos < HEADER_LENGTH:  # (frame_length would say None)
+                self._inbox = buffer[pos:]
+                return events
             try:
                 total = frame_length(buffer, pos)
             except HandshakeError as exc:

@@ -309,6 +309,18 @@ def _name(value: str) -> bytes:
     return _U8.pack(len(raw)) + raw
 
 
+_U8_VALUES = tuple(_U8.pack(n) for n in range(256))
+_U16_VALUES = tuple(_U16.pack(n) for n in range(_MAX_COMPONENTS + 1))
+
+
+def _key_ids(key_ids: tuple[str, ...]) -> bytes:
+    """The encoded QKD key ID list of a hello (checked: a caller's IDs, not yet validated)."""
+    if not key_ids:
+        return b"\x00\x00"
+    _check_key_ids("qkd_key_ids", key_ids)
+    return _names(key_ids)
+
+
 def _blob(value: bytes) -> bytes:
     return _U32.pack(len(value)) + value
 
@@ -391,7 +403,7 @@ class HelloTemplate:
     message objects.
     """
 
-    __slots__ = ("_heads", "_prefix", "_psk", "_suffix", "_type")
+    __slots__ = ("_fixed_size", "_heads", "_prefix", "_psk", "_suffix", "_type", "_type_byte")
 
     def __init__(
         self,
@@ -402,10 +414,16 @@ class HelloTemplate:
         psk: bool = False,
     ) -> None:
         self._type = kind
+        self._type_byte = int(kind)
         self._prefix = prefix
         self._heads = heads
         self._suffix = suffix
         self._psk = psk
+        # The body bytes that do not vary: random, prefix, and for a ClientHello the names
+        # and length fields of the key shares, the suffix and the binder's length byte.
+        self._fixed_size = RANDOM_LENGTH + len(prefix)
+        if kind is MessageType.CLIENT_HELLO:
+            self._fixed_size += sum(len(head) + 4 for head in heads) + len(suffix) + 1
 
     @classmethod
     def client_hello(
@@ -467,16 +485,24 @@ class HelloTemplate:
         computes over these bytes and appends (as a TLS 1.3 PSK binder covers a truncated
         ClientHello). Without, the frame is whole.
         """
-        if len(random) != RANDOM_LENGTH or len(public_keys) != len(self._heads):
+        heads = self._heads
+        if len(random) != RANDOM_LENGTH or len(public_keys) != len(heads):
             raise _fail("ClientHello: a random of 32 bytes and one key share per algorithm")
-        if not 0 <= binder_length <= MAX_BINDER or (binder_length and not self._psk):
+        if binder_length and (not self._psk or not 0 < binder_length <= MAX_BINDER):
             raise _fail("psk_binder: only a ClientHello that authenticates by PSK carries one")
-        parts = [random, self._prefix]
-        for head, public_key in zip(self._heads, public_keys, strict=True):
-            if not public_key:
+        ids = _key_ids(qkd_key_ids) if qkd_key_ids else b"\x00\x00"
+        # The body: the random, the fixed prefix, each key share (name, u32 length, key), the
+        # key IDs, the fixed suffix, the binder's length byte (and then the binder itself).
+        parts = [b"", random, self._prefix]  # parts[0]: the header, once the length is known
+        size = self._fixed_size + len(ids) + binder_length
+        for head, public_key in zip(heads, public_keys, strict=False):  # lengths checked
+            n = len(public_key)
+            if not n:
                 raise _fail("key_share.public_key: 0 bytes, expected at least 1")
-            parts += (head, _U32.pack(len(public_key)), public_key)
-        return self._frame(parts, qkd_key_ids, binder_length)
+            size += n
+            parts += (head, _U32.pack(n), public_key)
+        parts += (ids, self._suffix, _U8_VALUES[binder_length])
+        return self._frame(parts, size)
 
     def server(
         self, random: bytes, ciphertexts: list[bytes], qkd_key_ids: tuple[str, ...] = ()
@@ -484,28 +510,23 @@ class HelloTemplate:
         """The ServerHello frame with these ciphertexts (in the suite's KEM order)."""
         if len(random) != RANDOM_LENGTH or len(ciphertexts) > _MAX_COMPONENTS:
             raise _fail("ServerHello: a random of 32 bytes and at most one ciphertext per KEM")
-        parts = [random, self._prefix, _U16.pack(len(ciphertexts))]
+        ids = _key_ids(qkd_key_ids) if qkd_key_ids else b"\x00\x00"
+        parts = [b"", random, self._prefix, _U16_VALUES[len(ciphertexts)]]
+        size = self._fixed_size + 2 + len(ids)
         for ciphertext in ciphertexts:
-            if not ciphertext:
+            n = len(ciphertext)
+            if not n:
                 raise _fail("ciphertexts: 0 bytes, expected at least 1")
-            parts += (_U32.pack(len(ciphertext)), ciphertext)
-        return self._frame(parts, qkd_key_ids)
+            size += 4 + n
+            parts += (_U32.pack(n), ciphertext)
+        parts.append(ids)
+        return self._frame(parts, size)
 
-    def _frame(
-        self, parts: list[bytes], qkd_key_ids: tuple[str, ...], binder_length: int = 0
-    ) -> bytes:
-        if qkd_key_ids:
-            _check_key_ids("qkd_key_ids", qkd_key_ids)
-            parts.append(_names(qkd_key_ids))
-        else:
-            parts.append(b"\x00\x00")
-        parts.append(self._suffix)
-        if self._type is MessageType.CLIENT_HELLO:
-            parts.append(_U8.pack(binder_length))
-        body_length = sum(map(len, parts)) + binder_length
+    def _frame(self, parts: list[bytes], body_length: int) -> bytes:
+        """Join ``parts`` (whose first, empty entry becomes the header) into one frame."""
         if body_length > MAX_FRAME_BODY:
             raise HandshakeError(f"{self._type.name} of {body_length} bytes exceeds the limit")
-        parts.insert(0, _HEADER.pack(self._type, PROTOCOL_VERSION, body_length))
+        parts[0] = _HEADER.pack(self._type_byte, PROTOCOL_VERSION, body_length)
         return b"".join(parts)
 
 
