@@ -162,10 +162,12 @@ class HybridSession:
         """Build a session from the established key and the handshake's public facts."""
         if aead not in _AEADS:
             raise SessionError(f"unknown AEAD {aead!r}; use one of {', '.join(_AEADS)}")
-        kid = key_id_of(hash_name, key.reveal())
+        # (A handshake makes two sessions: this body is kept to the calls it needs.)
+        name = _hash_of(hash_name)
+        key_id = hmac.digest(key.reveal(), _KEY_ID_INFO, name)[:KEY_ID_LENGTH].hex()
         now = time.monotonic()
-        # Every field is set here, from checked values: fill the instance dictionary at once
-        # rather than through the frozen class's one-by-one object.__setattr__ (the class
+        # Every field is set here, from checked values: the instance dictionary is made at
+        # once rather than through the frozen class's one-by-one object.__setattr__ (the class
         # stays frozen to its users; its derived values are cached_property entries there).
         session = object.__new__(cls)
         object.__setattr__(
@@ -173,7 +175,7 @@ class HybridSession:
             "__dict__",
             {
                 "key": key,
-                "key_id": kid.hex(),
+                "key_id": key_id,
                 "suite": suite,
                 "qkd_used": qkd_used,
                 "qkd_key_ids": qkd_key_ids,

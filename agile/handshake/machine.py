@@ -344,7 +344,7 @@ class _Machine:
     def _combine(self, secrets: list[bytes], fingerprints: tuple[str, str]) -> None:
         cfg = self._cfg
         if cfg.combiner == "catkdf":
-            combiner = _catkdf_for(cfg, fingerprints)
+            combiner = cfg.cache.get(("catkdf", fingerprints)) or _catkdf_for(cfg, fingerprints)
             secret = combiner.derive(secrets, ma=self._client_hello, mb=self._server_hello)
             self._handshake_secret = SecretBytes(secret)
             return
@@ -407,7 +407,7 @@ class _Machine:
             rekey_interval_s=cfg.rekey_interval_s,
         )
         self.state = State.DONE
-        events.append(HandshakeComplete(session=self.session))
+        events.append(HandshakeComplete(self.session))
         if audit.logger.isEnabledFor(logging.INFO):  # (audit.enabled, inlined)
             audit.emit(
                 "handshake_complete",
@@ -505,9 +505,7 @@ class _Machine:
 
     def _negotiated(self, events: list[Event]) -> None:
         cfg = self._cfg
-        events.append(
-            SuiteNegotiated(suite=self.suite, qkd_used=self.qkd_used, qkd_key_ids=self.qkd_key_ids)
-        )
+        events.append(SuiteNegotiated(self.suite, self.qkd_used, self.qkd_key_ids))
         if not audit.logger.isEnabledFor(logging.INFO):
             # Nothing listens: build no event fields (qkd_key_used is at the same level).
             return
