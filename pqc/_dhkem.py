@@ -149,32 +149,18 @@ class DhKem(Kem):
         return self.derive_keypair(seed)
 
     def encapsulate(self, public_key: bytes) -> Encapsulation:
-        info = self.info
-        if len(public_key) != info.public_key_size:
-            raise bad_public_key(info.name, info.provider, info.public_key_size, public_key)
-        group = self._group
-        ephemeral = group.generate_private()
-        return self._encapsulate_with(ephemeral, public_key)
+        return self._encapsulate_derand(public_key, None)
 
     def _encapsulate_derand(self, public_key: bytes, ikm_e: bytes | None) -> Encapsulation:
-        """Encap with the ephemeral key from DeriveKeyPair(ikm_e) (RFC 9180 test vectors)."""
+        """Encap with a fresh ephemeral key, or the one from DeriveKeyPair(ikm_e) (RFC 9180
+        test vectors)."""
         info = self.info
         if len(public_key) != info.public_key_size:
             raise bad_public_key(info.name, info.provider, info.public_key_size, public_key)
-        group = self._group
-        if ikm_e is None:
-            ephemeral = group.generate_private()
-        else:
-            ephemeral = self._load(self.derive_keypair(ikm_e)[1])
-        return self._encapsulate_with(ephemeral, public_key)
-
-    def _encapsulate_with(self, ephemeral: Any, public_key: bytes) -> Encapsulation:
-        group = self._group
-        enc = group.encode_public(ephemeral)
+        ephemeral = None if ikm_e is None else self._load(self.derive_keypair(ikm_e)[1])
         try:
-            dh = group.exchange_private(ephemeral, public_key)
+            enc, dh = self._group.ephemeral_exchange(public_key, ephemeral)
         except InvalidKey as exc:
-            info = self.info
             raise InvalidKey(f"{info.name} ({info.provider}): {exc}") from exc
         return Encapsulation(enc, self._shared_secret(dh, enc + public_key))
 
@@ -187,22 +173,8 @@ class DhKem(Kem):
         except InvalidKey as exc:
             raise InvalidKey(f"{info.name} ({info.provider}): {exc}") from exc
 
-    def _decapsulate(self, private: Any, public_key: bytes, ciphertext: bytes) -> bytes:
-        info = self.info
-        if len(ciphertext) != info.ciphertext_size:
-            raise bad_ciphertext(info.name, info.provider, info.ciphertext_size, ciphertext)
-        try:
-            dh = self._group.exchange_private(private, ciphertext)
-        except InvalidKey as exc:
-            raise InvalidCiphertext(
-                f"{info.name} ({info.provider}): ciphertext is not a valid "
-                f"{self._group.name} public key ({exc})"
-            ) from exc
-        return self._shared_secret(dh, ciphertext + public_key)
-
     def decapsulate(self, secret_key: bytes, ciphertext: bytes) -> bytes:
-        private = self._load(secret_key)
-        return self._decapsulate(private, self._group.encode_public(private), ciphertext)
+        return self.load_private_key(secret_key).decapsulate(ciphertext)
 
     def generate_private_key(self, seed: bytes | None = None) -> KemPrivateKey:
         if seed is None:
@@ -232,7 +204,18 @@ class DhKemPrivateKey(KemPrivateKey):
         return self._kem._group.encode_private(self._private)
 
     def decapsulate(self, ciphertext: bytes) -> bytes:
-        return self._kem._decapsulate(self._private, self._public, ciphertext)
+        kem = self._kem
+        info = kem.info
+        if len(ciphertext) != info.ciphertext_size:
+            raise bad_ciphertext(info.name, info.provider, info.ciphertext_size, ciphertext)
+        try:
+            dh = kem._group.exchange_private(self._private, ciphertext)
+        except InvalidKey as exc:
+            raise InvalidCiphertext(
+                f"{info.name} ({info.provider}): ciphertext is not a valid "
+                f"{kem._group.name} public key ({exc})"
+            ) from exc
+        return kem._shared_secret(dh, ciphertext + self._public)
 
 
 def dhkems(provider: str) -> dict[str, DhKem]:

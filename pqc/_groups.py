@@ -67,6 +67,14 @@ class Group(ABC):
     def exchange_private(self, private: Any, peer: bytes) -> bytes:
         """Diffie-Hellman with a private key object; raises InvalidKey for a bad peer element."""
 
+    def ephemeral_exchange(self, peer: bytes, ephemeral: Any = None) -> tuple[bytes, bytes]:
+        """The group side of an encapsulation: ``ephemeral`` (a private key object, or a fresh
+        one) as its encoded public element, and its Diffie-Hellman secret with ``peer``.
+        Raises InvalidKey for a bad peer element."""
+        if ephemeral is None:
+            ephemeral = self.generate_private()
+        return self.encode_public(ephemeral), self.exchange_private(ephemeral, peer)
+
     @property
     def seed_size(self) -> int:
         return self.scalar_size
@@ -87,6 +95,14 @@ class Montgomery(Group):
 
     def public_key(self, secret_key: bytes) -> bytes:
         return self.encode_public(self.load_private(secret_key))
+
+    def ephemeral_exchange(self, peer: bytes, ephemeral: Any = None) -> tuple[bytes, bytes]:
+        # Group.ephemeral_exchange with generate_private and encode_public inlined: X25519 is
+        # the classical half of most suites, and this runs in every handshake.
+        if ephemeral is None:
+            ephemeral = self._private.generate()
+        public: bytes = ephemeral.public_key().public_bytes_raw()
+        return public, self.exchange_private(ephemeral, peer)
 
     def generate_private(self) -> Any:
         return self._private.generate()

@@ -136,9 +136,7 @@ class CombinedKem(Kem):
         pk_m, pk_t = public_key[: self._pq_pk], public_key[self._pq_pk :]
         try:
             inner = self._mlkem.encapsulate(pk_m)
-            ephemeral = self._group.generate_private()
-            ct_t = self._group.encode_public(ephemeral)
-            ss_t = self._group.exchange_private(ephemeral, pk_t)
+            ct_t, ss_t = self._group.ephemeral_exchange(pk_t)
         except PQCError as exc:
             raise _relabel(info.name, exc) from exc
         ss = self._combine(inner.shared_secret, ss_t, ct_t, pk_t)
@@ -313,9 +311,7 @@ class ConcatenatedKem(Kem):
         pk_m, pk_t = self._split("pk", public_key)
         try:
             inner = self._mlkem.encapsulate(pk_m)
-            ephemeral = self._group.generate_private()
-            ct_t = self._group.encode_public(ephemeral)
-            ss_t = self._group.exchange_private(ephemeral, pk_t)
+            ct_t, ss_t = self._group.ephemeral_exchange(pk_t)
         except PQCError as exc:
             raise _relabel(self.info.name, exc) from exc
         return Encapsulation(
