@@ -445,7 +445,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     args = parser.parse_args()
-    batch, repeats = (5, 9) if args.quick else (8, 75)
+    batch, repeats = (5, 9) if args.quick else (8, 200)
 
     results: list[dict[str, Any]] = []
     for method in ("signature", "psk"):
