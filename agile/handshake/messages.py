@@ -628,13 +628,19 @@ class _Reader:
 # without running __post_init__ again: the checks are the same ones, made once.
 _new = object.__new__
 _set = object.__setattr__
+_M = TypeVar("_M", KeyShare, ClientHello, ServerHello, Finished)
+
+
+def _trusted(cls: type[_M], **fields: object) -> _M:
+    """A ``cls`` with ``fields``, which the caller has checked, set as they are."""
+    message = _new(cls)
+    for name, value in fields.items():
+        _set(message, name, value)
+    return message
 
 
 def _trusted_key_share(algorithm: str, public_key: bytes) -> KeyShare:
-    share = _new(KeyShare)
-    _set(share, "algorithm", algorithm)
-    _set(share, "public_key", public_key)
-    return share
+    return _trusted(KeyShare, algorithm=algorithm, public_key=public_key)
 
 
 # A hello whose fixed bytes all equal those of a hello accepted before, and whose variable
@@ -716,34 +722,19 @@ def _client_hello(
     binder: bytes,
 ) -> ClientHello:
     fingerprint, combiner, hash_name, suites, _, method, psk_id = fields
-    hello = _new(ClientHello)
-    _set(hello, "random", random)
-    _set(hello, "policy_fingerprint", fingerprint)
-    _set(hello, "combiner", combiner)
-    _set(hello, "hash_name", hash_name)
-    _set(hello, "suites", suites)
-    _set(hello, "key_shares", shares)
-    _set(hello, "qkd_key_ids", key_ids)
-    _set(hello, "auth_method", method)
-    _set(hello, "psk_id", psk_id)
-    _set(hello, "psk_binder", binder)
-    return hello
-
-
-def _server_hello(
-    random: bytes,
-    fingerprint: str,
-    suite: tuple[str, ...],
-    ciphertexts: tuple[bytes, ...],
-    key_ids: tuple[str, ...],
-) -> ServerHello:
-    hello = _new(ServerHello)
-    _set(hello, "random", random)
-    _set(hello, "policy_fingerprint", fingerprint)
-    _set(hello, "suite", suite)
-    _set(hello, "ciphertexts", ciphertexts)
-    _set(hello, "qkd_key_ids", key_ids)
-    return hello
+    return _trusted(
+        ClientHello,
+        random=random,
+        policy_fingerprint=fingerprint,
+        combiner=combiner,
+        hash_name=hash_name,
+        suites=suites,
+        key_shares=shares,
+        qkd_key_ids=key_ids,
+        auth_method=method,
+        psk_id=psk_id,
+        psk_binder=binder,
+    )
 
 
 def _client_hello_from_layout(frame: bytes) -> ClientHello | None:
@@ -763,7 +754,14 @@ def _server_hello_from_layout(frame: bytes) -> ServerHello | None:
         parts = layout.match(frame)
         if parts is not None:
             fingerprint, suite = layout.fields
-            return _server_hello(parts[0], fingerprint, suite, parts[1:-1], ())
+            return _trusted(
+                ServerHello,
+                random=parts[0],
+                policy_fingerprint=fingerprint,
+                suite=suite,
+                ciphertexts=parts[1:-1],
+                qkd_key_ids=(),
+            )
     return None
 
 
@@ -852,7 +850,14 @@ def _decode_server_hello(r: _Reader) -> ServerHello:
     if key_ids:
         _check_key_ids("qkd_key_ids", key_ids)
     r.finish()
-    hello = _server_hello(random, fingerprint, suite, cts, key_ids)
+    hello = _trusted(
+        ServerHello,
+        random=random,
+        policy_fingerprint=fingerprint,
+        suite=suite,
+        ciphertexts=cts,
+        qkd_key_ids=key_ids,
+    )
     if not key_ids:
         heads = [_U32.pack(len(ct)) for ct in cts]
         prefix = _name(fingerprint) + _names(suite) + _U16.pack(n_cts)
@@ -921,9 +926,7 @@ def decode_frame(frame: bytes) -> Message:
     kind = frame[0]
     if kind == MessageType.FINISHED and 40 <= len(frame) <= 72 and frame[7] == len(frame) - 8:
         # A length byte and a MAC of 32-64 bytes, exactly: what Finished checks, checked here.
-        finished = _new(Finished)
-        _set(finished, "verify_data", frame[8:])
-        return finished
+        return _trusted(Finished, verify_data=frame[8:])
     if kind == MessageType.CLIENT_HELLO:
         hello: Message | None = _client_hello_from_layout(frame)
         if hello is not None:

@@ -327,8 +327,8 @@ def _full_decode(frame: bytes) -> Any:
         messages._CH_LAYOUTS.entries, messages._SH_LAYOUTS.entries = saved
 
 
-def _psk_hello() -> bytes:
-    template = HelloTemplate.client_hello(
+def _psk_template() -> HelloTemplate:
+    return HelloTemplate.client_hello(
         policy_fingerprint="fp-layout",
         combiner="catkdf",
         hash_name="SHA-256",
@@ -337,7 +337,10 @@ def _psk_hello() -> bytes:
         auth_method=AuthMethod.PSK,
         psk_id="site",
     )
-    return template.client(bytes(32), [b"k" * 5, b"x" * 3], binder_length=4) + b"BIND"
+
+
+def _psk_hello() -> bytes:
+    return _psk_template().client(bytes(32), [b"k" * 5, b"x" * 3], binder_length=4) + b"BIND"
 
 
 @settings(max_examples=300, deadline=None)
@@ -374,16 +377,7 @@ def test_a_layout_only_varies_the_random_keys_and_binder() -> None:
 
     decode(_psk_hello())
     layout = next(e for e in messages._CH_LAYOUTS.entries if e.match(_psk_hello()) is not None)
-    template = HelloTemplate.client_hello(
-        policy_fingerprint="fp-layout",
-        combiner="catkdf",
-        hash_name="SHA-256",
-        suites=(_KEMS, (_KEMS[0],)),
-        algorithms=_KEMS,
-        auth_method=AuthMethod.PSK,
-        psk_id="site",
-    )
-    frame = template.client(b"r" * 32, [b"K" * 5, b"X" * 3], binder_length=4) + b"b1nd"
+    frame = _psk_template().client(b"r" * 32, [b"K" * 5, b"X" * 3], binder_length=4) + b"b1nd"
     assert layout.match(frame) == (b"r" * 32, b"K" * 5, b"X" * 3, b"b1nd")
     hello = decode(frame)
     assert isinstance(hello, ClientHello)
