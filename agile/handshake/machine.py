@@ -159,10 +159,10 @@ class _Prepared:
         self.psk = cfg.auth_method == "psk"
         self.wants_qkd = any(QKD_COMPONENT in suite for suite in cfg.suites)
         self.transitions = {role: _TRANSITIONS[role, self.psk] for role in _ROLES}
-        # Expand-Label(secret, "i|r finished", "", Hash.length): one HMAC over an info that
-        # is the same in every handshake.
         # The session key's Expand-Label info up to its context, the transcript hash.
         self.session_key_info = expand_label_prefix(b"session key", self.hash_len, cfg.key_length)
+        # Expand-Label(secret, "i|r finished", "", Hash.length): one HMAC over an info that
+        # is the same in every handshake.
         self.finished_info = {
             role: expand_label_info(label, b"", self.hash_len)
             for role, label in _FINISHED_LABEL.items()
@@ -229,7 +229,7 @@ class _Machine:
         prepared = config.cache.get(_PREPARED)
         if prepared is None:
             prepared = config.cache[_PREPARED] = _Prepared(config)
-        self._p: _Prepared = prepared
+        self._prepared: _Prepared = prepared
         self._psk = prepared.psk
         self._transitions = prepared.transitions[self.role]
         self._transcript = prepared.empty_hash.copy()
@@ -356,7 +356,7 @@ class _Machine:
             )
             rounds = [round_inputs] * len(secrets)
             secret = caskdf(
-                secrets, rounds, length=self._p.hash_len, hash_name=cfg.hash_name, psk=psk
+                secrets, rounds, length=self._prepared.hash_len, hash_name=cfg.hash_name, psk=psk
             )
         else:
             secret = catkdf(
@@ -365,7 +365,7 @@ class _Machine:
                 mb=self._server_hello,
                 info=info,
                 label=cfg.label,
-                length=self._p.hash_len,
+                length=self._prepared.hash_len,
                 hash_name=cfg.hash_name,
                 psk=psk,
             )
@@ -379,14 +379,14 @@ class _Machine:
     def _finished(self, role: str, transcript_hash: bytes) -> bytes:
         secret = self._handshake_secret
         assert secret is not None
-        name = self._p.hash
-        key = hmac.digest(secret.reveal(), self._p.finished_info[role], name)
+        name = self._prepared.hash
+        key = hmac.digest(secret.reveal(), self._prepared.finished_info[role], name)
         return hmac.digest(key, transcript_hash, name)
 
     def _complete(self, events: list[Event]) -> None:
         cfg = self._cfg
         length = cfg.key_length
-        prepared = self._p
+        prepared = self._prepared
         if length <= prepared.hash_len:
             # Expand-Label(secret, "session key", transcript hash, length): one HMAC.
             secret = self._handshake_secret
@@ -459,7 +459,7 @@ class _Machine:
         """The PSK binder: HMAC(binder key, H(ClientHello up to the binder))."""
         binder_key = self._cfg.binder_key
         assert binder_key is not None
-        return hmac.digest(binder_key.reveal(), truncated_hello_hash, self._p.hash)
+        return hmac.digest(binder_key.reveal(), truncated_hello_hash, self._prepared.hash)
 
     def _check_finished(self, verify_data: bytes, role: str, transcript_hash: bytes) -> None:
         if not hmac.compare_digest(self._finished(role, transcript_hash), verify_data):
@@ -578,7 +578,7 @@ class Initiator(_Machine):
 
     def _start(self) -> None:
         cfg = self._cfg
-        if self._p.wants_qkd:
+        if self._prepared.wants_qkd:
             events: list[Event] = []
             self._start_events = events
             self._fetch_qkd_keys(events)
@@ -599,7 +599,10 @@ class Initiator(_Machine):
             # The frame up to its binder, whose length it already counts; the binder covers
             # the hash of those bytes, and the transcript goes on with the binder.
             truncated = template.client(
-                os.urandom(RANDOM_LENGTH), public_keys, key_ids, binder_length=self._p.hash_len
+                os.urandom(RANDOM_LENGTH),
+                public_keys,
+                key_ids,
+                binder_length=self._prepared.hash_len,
             )
             transcript.update(truncated)
             binder = self._binder(transcript.copy().digest())
@@ -615,7 +618,7 @@ class Initiator(_Machine):
     def _offer(self, have_qkd: bool) -> _Offer:
         """The suites to offer, the KEMs they need key shares for, and the ClientHello's
         fixed fields checked and encoded (once per config)."""
-        cached = self._p.offers[have_qkd]
+        cached = self._prepared.offers[have_qkd]
         if cached is not None:
             return cached
         cfg = self._cfg
@@ -643,7 +646,7 @@ class Initiator(_Machine):
             psk_id=cfg.psk_id,
         )
         cached = (tuple(offered), algorithms, template)
-        self._p.offers[have_qkd] = cached
+        self._prepared.offers[have_qkd] = cached
         return cached
 
     def _fetch_qkd_keys(self, events: list[Event]) -> None:
@@ -759,7 +762,7 @@ class Responder(_Machine):
         self, offered: tuple[tuple[str, ...], ...], with_qkd: bool
     ) -> tuple[str, ...] | None:
         """The first offered suite this policy accepts (remembered per offer)."""
-        cache = self._p.choices[with_qkd]
+        cache = self._prepared.choices[with_qkd]
         choice = cache.get(offered, _NONE_COMMON)
         if choice is _NONE_COMMON:
             accepted = self._acceptable(with_qkd)
@@ -790,7 +793,7 @@ class Responder(_Machine):
 
     def _on_client_hello(self, hello: ClientHelloFields, frame: bytes, events: list[Event]) -> None:
         cfg = self._cfg
-        prepared = self._p
+        prepared = self._prepared
         if (
             hello.combiner,
             hello.hash_name,
@@ -870,7 +873,7 @@ class Responder(_Machine):
     def _server_template(self, suite: tuple[str, ...]) -> HelloTemplate:
         """The ServerHello's fixed fields for ``suite``, checked and encoded once per config
         (``suite`` is one this policy accepts, so there are few)."""
-        templates = self._p.server_templates
+        templates = self._prepared.server_templates
         template = templates.get(suite)
         if template is None:
             fingerprint = self._cfg.fingerprint
@@ -902,8 +905,9 @@ class Responder(_Machine):
         self._complete(events)
 
 
-# Every transition: (role, authenticates by PSK) -> state -> (expected message, handler, next
-# state). With a PSK there are no Auth frames (the ClientHello carries the initiator's binder).
+# Every transition: (role, authenticates by PSK) -> state -> (expected message, the reader that
+# takes it from its frame, handler, next state). With a PSK there are no Auth frames (the
+# ClientHello carries the initiator's binder).
 _CH = (ClientHello, read_client_hello)
 _SH = (ServerHello, read_server_hello)
 _AUTH = (Auth, read_auth)
