@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import threading
 
 import numpy as np
 import pytest
@@ -131,6 +133,55 @@ def test_large_toeplitz_by_fft_matches_packed_rows() -> None:
     full = toeplitz.toeplitz_hash(s, x, m)
     exact = toeplitz.toeplitz_hash(s[: 64 + n - 1], x, 64)
     assert np.array_equal(full[:64], exact)
+
+
+def test_threaded_seed_spectrum_gives_the_same_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From an FFT length of 2^16 the seed's transform runs in a thread: the hashes of several
+    inputs are those of the single-threaded path, and their first rows are exact."""
+    rng = np.random.default_rng(6)
+    n, m = 70_000, 20_000  # an FFT of 2^17 points
+    s = rng.integers(0, 2, size=m + n - 1, dtype=np.uint8)
+    xs = [rng.integers(0, 2, size=n, dtype=np.uint8) for _ in range(3)]
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    threads: list[object] = []
+    real_thread = threading.Thread
+
+    def counting_thread(*args: object, **kwargs: object) -> object:
+        thread = real_thread(*args, **kwargs)  # type: ignore[arg-type]
+        threads.append(thread)
+        return thread
+
+    monkeypatch.setattr(threading, "Thread", counting_thread)
+    threaded = toeplitz.toeplitz_hash_many(s, xs, m)
+    assert len(threads) == 1
+    monkeypatch.setattr(toeplitz, "_THREADED_FFT", 1 << 62)
+    single = toeplitz.toeplitz_hash_many(s, xs, m)
+    assert len(threads) == 1
+    for a, b, x in zip(threaded, single, xs, strict=True):
+        assert np.array_equal(a, b)
+        assert np.array_equal(a[:64], toeplitz.toeplitz_hash(s[: 64 + n - 1], x, 64))
+
+
+def test_a_failed_seed_thread_falls_back_to_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Stillborn:  # a thread that never runs its target, as if it had failed
+        def __init__(self, **kwargs: object) -> None:
+            pass
+
+        def start(self) -> None:
+            pass
+
+        def join(self) -> None:
+            pass
+
+    rng = np.random.default_rng(7)
+    n, m = 70_000, 64
+    s = rng.integers(0, 2, size=m + n - 1, dtype=np.uint8)
+    x = rng.integers(0, 2, size=n, dtype=np.uint8)
+    expected = toeplitz.toeplitz_hash(s, x, m)  # m <= 256: the exact packed path
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(threading, "Thread", Stillborn)
+    monkeypatch.setattr(toeplitz, "_PACKED_ROWS", 0)  # take the FFT path
+    assert np.array_equal(toeplitz.toeplitz_hash(s, x, m), expected)
 
 
 def test_modified_toeplitz_is_identity_plus_toeplitz() -> None:
