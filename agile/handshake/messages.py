@@ -714,236 +714,6 @@ _CH_LAYOUTS: _LayoutCache[_ChFields] = _LayoutCache()
 _SH_LAYOUTS: _LayoutCache[tuple[str, tuple[str, ...]]] = _LayoutCache()
 
 
-def _client_hello(
-    random: bytes,
-    fields: _ChFields,
-    shares: tuple[KeyShare, ...],
-    key_ids: tuple[str, ...],
-    binder: bytes,
-) -> ClientHello:
-    fingerprint, combiner, hash_name, suites, _, method, psk_id = fields
-    return _trusted(
-        ClientHello,
-        random=random,
-        policy_fingerprint=fingerprint,
-        combiner=combiner,
-        hash_name=hash_name,
-        suites=suites,
-        key_shares=shares,
-        qkd_key_ids=key_ids,
-        auth_method=method,
-        psk_id=psk_id,
-        psk_binder=binder,
-    )
-
-
-def _client_hello_from_layout(frame: bytes) -> ClientHello | None:
-    for layout in _CH_LAYOUTS.entries:
-        parts = layout.match(frame)
-        if parts is not None:
-            algorithms = layout.fields[4]
-            shares = tuple(
-                [_trusted_key_share(a, k) for a, k in zip(algorithms, parts[1:-1], strict=True)]
-            )
-            return _client_hello(parts[0], layout.fields, shares, (), parts[-1])
-    return None
-
-
-def _server_hello_from_layout(frame: bytes) -> ServerHello | None:
-    for layout in _SH_LAYOUTS.entries:
-        parts = layout.match(frame)
-        if parts is not None:
-            fingerprint, suite = layout.fields
-            return _trusted(
-                ServerHello,
-                random=parts[0],
-                policy_fingerprint=fingerprint,
-                suite=suite,
-                ciphertexts=parts[1:-1],
-                qkd_key_ids=(),
-            )
-    return None
-
-
-def _decode_client_hello(r: _Reader) -> ClientHello:
-    header = r._data[: r._pos]
-    random = r.take(RANDOM_LENGTH, "random")
-    fingerprint = r.name("policy_fingerprint")
-    combiner = r.name("combiner")
-    hash_name = r.name("hash_name")
-    names = r.names
-    n_suites = r.count("suites", _MAX_SUITES)
-    suites = tuple([names("suite", _MAX_COMPONENTS) for _ in range(n_suites)])
-    n_shares = r.count("key_shares", _MAX_SHARES)
-    _check_name("policy_fingerprint", fingerprint)
-    _check_name("combiner", combiner)
-    _check_name("hash_name", hash_name)
-    _check_tuple("suites", suites, 1, _MAX_SUITES)
-    for i, suite in enumerate(suites):
-        _check_suite("suites", suite, i)
-    if len(set(suites)) != len(suites):
-        raise _fail("suites: a suite is offered twice")
-    name, blob = r.name, r.blob
-    shares = []
-    for _ in range(n_shares):
-        algorithm = name("key_share.algorithm")
-        public_key = blob("key_share")
-        _check_name("key_share.algorithm", algorithm)
-        if not public_key:
-            raise _fail("key_share.public_key: 0 bytes, expected at least 1")
-        shares.append(_trusted_key_share(algorithm, public_key))
-    algorithms = tuple([s.algorithm for s in shares])
-    if len(set(algorithms)) != n_shares:
-        raise _fail("key_shares: an algorithm has two key shares")
-    key_ids = r.names("qkd_key_ids", _MAX_KEY_IDS)
-    if key_ids:
-        _check_key_ids("qkd_key_ids", key_ids)
-    method = _AUTH_METHODS.get(r.u8("auth_method"))
-    if method is None:
-        raise HandshakeError("ClientHello: unknown auth method")
-    psk_id = name("psk_id")
-    if psk_id:
-        _check_name("psk_id", psk_id)
-    binder = r.take(r.u8("psk_binder"), "psk_binder")
-    if binder:
-        _check_binder(binder, method)
-    r.finish()
-    fields: _ChFields = (fingerprint, combiner, hash_name, suites, algorithms, method, psk_id)
-    hello = _client_hello(random, fields, tuple(shares), key_ids, binder)
-    if not key_ids:
-        heads = [_name(s.algorithm) + _U32.pack(len(s.public_key)) for s in shares]
-        heads[0:1] = [
-            _name(fingerprint)
-            + _name(combiner)
-            + _name(hash_name)
-            + _suites(suites)
-            + _U16.pack(n_shares)
-            + (heads[0] if heads else b"")
-        ]
-        lengths = [len(s.public_key) for s in shares]
-        trailer = b"\x00\x00" + _U8.pack(method) + _name(psk_id) + _U8.pack(len(binder))
-        cuts = [(header, RANDOM_LENGTH)]
-        if shares:
-            cuts += list(zip(heads, lengths, strict=True))
-            cuts.append((trailer, len(binder)))
-        else:
-            cuts.append((heads[0] + trailer, len(binder)))
-        variable = (random, *[s.public_key for s in shares], binder)
-        _CH_LAYOUTS.remember(r._data, _Layout(tuple(cuts), fields), variable)
-    return hello
-
-
-def _decode_server_hello(r: _Reader) -> ServerHello:
-    header = r._data[: r._pos]
-    random = r.take(RANDOM_LENGTH, "random")
-    fingerprint = r.name("policy_fingerprint")
-    suite = r.names("suite", _MAX_COMPONENTS)
-    n_cts = r.count("ciphertexts", _MAX_COMPONENTS)
-    _check_name("policy_fingerprint", fingerprint)
-    _check_suite("suite", suite)
-    blob = r.blob
-    cts = tuple([blob("ciphertext") for _ in range(n_cts)])
-    for i, ct in enumerate(cts):
-        if not ct:
-            raise _fail(f"ciphertexts[{i}]: 0 bytes, expected at least 1")
-    key_ids = r.names("qkd_key_ids", _MAX_KEY_IDS)
-    if key_ids:
-        _check_key_ids("qkd_key_ids", key_ids)
-    r.finish()
-    hello = _trusted(
-        ServerHello,
-        random=random,
-        policy_fingerprint=fingerprint,
-        suite=suite,
-        ciphertexts=cts,
-        qkd_key_ids=key_ids,
-    )
-    if not key_ids:
-        heads = [_U32.pack(len(ct)) for ct in cts]
-        prefix = _name(fingerprint) + _names(suite) + _U16.pack(n_cts)
-        cuts = [(header, RANDOM_LENGTH)]
-        if cts:
-            heads[0] = prefix + heads[0]
-            cuts += list(zip(heads, map(len, cts), strict=True))
-            cuts.append((b"\x00\x00", 0))
-        else:
-            cuts.append((prefix + b"\x00\x00", 0))
-        variable = (random, *cts, b"")
-        _SH_LAYOUTS.remember(r._data, _Layout(tuple(cuts), (fingerprint, suite)), variable)
-    return hello
-
-
-def _decode_auth(r: _Reader) -> Auth:
-    name, blob = r.name, r.blob
-    sigs = tuple(
-        [
-            SignatureEntry(algorithm=name("signature.algorithm"), signature=blob("signature"))
-            for _ in range(r.count("signatures", _MAX_SIGNATURES))
-        ]
-    )
-    r.finish()
-    return Auth(signatures=sigs)
-
-
-def _decode_finished(r: _Reader) -> Finished:
-    verify_data = r.take(r.u8("verify_data"), "verify_data")
-    r.finish()
-    return Finished(verify_data=verify_data)
-
-
-_AUTH_METHODS = {int(m): m for m in AuthMethod}
-# type byte -> (name used in errors, decoder)
-_DECODERS: dict[int, tuple[str, Callable[[_Reader], Message]]] = {
-    MessageType.CLIENT_HELLO: ("CLIENT_HELLO", _decode_client_hello),
-    MessageType.SERVER_HELLO: ("SERVER_HELLO", _decode_server_hello),
-    MessageType.AUTH: ("AUTH", _decode_auth),
-    MessageType.FINISHED: ("FINISHED", _decode_finished),
-}
-
-
-def frame_length(buffer: bytes | bytearray, offset: int = 0) -> int | None:
-    """Total length of the frame at ``offset`` in ``buffer``, or None while its header is partial.
-
-    Raises :class:`HandshakeError` for a header that no valid frame has.
-    """
-    if len(buffer) - offset < HEADER_LENGTH:
-        return None
-    kind, version, body = _HEADER.unpack_from(buffer, offset)
-    if kind not in _DECODERS:
-        raise HandshakeError(f"unknown message type {kind}")
-    if version != PROTOCOL_VERSION:
-        raise HandshakeError(
-            f"protocol version {version} is not supported (this side speaks {PROTOCOL_VERSION})"
-        )
-    if body > MAX_FRAME_BODY:
-        raise HandshakeError(f"frame body of {body} bytes exceeds the {MAX_FRAME_BODY} limit")
-    return HEADER_LENGTH + int(body)
-
-
-def decode_frame(frame: bytes) -> Message:
-    """Decode one frame whose header :func:`frame_length` has accepted and whose length it
-    gave; raise :class:`HandshakeError` for anything wrong in the body."""
-    kind = frame[0]
-    if kind == MessageType.FINISHED and 40 <= len(frame) <= 72 and frame[7] == len(frame) - 8:
-        # A length byte and a MAC of 32-64 bytes, exactly: what Finished checks, checked here.
-        return _trusted(Finished, verify_data=frame[8:])
-    if kind == MessageType.CLIENT_HELLO:
-        hello: Message | None = _client_hello_from_layout(frame)
-        if hello is not None:
-            return hello
-    elif kind == MessageType.SERVER_HELLO:
-        hello = _server_hello_from_layout(frame)
-        if hello is not None:
-            return hello
-    what, decoder = _DECODERS[kind]
-    return decoder(_Reader(frame, HEADER_LENGTH, what))
-
-
-# --------------------------------------------------------------------------------------------
-# Reading: what the state machine takes from a frame, as plain tuples
-# --------------------------------------------------------------------------------------------
-
-
 class ClientHelloFields(NamedTuple):
     """A received ClientHello as the state machine reads it: the fields of
     :class:`ClientHello`, with the key shares as two parallel tuples.
@@ -982,12 +752,14 @@ class ServerHelloFields(NamedTuple):
 
 
 _new_tuple = tuple.__new__
+# The type bytes as plain ints (an IntEnum member is looked up on its class at every use).
+_CLIENT_HELLO = int(MessageType.CLIENT_HELLO)
+_SERVER_HELLO = int(MessageType.SERVER_HELLO)
 _FINISHED = int(MessageType.FINISHED)
 
 
-def read_client_hello(frame: bytes) -> ClientHelloFields:
-    """The ClientHello in ``frame`` (a whole frame of that type, as :func:`decode_frame` takes);
-    raises :class:`HandshakeError` as decoding does."""
+def _layout_client_hello(frame: bytes) -> ClientHelloFields | None:
+    """The ClientHello in ``frame`` if a remembered layout matches it, else None."""
     for layout in _CH_LAYOUTS.entries:
         parts = layout.match(frame)
         if parts is not None:
@@ -1008,36 +780,240 @@ def read_client_hello(frame: bytes) -> ClientHelloFields:
                     parts[-1],
                 ),
             )
-    hello = decode_frame(frame)
-    if not isinstance(hello, ClientHello):
-        raise HandshakeError(f"expected a ClientHello, got {type(hello).__name__}")
-    shares = hello.key_shares
-    return ClientHelloFields(
-        hello.random,
-        hello.policy_fingerprint,
-        hello.combiner,
-        hello.hash_name,
-        hello.suites,
-        tuple([s.algorithm for s in shares]),
-        tuple([s.public_key for s in shares]),
-        hello.qkd_key_ids,
-        hello.auth_method,
-        hello.psk_id,
-        hello.psk_binder,
-    )
+    return None
 
 
-def read_server_hello(frame: bytes) -> ServerHelloFields:
-    """The ServerHello in ``frame`` (see :func:`read_client_hello`)."""
+def _layout_server_hello(frame: bytes) -> ServerHelloFields | None:
+    """The ServerHello in ``frame`` if a remembered layout matches it, else None."""
     for layout in _SH_LAYOUTS.entries:
         parts = layout.match(frame)
         if parts is not None:
             fingerprint, suite = layout.fields
             return _new_tuple(ServerHelloFields, (parts[0], fingerprint, suite, parts[1:-1], ()))
-    hello = decode_frame(frame)
-    if not isinstance(hello, ServerHello):
-        raise HandshakeError(f"expected a ServerHello, got {type(hello).__name__}")
-    return ServerHelloFields(*[getattr(hello, f) for f in ServerHelloFields._fields])
+    return None
+
+
+def _client_hello_message(hello: ClientHelloFields) -> ClientHello:
+    shares = zip(hello.algorithms, hello.public_keys, strict=True)
+    return _trusted(
+        ClientHello,
+        random=hello.random,
+        policy_fingerprint=hello.policy_fingerprint,
+        combiner=hello.combiner,
+        hash_name=hello.hash_name,
+        suites=hello.suites,
+        key_shares=tuple([_trusted_key_share(a, k) for a, k in shares]),
+        qkd_key_ids=hello.qkd_key_ids,
+        auth_method=hello.auth_method,
+        psk_id=hello.psk_id,
+        psk_binder=hello.psk_binder,
+    )
+
+
+def _server_hello_message(hello: ServerHelloFields) -> ServerHello:
+    return _trusted(ServerHello, **hello._asdict())
+
+
+def _decode_client_hello(r: _Reader) -> ClientHelloFields:
+    header = r._data[: r._pos]
+    random = r.take(RANDOM_LENGTH, "random")
+    fingerprint = r.name("policy_fingerprint")
+    combiner = r.name("combiner")
+    hash_name = r.name("hash_name")
+    names = r.names
+    n_suites = r.count("suites", _MAX_SUITES)
+    suites = tuple([names("suite", _MAX_COMPONENTS) for _ in range(n_suites)])
+    n_shares = r.count("key_shares", _MAX_SHARES)
+    _check_name("policy_fingerprint", fingerprint)
+    _check_name("combiner", combiner)
+    _check_name("hash_name", hash_name)
+    _check_tuple("suites", suites, 1, _MAX_SUITES)
+    for i, suite in enumerate(suites):
+        _check_suite("suites", suite, i)
+    if len(set(suites)) != len(suites):
+        raise _fail("suites: a suite is offered twice")
+    name, blob = r.name, r.blob
+    algorithm_list, public_key_list = [], []
+    for _ in range(n_shares):
+        algorithm = name("key_share.algorithm")
+        public_key = blob("key_share")
+        _check_name("key_share.algorithm", algorithm)
+        if not public_key:
+            raise _fail("key_share.public_key: 0 bytes, expected at least 1")
+        algorithm_list.append(algorithm)
+        public_key_list.append(public_key)
+    algorithms, public_keys = tuple(algorithm_list), tuple(public_key_list)
+    if len(set(algorithms)) != n_shares:
+        raise _fail("key_shares: an algorithm has two key shares")
+    key_ids = r.names("qkd_key_ids", _MAX_KEY_IDS)
+    if key_ids:
+        _check_key_ids("qkd_key_ids", key_ids)
+    method = _AUTH_METHODS.get(r.u8("auth_method"))
+    if method is None:
+        raise HandshakeError("ClientHello: unknown auth method")
+    psk_id = name("psk_id")
+    if psk_id:
+        _check_name("psk_id", psk_id)
+    binder = r.take(r.u8("psk_binder"), "psk_binder")
+    if binder:
+        _check_binder(binder, method)
+    r.finish()
+    hello = ClientHelloFields(
+        random,
+        fingerprint,
+        combiner,
+        hash_name,
+        suites,
+        algorithms,
+        public_keys,
+        key_ids,
+        method,
+        psk_id,
+        binder,
+    )
+    if not key_ids:
+        fields: _ChFields = (fingerprint, combiner, hash_name, suites, algorithms, method, psk_id)
+        heads = [_name(a) + _U32.pack(len(k)) for a, k in zip(algorithms, public_keys, strict=True)]
+        heads[0:1] = [
+            _name(fingerprint)
+            + _name(combiner)
+            + _name(hash_name)
+            + _suites(suites)
+            + _U16.pack(n_shares)
+            + (heads[0] if heads else b"")
+        ]
+        trailer = b"\x00\x00" + _U8.pack(method) + _name(psk_id) + _U8.pack(len(binder))
+        cuts = [(header, RANDOM_LENGTH)]
+        if public_keys:
+            cuts += list(zip(heads, map(len, public_keys), strict=True))
+            cuts.append((trailer, len(binder)))
+        else:
+            cuts.append((heads[0] + trailer, len(binder)))
+        variable = (random, *public_keys, binder)
+        _CH_LAYOUTS.remember(r._data, _Layout(tuple(cuts), fields), variable)
+    return hello
+
+
+def _decode_server_hello(r: _Reader) -> ServerHelloFields:
+    header = r._data[: r._pos]
+    random = r.take(RANDOM_LENGTH, "random")
+    fingerprint = r.name("policy_fingerprint")
+    suite = r.names("suite", _MAX_COMPONENTS)
+    n_cts = r.count("ciphertexts", _MAX_COMPONENTS)
+    _check_name("policy_fingerprint", fingerprint)
+    _check_suite("suite", suite)
+    blob = r.blob
+    cts = tuple([blob("ciphertext") for _ in range(n_cts)])
+    for i, ct in enumerate(cts):
+        if not ct:
+            raise _fail(f"ciphertexts[{i}]: 0 bytes, expected at least 1")
+    key_ids = r.names("qkd_key_ids", _MAX_KEY_IDS)
+    if key_ids:
+        _check_key_ids("qkd_key_ids", key_ids)
+    r.finish()
+    hello = ServerHelloFields(random, fingerprint, suite, cts, key_ids)
+    if not key_ids:
+        heads = [_U32.pack(len(ct)) for ct in cts]
+        prefix = _name(fingerprint) + _names(suite) + _U16.pack(n_cts)
+        cuts = [(header, RANDOM_LENGTH)]
+        if cts:
+            heads[0] = prefix + heads[0]
+            cuts += list(zip(heads, map(len, cts), strict=True))
+            cuts.append((b"\x00\x00", 0))
+        else:
+            cuts.append((prefix + b"\x00\x00", 0))
+        variable = (random, *cts, b"")
+        _SH_LAYOUTS.remember(r._data, _Layout(tuple(cuts), (fingerprint, suite)), variable)
+    return hello
+
+
+def _decode_auth(r: _Reader) -> Auth:
+    name, blob = r.name, r.blob
+    sigs = tuple(
+        [
+            SignatureEntry(algorithm=name("signature.algorithm"), signature=blob("signature"))
+            for _ in range(r.count("signatures", _MAX_SIGNATURES))
+        ]
+    )
+    r.finish()
+    return Auth(signatures=sigs)
+
+
+def _decode_finished(r: _Reader) -> Finished:
+    verify_data = r.take(r.u8("verify_data"), "verify_data")
+    r.finish()
+    return Finished(verify_data=verify_data)
+
+
+_AUTH_METHODS = {int(m): m for m in AuthMethod}
+# type byte -> (name used in errors, decoder)
+# type byte -> (name used in errors, decoder) of the messages the machine reads as objects; the
+# hellos are read as tuples (read_client_hello, read_server_hello).
+_DECODERS: dict[int, tuple[str, Callable[[_Reader], Auth | Finished]]] = {
+    MessageType.AUTH: ("AUTH", _decode_auth),
+    MessageType.FINISHED: ("FINISHED", _decode_finished),
+}
+_MESSAGE_TYPES = frozenset(int(kind) for kind in MessageType)
+
+
+def frame_length(buffer: bytes | bytearray, offset: int = 0) -> int | None:
+    """Total length of the frame at ``offset`` in ``buffer``, or None while its header is partial.
+
+    Raises :class:`HandshakeError` for a header that no valid frame has.
+    """
+    if len(buffer) - offset < HEADER_LENGTH:
+        return None
+    kind, version, body = _HEADER.unpack_from(buffer, offset)
+    if kind not in _MESSAGE_TYPES:
+        raise HandshakeError(f"unknown message type {kind}")
+    if version != PROTOCOL_VERSION:
+        raise HandshakeError(
+            f"protocol version {version} is not supported (this side speaks {PROTOCOL_VERSION})"
+        )
+    if body > MAX_FRAME_BODY:
+        raise HandshakeError(f"frame body of {body} bytes exceeds the {MAX_FRAME_BODY} limit")
+    return HEADER_LENGTH + int(body)
+
+
+def decode_frame(frame: bytes) -> Message:
+    """Decode one frame whose header :func:`frame_length` has accepted and whose length it
+    gave; raise :class:`HandshakeError` for anything wrong in the body."""
+    kind = frame[0]
+    if kind == MessageType.FINISHED and 40 <= len(frame) <= 72 and frame[7] == len(frame) - 8:
+        # A length byte and a MAC of 32-64 bytes, exactly: what Finished checks, checked here.
+        return _trusted(Finished, verify_data=frame[8:])
+    if kind == MessageType.CLIENT_HELLO:
+        return _client_hello_message(read_client_hello(frame))
+    if kind == MessageType.SERVER_HELLO:
+        return _server_hello_message(read_server_hello(frame))
+    what, decoder = _DECODERS[kind]
+    return decoder(_Reader(frame, HEADER_LENGTH, what))
+
+
+# --------------------------------------------------------------------------------------------
+# Reading: what the state machine takes from a frame, as plain tuples
+# --------------------------------------------------------------------------------------------
+
+
+def read_client_hello(frame: bytes) -> ClientHelloFields:
+    """The ClientHello in ``frame`` (a whole frame, as :func:`decode_frame` takes), as the state
+    machine reads it; raises :class:`HandshakeError` as decoding does."""
+    if frame[0] != _CLIENT_HELLO:
+        raise HandshakeError(f"expected a ClientHello, got message type {frame[0]}")
+    hello = _layout_client_hello(frame)
+    if hello is None:
+        hello = _decode_client_hello(_Reader(frame, HEADER_LENGTH, "CLIENT_HELLO"))
+    return hello
+
+
+def read_server_hello(frame: bytes) -> ServerHelloFields:
+    """The ServerHello in ``frame`` (see :func:`read_client_hello`)."""
+    if frame[0] != _SERVER_HELLO:
+        raise HandshakeError(f"expected a ServerHello, got message type {frame[0]}")
+    hello = _layout_server_hello(frame)
+    if hello is None:
+        hello = _decode_server_hello(_Reader(frame, HEADER_LENGTH, "SERVER_HELLO"))
+    return hello
 
 
 def read_finished(frame: bytes) -> bytes:
