@@ -67,6 +67,8 @@ switching from another function. Results (DESIGN.md form, stable names)::
     handshake.pqc_layer_ratio.*          the same calls, KEMs and signatures through ``pqc``
                                          / raw calls
     handshake.protocol_ratio.*           full handshake / the same calls through ``pqc``
+    handshake.overhead_ratio.psk_blocks  the PSK ratio again, timed in blocks of 100
+                                         consecutive calls without warm-up (a cross-check)
 """
 
 from __future__ import annotations
@@ -416,9 +418,10 @@ def _batch(fn: Callable[[], None], n: int) -> float:
 
 
 def _compare(
-    functions: dict[str, Callable[[], None]], *, batch: int, repeats: int
+    functions: dict[str, Callable[[], None]], *, batch: int, repeats: int, warm_up: int = 2
 ) -> dict[str, float]:
-    """Median seconds per call of each function, timed in interleaved batches."""
+    """Median seconds per call of each function, timed in interleaved batches, each batch
+    after ``warm_up`` untimed calls of its function."""
     for fn in functions.values():  # warm up caches and lazy imports
         _batch(fn, max(2, batch // 4))
     times: dict[str, list[float]] = {name: [] for name in functions}
@@ -433,8 +436,8 @@ def _compare(
     try:
         for _ in range(repeats):
             for name, fn in functions.items():
-                fn()
-                fn()
+                for _ in range(warm_up):
+                    fn()
                 times[name].append(_batch(fn, batch))
     finally:
         gc.enable()
@@ -446,6 +449,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     args = parser.parse_args()
     batch, repeats = (5, 9) if args.quick else (8, 200)
+    block, block_repeats = (20, 3) if args.quick else (100, 15)
 
     results: list[dict[str, Any]] = []
     for method in ("signature", "psk"):
@@ -464,6 +468,21 @@ def main() -> None:
             repeats=repeats,
         )
         prefix = "handshake" if method == "signature" else "handshake.psk"
+        if psk:
+            # A cross-check of the warm-up: long blocks of consecutive calls, no warm-up, where
+            # switching between functions is a small share of each block by construction.
+            functions = {
+                "full": lambda a=initiator_engine, b=responder_engine: _handshake(a, b),  # type: ignore[misc]
+                "raw": _primitive_calls(raw_ops, sizes, psk, fingerprints),
+            }
+            blocks = _compare(functions, batch=block, repeats=block_repeats, warm_up=0)
+            results.append(
+                {
+                    "name": "handshake.overhead_ratio.psk_blocks",
+                    "value": round(blocks["full"] / blocks["raw"], 4),
+                    "unit": f"ratio (blocks of {block} consecutive handshakes)",
+                }
+            )
         results += [
             {
                 "name": f"{prefix}.per_s",
