@@ -38,5 +38,6 @@ def test_handshake_bench_prints_its_stable_names() -> None:
     for result in results:
         assert set(result) == {"name", "value", "unit"}
         assert isinstance(result["value"], int | float)
-        assert math.isfinite(result["value"]) and result["value"] > 0
+        assert math.isfinite(result["value"])
+        assert result["value"] > 0
         assert result["unit"]
