@@ -162,9 +162,7 @@ class HybridSession:
         """Build a session from the established key and the handshake's public facts."""
         if aead not in _AEADS:
             raise SessionError(f"unknown AEAD {aead!r}; use one of {', '.join(_AEADS)}")
-        # (A handshake makes two sessions: this body is kept to the calls it needs.)
-        name = _hash_of(hash_name)
-        key_id = hmac.digest(key.reveal(), _KEY_ID_INFO, name)[:KEY_ID_LENGTH].hex()
+        key_id = key_id_of(hash_name, key.reveal()).hex()
         now = time.monotonic()
         # Every field is set here, from checked values: the instance dictionary is made at
         # once rather than through the frozen class's one-by-one object.__setattr__ (the class

@@ -37,7 +37,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import logging
 import os
 from collections.abc import Callable
 from enum import Enum
@@ -344,7 +343,7 @@ class _Machine:
     def _combine(self, secrets: list[bytes], fingerprints: tuple[str, str]) -> None:
         cfg = self._cfg
         if cfg.combiner == "catkdf":
-            combiner = cfg.cache.get(("catkdf", fingerprints)) or _catkdf_for(cfg, fingerprints)
+            combiner = _catkdf_for(cfg, fingerprints)
             secret = combiner.derive(secrets, ma=self._client_hello, mb=self._server_hello)
             self._handshake_secret = SecretBytes(secret)
             return
@@ -408,7 +407,7 @@ class _Machine:
         )
         self.state = State.DONE
         events.append(HandshakeComplete(self.session))
-        if audit.logger.isEnabledFor(logging.INFO):  # (audit.enabled, inlined)
+        if audit.enabled("handshake_complete"):
             audit.emit(
                 "handshake_complete",
                 policy=cfg.policy_name,
@@ -506,7 +505,7 @@ class _Machine:
     def _negotiated(self, events: list[Event]) -> None:
         cfg = self._cfg
         events.append(SuiteNegotiated(self.suite, self.qkd_used, self.qkd_key_ids))
-        if not audit.logger.isEnabledFor(logging.INFO):
+        if not audit.enabled("suite_chosen"):
             # Nothing listens: build no event fields (qkd_key_used is at the same level).
             return
         audit.emit(

@@ -639,10 +639,6 @@ def _trusted(cls: type[_M], **fields: object) -> _M:
     return message
 
 
-def _trusted_key_share(algorithm: str, public_key: bytes) -> KeyShare:
-    return _trusted(KeyShare, algorithm=algorithm, public_key=public_key)
-
-
 # A hello whose fixed bytes all equal those of a hello accepted before, and whose variable
 # fields (random, key shares or ciphertexts, PSK binder) have the same lengths, decodes to the
 # same fields with the new variable bytes: decoding is deterministic, and those fields are
@@ -802,7 +798,7 @@ def _client_hello_message(hello: ClientHelloFields) -> ClientHello:
         combiner=hello.combiner,
         hash_name=hello.hash_name,
         suites=hello.suites,
-        key_shares=tuple([_trusted_key_share(a, k) for a, k in shares]),
+        key_shares=tuple([_trusted(KeyShare, algorithm=a, public_key=k) for a, k in shares]),
         qkd_key_ids=hello.qkd_key_ids,
         auth_method=hello.auth_method,
         psk_id=hello.psk_id,
