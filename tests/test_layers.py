@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 import tomllib
@@ -65,3 +66,48 @@ def test_every_package_directory_is_listed_for_distribution() -> None:
     }
     assert found - listed == set()
     assert "agile.policies" in listed
+
+
+# Everything the code, tests and benchmarks read lives in the repository: a user's clone has no
+# sibling folders. The pattern is assembled from pieces so that this file does not match itself.
+_SHARED = "shared"
+_OUTSIDE = re.compile(
+    rf"\.\.[/\\]{_SHARED}\b"  # "../shared" in a path string
+    rf"|[/]\s*[\"']{_SHARED}[\"']"  # parent / "shared" (pathlib)
+    rf"|[\"']\.\.[\"']\s*,\s*[\"']{_SHARED}[\"']"  # os.path.join("..", "shared")
+)
+_SCANNED = ("agile", "pqc", "qkd", "tests", "bench")
+
+
+def _names_outside(text: str) -> list[str]:
+    return [match.group(0) for match in _OUTSIDE.finditer(text)]
+
+
+def test_nothing_reads_outside_the_repository() -> None:
+    offenders = {
+        f"{path.relative_to(ROOT)}:{number}": line.strip()
+        for top in _SCANNED
+        for path in sorted((ROOT / top).rglob("*"))
+        if path.is_file() and path.suffix not in {".pyc", ".png"}
+        for number, line in enumerate(
+            path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1
+        )
+        if _names_outside(line)
+    }
+    assert offenders == {}
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f'VECTORS = ROOT.parent / "{_SHARED}" / "vectors"',
+        f"path = '../{_SHARED}/vectors/x.json'",
+        f'os.path.join("..", "{_SHARED}", "liboqs")',
+    ],
+)
+def test_the_outside_check_sees_a_violation(line: str) -> None:
+    assert _names_outside(line)
+
+
+def test_the_outside_check_allows_the_word_in_prose() -> None:
+    assert _names_outside("the KDF's shared secret; a shared:SSL:10m cache") == []
