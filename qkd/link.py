@@ -206,7 +206,7 @@ class _Preset:
     ec_efficiency: float
 
 
-# Ma, Qi, Zhao and Lo, PRA 72, 012326 (2005), Table I; also ../shared/DESIGN.md.
+# Ma, Qi, Zhao and Lo, PRA 72, 012326 (2005), Table I (gys); the table is in docs/qkd-simulation.md.
 PRESETS: dict[str, _Preset] = {
     "gys": _Preset(
         alpha_db_per_km=0.21,

@@ -49,7 +49,10 @@ def _compile(uv: str, sources: list[Path], output: Path | None, *options: str) -
     ]
     if output is not None:
         command += ["--output-file", str(output), "--custom-compile-command", "make lock"]
-    result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
+    # An argument vector of our own (uv's path from the Makefile), no shell.
+    result = subprocess.run(  # noqa: S603
+        command, capture_output=True, text=True, check=False, cwd=ROOT
+    )
     if result.returncode != 0:
         sys.exit(f"lock: uv pip compile failed:\n{result.stderr}")
     return result.stdout

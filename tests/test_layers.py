@@ -1,4 +1,8 @@
-"""The direction of imports: agile -> (pqc, qkd); pqc and qkd never import agile or each other."""
+"""The shape of the code base.
+
+- The direction of imports: agile -> (pqc, qkd); pqc and qkd never import agile or each other.
+- Nothing under agile/, pqc/, qkd/, tests/ or bench/ reads a path outside the repository.
+"""
 
 from __future__ import annotations
 
@@ -71,10 +75,11 @@ def test_every_package_directory_is_listed_for_distribution() -> None:
 # Everything the code, tests and benchmarks read lives in the repository: a user's clone has no
 # sibling folders. The pattern is assembled from pieces so that this file does not match itself.
 _SHARED = "shared"
+# The three alternatives: a relative path string, a pathlib join, an os.path.join.
 _OUTSIDE = re.compile(
-    rf"\.\.[/\\]{_SHARED}\b"  # "../shared" in a path string
-    rf"|[/]\s*[\"']{_SHARED}[\"']"  # parent / "shared" (pathlib)
-    rf"|[\"']\.\.[\"']\s*,\s*[\"']{_SHARED}[\"']"  # os.path.join("..", "shared")
+    rf"\.\.[/\\]{_SHARED}\b"
+    rf"|[/]\s*[\"']{_SHARED}[\"']"
+    rf"|[\"']\.\.[\"']\s*,\s*[\"']{_SHARED}[\"']"
 )
 _SCANNED = ("agile", "pqc", "qkd", "tests", "bench")
 

@@ -15,6 +15,7 @@ would import ``tests/pqc`` as a package named ``pqc`` and shadow the library.)
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 from functools import cache
 from types import ModuleType
@@ -24,15 +25,20 @@ import pytest
 
 import pqc
 
+VECTORS_MISSING = (
+    "cryptography-vectors is not installed (no release matches this cryptography); "
+    "`make test` installs the locked pair"
+)
+
+
+def vectors_installed() -> bool:
+    return importlib.util.find_spec("cryptography_vectors") is not None
+
 
 def _vectors_package() -> ModuleType:
-    try:
-        return importlib.import_module("cryptography_vectors")
-    except ImportError:
-        pytest.skip(
-            "cryptography-vectors is not installed (no release matches this cryptography); "
-            "`make test` installs the locked pair"
-        )
+    if not vectors_installed():
+        pytest.skip(VECTORS_MISSING)
+    return importlib.import_module("cryptography_vectors")
 
 
 @cache

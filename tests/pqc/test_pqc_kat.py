@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pqc_testing import hexbytes, load_json, load_rsp
+from pqc_testing import VECTORS_MISSING, hexbytes, load_json, load_rsp, vectors_installed
 
 import pqc
 from pqc._dhkem import DhKem
@@ -85,6 +85,10 @@ HPKE_KEMS = {
 
 
 def _hpke_cases(path: str) -> list[Any]:
+    if not vectors_installed():  # collection time: one visible skip instead of an error
+        return [
+            pytest.param(None, None, None, id="no-vectors", marks=pytest.mark.skip(VECTORS_MISSING))
+        ]
     cases = []
     for index, vector in enumerate(load_json(path)):
         name = HPKE_KEMS.get(int(vector["kem_id"]))
