@@ -1,7 +1,7 @@
 # Every target bootstraps .venv from the package registries when it is missing, and is quick
 # when it is already there. The environment is installed from the committed lock files, never
 # from "whatever is newest today": requirements/demo.lock (what the demo needs) and
-# requirements/dev.lock (everything in .[all,test,test-vectors]). `make lock` refreshes both;
+# requirements/dev.lock (everything in .[all,tls,test,test-vectors]). `make lock` refreshes both;
 # `make test-latest` tries the newest versions that pyproject.toml allows, in a venv of its own.
 PYTHON ?= python3
 VENV := .venv
