@@ -121,6 +121,19 @@ def policy_from_dict(
 # ----------------------------------------------------------------------------- reading
 
 
+def locate(source: str | os.PathLike[str], path: FieldPath, message: str) -> PolicyProblem:
+    """A problem at ``path`` of the policy read from ``source``, located in its file.
+
+    For checks that other parts of ``agile`` make on a valid policy (``agile.tls`` refuses a
+    suite that has no TLS group): the message points at the line that needs the change.
+    """
+    try:
+        document = _read_source(source, chain=())
+    except _Problems:
+        return _problem(str(source), 1, 1, _dotted(path), message)
+    return _locate(document, path, message)
+
+
 def _read_source(source: str | os.PathLike[str], *, chain: tuple[str, ...]) -> _Document:
     if isinstance(source, str) and builtin.is_builtin_name(source):
         name = builtin.resolve(source)

@@ -1,0 +1,479 @@
+"""TLS 1.3 connections keyed by QKD (or static) PSKs and a hybrid group: the sans-I/O core.
+
+A :class:`TlsContext` holds what a policy gives (:func:`agile.tls.config.tls_settings`), the
+PSK source and OpenSSL's context; it makes one :class:`TlsConnection` per connection. A
+connection is fed bytes from the network and gives bytes to send, in the manner of
+:mod:`agile.handshake` (and h11)::
+
+    client = client_context.connection()
+    server = server_context.connection()
+    server.receive_data(client.start())          # ClientHello
+    client.receive_data(server.data_to_send())   # ServerHello ... Finished
+    server.receive_data(client.data_to_send())   # client Finished
+    assert client.handshake_complete and server.handshake_complete
+
+OpenSSL runs over memory BIOs; sockets and asyncio are thin adapters
+(:mod:`agile.tls.sockets`). A failed handshake raises :class:`TlsError` (or
+:class:`agile.QKDUnavailable` when the QKD key could not be had) and is an audit event; so is a
+completed one. The connection checks, after OpenSSL's handshake, that the PSK was really used:
+a server that ignored it could otherwise leave the session keyed by the group alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from agile import audit
+from agile._errors import AgileError, QKDUnavailable
+from agile.policy.model import Policy
+from agile.secret import SecretBytes
+from agile.tls import _openssl
+from agile.tls.config import CipherSuite, TlsSettings, group_string, tls_settings
+from agile.tls.psk import (
+    PskError,
+    PskSecrets,
+    imported_psk,
+    parse_qkd_identity,
+    qkd_identity,
+)
+from qkd import KeySource, QKDError
+
+_READ_CHUNK = 65536
+
+
+class TlsError(AgileError):
+    """A TLS connection failed or was refused; the message says why (never key material)."""
+
+
+KEY_SCHEDULE = (
+    "TLS 1.3 key schedule (RFC 8446 §7.1): the PSK enters the early secret and the group's "
+    "shared secret the handshake secret; the policy's [kdf] combiner does not apply"
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConnectionInfo:
+    """What a completed connection tells the application (no key material)."""
+
+    role: str  # "client" | "server"
+    version: str  # "TLSv1.3"
+    cipher_suite: str
+    group: str
+    psk_used: bool
+    psk_identity: str  # the QKD key ID, or the static identity
+    qkd_used: bool
+    qkd_key_id: str | None
+    policy: str
+    policy_fingerprint: str
+    combiner: str = KEY_SCHEDULE
+
+
+class TlsContext:
+    """The per-endpoint setup: policy settings, PSK source and OpenSSL's context.
+
+    Exactly one PSK source: ``key_source`` (QKD keys by key ID, through a ``qkd.KeySource``)
+    or ``psk_secrets`` (a stunnel-format file; a client also names ``psk_identity`` when the
+    file holds several). Build with :meth:`client` or :meth:`server`.
+    """
+
+    def __init__(
+        self,
+        role: str,
+        policy: Policy | str | os.PathLike[str],
+        *,
+        key_source: KeySource | None = None,
+        psk_secrets: PskSecrets | None = None,
+        psk_identity: str | None = None,
+    ) -> None:
+        reason = _openssl.unavailable_reason()
+        if reason is not None:
+            raise TlsError(f"agile.tls is unavailable: {reason}")
+        if (key_source is None) == (psk_secrets is None):
+            raise TlsError("give exactly one PSK source: key_source= (QKD) or psk_secrets=")
+        self.role = role
+        self.settings: TlsSettings = tls_settings(policy)
+        self.key_source = key_source
+        self.psk_secrets = psk_secrets
+        self._static: tuple[str, SecretBytes] | None = None
+        if psk_secrets is not None and role == "client":
+            self._static = _choose_identity(psk_secrets, psk_identity)
+        if psk_secrets is not None and self.settings.cipher_suite_for("sha256") is None:
+            raise TlsError(
+                f"policy {self.settings.policy.name} allows no SHA-256 cipher suite, but a "
+                "static PSK (as OpenSSL -psk and stunnel use it) is bound to one; use QKD keys"
+            )
+        if key_source is not None and not self.settings.uses_qkd:
+            raise TlsError(
+                f"policy {self.settings.policy.name} has no suite with QKD; a key_source= "
+                "needs a policy whose suites include QKD"
+            )
+        self._psk_context = _openssl.PskContext(self._openssl_context(), role)
+        if not self._psk_context.set_groups(group_string(self.settings.groups)):
+            raise TlsError(
+                f"this OpenSSL refuses the groups {group_string(self.settings.groups)} of "
+                f"policy {self.settings.policy.name}"
+            )
+
+    @classmethod
+    def client(cls, policy: Policy | str | os.PathLike[str], **psk: Any) -> TlsContext:
+        return cls("client", policy, **psk)
+
+    @classmethod
+    def server(cls, policy: Policy | str | os.PathLike[str], **psk: Any) -> TlsContext:
+        return cls("server", policy, **psk)
+
+    def __repr__(self) -> str:
+        source = "qkd" if self.key_source is not None else "static PSK"
+        return f"<TlsContext {self.role} policy={self.settings.policy.name} psk={source}>"
+
+    def _openssl_context(self) -> Any:
+        from OpenSSL import SSL
+
+        context = SSL.Context(SSL.TLS_METHOD)
+        context.set_min_proto_version(SSL.TLS1_3_VERSION)
+        context.set_max_proto_version(SSL.TLS1_3_VERSION)
+        context.set_tls13_ciphersuites(
+            ":".join(s.name for s in self._cipher_suites()).encode("ascii")
+        )
+        # No resumption: no tickets, no session cache; no 0-RTT (max early data stays 0).
+        context.set_options(SSL.OP_NO_TICKET)
+        context.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+        if self.role == "client":
+            # PSK authentication only: a server that answers with a certificate instead is
+            # refused, since no certificate can verify against an empty trust store.
+            context.set_verify(SSL.VERIFY_PEER, lambda *_: False)
+        return context
+
+    def _cipher_suites(self) -> tuple[CipherSuite, ...]:
+        # A PSK is bound to one hash, and OpenSSL picks the cipher suite before it looks at
+        # the PSK: offer (client) or accept (static server) only suites of the PSK's hash.
+        # A QKD server accepts every policy suite: the client's identity names the hash.
+        suites = self.settings.cipher_suites
+        if self.psk_secrets is not None:
+            return tuple(s for s in suites if s.hash == "sha256")
+        if self.role == "client":
+            return tuple(s for s in suites if s.hash == suites[0].hash)
+        return suites
+
+    def connection(self) -> TlsConnection:
+        """A new connection in this context's role."""
+        return TlsConnection(self)
+
+    # -- what the PSK callbacks ask, per connection -------------------------------------------
+
+    def client_psk(self, connection: TlsConnection) -> _openssl.ExternalPsk:
+        """Take the PSK a new client connection offers (a QKD key is taken from the source)."""
+        settings = self.settings
+        if self._static is not None:
+            name, static_key = self._static
+            static_suite = settings.cipher_suite_for("sha256")
+            assert static_suite is not None  # checked in __init__
+            connection.psk_identity = name
+            return _openssl.ExternalPsk(
+                identity=name.encode("utf-8"), key=static_key.reveal(), cipher=static_suite.code
+            )
+        assert self.key_source is not None
+        suite = settings.cipher_suites[0]
+        try:
+            key = self.key_source.get_keys(1, settings.policy.qkd.key_size_bits)[0]
+        except QKDError as exc:
+            raise QKDUnavailable(f"no QKD key from the key source: {exc}") from exc
+        identity = qkd_identity(key.key_id, suite.hash)
+        connection.psk_identity = connection.qkd_key_id = key.key_id
+        psk = imported_psk(key.key, identity)
+        return _openssl.ExternalPsk(identity=identity.encode(), key=psk.reveal(), cipher=suite.code)
+
+    def server_psk(self, connection: TlsConnection, identity: bytes) -> _openssl.ExternalPsk | None:
+        """The PSK for ``identity``, or ``None`` (unknown identity: the handshake fails)."""
+        if self.psk_secrets is not None:
+            name = identity.decode("utf-8", errors="replace")
+            static_key = self.psk_secrets.key_for(name)
+            static_suite = self.settings.cipher_suite_for("sha256")
+            if static_key is None or static_suite is None:
+                connection.refusal = f"unknown PSK identity {name[:64]!r}"
+                return None
+            connection.psk_identity = name
+            return _openssl.ExternalPsk(
+                identity=identity, key=static_key.reveal(), cipher=static_suite.code
+            )
+        assert self.key_source is not None
+        try:
+            key_id, hash_name = parse_qkd_identity(identity)
+        except PskError as exc:
+            connection.refusal = str(exc)
+            return None
+        suite = self.settings.cipher_suite_for(hash_name)
+        if suite is None:
+            connection.refusal = (
+                f"the client's PSK is for {hash_name}, which the policy does not allow"
+            )
+            return None
+        connection.psk_identity = key_id
+        try:
+            key = self.key_source.get_keys_by_id([key_id])[0]
+        except QKDError as exc:
+            connection.refusal = f"QKD key {key_id} could not be had: {exc}"
+            return None
+        connection.qkd_key_id = key.key_id
+        psk = imported_psk(key.key, qkd_identity(key_id, hash_name))
+        return _openssl.ExternalPsk(identity=identity, key=psk.reveal(), cipher=suite.code)
+
+
+def _choose_identity(secrets: PskSecrets, identity: str | None) -> tuple[str, SecretBytes]:
+    if identity is None:
+        if len(secrets.entries) != 1:
+            raise TlsError(
+                f"{secrets.source} holds {len(secrets.entries)} identities; name one with "
+                "psk_identity= (--psk-identity)"
+            )
+        return secrets.entries[0]
+    key = secrets.key_for(identity)
+    if key is None:
+        raise TlsError(f"{secrets.source} has no identity {identity!r}")
+    return identity, key
+
+
+class TlsConnection:
+    """One TLS 1.3 connection, without I/O (see the module docstring)."""
+
+    def __init__(self, context: TlsContext) -> None:
+        from OpenSSL import SSL
+
+        self._SSL = SSL
+        self.context = context
+        self.role = context.role
+        self.psk_identity: str | None = None
+        self.qkd_key_id: str | None = None
+        self.refusal: str | None = None
+        self.identity_buffer: Any = None  # kept alive for OpenSSL by the client callback
+        self._callback_error: BaseException | None = None
+        self._psk: _openssl.ExternalPsk | None = None
+        self._info: ConnectionInfo | None = None
+        self._failed: AgileError | None = None
+        self._eof = False
+        self._ssl = SSL.Connection(context._psk_context.context, None)
+        if self.role == "client":
+            self._ssl.set_connect_state()
+        else:
+            self._ssl.set_accept_state()
+        context._psk_context.register(self._ssl, self)
+
+    def __repr__(self) -> str:
+        state = "complete" if self._info else ("failed" if self._failed else "handshaking")
+        return f"<TlsConnection {self.role} {state}>"
+
+    # -- the callbacks' side (called by agile.tls._openssl inside OpenSSL) --------------------
+
+    def client_psk(self) -> _openssl.ExternalPsk | None:
+        return self._psk
+
+    def server_psk(self, identity: bytes) -> _openssl.ExternalPsk | None:
+        # OpenSSL asks again after a HelloRetryRequest: the same identity gets the same PSK,
+        # and the KME is never asked twice for one connection.
+        if self._psk is not None:
+            return self._psk if self._psk.identity == identity else None
+        if self.refusal is not None:
+            return None
+        self._psk = self.context.server_psk(self, identity)
+        return self._psk
+
+    def callback_failed(self, exc: BaseException) -> None:
+        self._callback_error = exc
+
+    # -- the application's side -----------------------------------------------------------------
+
+    @property
+    def handshake_complete(self) -> bool:
+        return self._info is not None
+
+    @property
+    def info(self) -> ConnectionInfo:
+        if self._info is None:
+            raise TlsError("the handshake has not completed")
+        return self._info
+
+    def start(self) -> bytes:
+        """Client: take the PSK (a QKD key from the source) and return the ClientHello."""
+        if self.role != "client":
+            raise TlsError("only a client starts a connection")
+        if self._psk is None:
+            try:
+                self._psk = self.context.client_psk(self)
+            except QKDUnavailable as exc:
+                # The certificate fallback of an optional-QKD policy is not built yet
+                # (docs/ROADMAP.md): without a PSK there is nothing to authenticate with.
+                self._fail(QKDUnavailable(f"{exc}; the connection fails closed"))
+        self._advance()
+        return self.data_to_send()
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes from the network; ``b""`` means the peer closed its side."""
+        if self._failed is not None:
+            raise self._failed
+        if data:
+            self._ssl.bio_write(data)
+        else:
+            self._eof = True
+            self._ssl.bio_shutdown()
+        if self._info is None:
+            self._advance()
+
+    def data_to_send(self) -> bytes:
+        """Bytes for the network (possibly empty)."""
+        out = bytearray()
+        while True:
+            try:
+                chunk = self._ssl.bio_read(_READ_CHUNK)
+            except self._SSL.WantReadError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        return bytes(out)
+
+    def send(self, data: bytes) -> None:
+        """Encrypt application data; the records come out of :meth:`data_to_send`."""
+        self._require_complete()
+        view = memoryview(data)
+        while view:
+            written = self._ssl.send(view[:16384].tobytes())
+            view = view[written:]
+
+    def read(self) -> bytes:
+        """Decrypted application data received so far; ``b""`` when none (see :attr:`closed`)."""
+        self._require_complete()
+        out = bytearray()
+        while True:
+            try:
+                out += self._ssl.recv(_READ_CHUNK)
+            except (self._SSL.WantReadError, self._SSL.ZeroReturnError):
+                break
+            except self._SSL.Error as exc:
+                raise TlsError(f"TLS record error: {_describe(exc)}") from None
+        return bytes(out)
+
+    @property
+    def closed(self) -> bool:
+        """Whether the peer sent close_notify or closed the transport."""
+        return self._eof or bool(self._ssl.get_shutdown() & self._SSL.RECEIVED_SHUTDOWN)
+
+    def close(self) -> bytes:
+        """Send close_notify; return the bytes to send."""
+        with contextlib.suppress(self._SSL.Error):  # the transport is going away anyway
+            self._ssl.shutdown()
+        self.context._psk_context.unregister(self._ssl)
+        return self.data_to_send()
+
+    def export_keying_material(
+        self, label: str | bytes, context: bytes = b"", length: int = 32
+    ) -> SecretBytes:
+        """The TLS exporter (RFC 8446 §7.5): the same value at both ends of the connection."""
+        self._require_complete()
+        raw_label = label.encode("ascii") if isinstance(label, str) else label
+        return SecretBytes(self._ssl.export_keying_material(raw_label, length, context))
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _require_complete(self) -> None:
+        if self._failed is not None:
+            raise self._failed
+        if self._info is None:
+            raise TlsError("the handshake has not completed")
+
+    def _advance(self) -> None:
+        SSL = self._SSL
+        try:
+            self._ssl.do_handshake()
+        except SSL.WantReadError:
+            if self._eof:
+                self._fail(TlsError("the peer closed the connection during the handshake"))
+            return
+        except SSL.Error as exc:
+            self._fail(TlsError(self._failure_reason(exc)))
+        self._complete()
+
+    def _failure_reason(self, exc: Exception) -> str:
+        if self._callback_error is not None:
+            return f"the PSK could not be prepared: {self._callback_error}"
+        if self.refusal is not None:
+            return f"refused: {self.refusal}"
+        if self._eof:
+            return "the peer closed the connection during the handshake"
+        return f"handshake failed: {_describe(exc)}"
+
+    def _complete(self) -> None:
+        ssl = self._ssl
+        if not self.context._psk_context.psk_was_used(ssl):
+            self._fail(TlsError("the peer completed the handshake without the PSK; refused"))
+        settings = self.context.settings
+        group = ssl.get_group_name() or "none"
+        policy = settings.policy
+        self._info = ConnectionInfo(
+            role=self.role,
+            version=ssl.get_protocol_version_name(),
+            cipher_suite=ssl.get_cipher_name() or "",
+            group=group,
+            psk_used=True,
+            psk_identity=self.psk_identity or "",
+            qkd_used=self.qkd_key_id is not None,
+            qkd_key_id=self.qkd_key_id,
+            policy=policy.name,
+            policy_fingerprint=policy.fingerprint,
+        )
+        self._psk = None  # the key is in OpenSSL's session now; drop our reference
+        self.context._psk_context.unregister(ssl)  # no callback comes after the handshake
+        if self.qkd_key_id is not None:
+            audit.emit(
+                "qkd_key_used",
+                policy=policy.name,
+                policy_fingerprint=policy.fingerprint,
+                role=f"tls-{self.role}",
+                suite=[group, "QKD"],
+                qkd_used=True,
+                qkd_key_ids=[self.qkd_key_id],
+            )
+        audit.emit(
+            "handshake_complete",
+            policy=policy.name,
+            policy_fingerprint=policy.fingerprint,
+            role=f"tls-{self.role}",
+            suite=[group, *(["QKD"] if self.qkd_key_id else [])],
+            qkd_used=self.qkd_key_id is not None,
+            qkd_key_ids=[self.qkd_key_id] if self.qkd_key_id else [],
+            key_id=_key_id(self),
+        )
+
+    def _fail(self, error: AgileError) -> None:
+        self._failed = error
+        self._psk = None
+        self.context._psk_context.unregister(self._ssl)
+        policy = self.context.settings.policy
+        audit.emit(
+            "handshake_failed",
+            policy=policy.name,
+            policy_fingerprint=policy.fingerprint,
+            role=f"tls-{self.role}",
+            qkd_key_ids=[self.qkd_key_id] if self.qkd_key_id else None,
+            reason=str(error),
+        )
+        raise error
+
+
+def _key_id(connection: TlsConnection) -> str:
+    # A public identifier of the connection's keys: a hash of an exporter value, as the
+    # agile handshake's key id is a hash of its session key.
+    value = connection._ssl.export_keying_material(b"EXPORTER-qkd-agile key id", 32, None)
+    return hashlib.sha256(value).hexdigest()[:16]
+
+
+def _describe(exc: Exception) -> str:
+    """OpenSSL's error queue as one line (reasons only; it never holds key material)."""
+    args = exc.args[0] if exc.args else None
+    if isinstance(args, Sequence) and args and isinstance(args[0], tuple):
+        return "; ".join(str(entry[-1]) for entry in args)
+    return str(exc) or type(exc).__name__
