@@ -156,6 +156,14 @@ def _group_list() -> str:
     return ", ".join(dict.fromkeys(_GROUPS.values()))
 
 
+_BY_LOWER = {name.lower(): name for name in _GROUPS.values()}
+
+
+def canonical_group(name: str) -> str:
+    """A group as this module spells it (OpenSSL reports ``x25519`` for ``X25519``)."""
+    return _BY_LOWER.get(name.lower(), name)
+
+
 def group_string(groups: Iterable[str]) -> str:
     """OpenSSL's colon-separated group list."""
     return ":".join(groups)

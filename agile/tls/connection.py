@@ -33,7 +33,13 @@ from agile._errors import AgileError, QKDUnavailable
 from agile.policy.model import Policy
 from agile.secret import SecretBytes
 from agile.tls import _openssl
-from agile.tls.config import CipherSuite, TlsSettings, group_string, tls_settings
+from agile.tls.config import (
+    CipherSuite,
+    TlsSettings,
+    canonical_group,
+    group_string,
+    tls_settings,
+)
 from agile.tls.psk import (
     PskError,
     PskSecrets,
@@ -411,7 +417,7 @@ class TlsConnection:
         if not self.context._psk_context.psk_was_used(ssl):
             self._fail(TlsError("the peer completed the handshake without the PSK; refused"))
         settings = self.context.settings
-        group = ssl.get_group_name() or "none"
+        group = canonical_group(ssl.get_group_name() or "none")
         policy = settings.policy
         self._info = ConnectionInfo(
             role=self.role,
