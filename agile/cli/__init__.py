@@ -24,6 +24,7 @@ _COMMANDS: tuple[str, ...] = (
     "agile.cli.migrate",
     "agile.cli.keys",
     "agile.cli.peer",
+    "agile.cli.tls",
     "agile.cli.bench",
 )
 

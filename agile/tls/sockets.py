@@ -112,6 +112,7 @@ class TlsStream:
         self._reader = reader
         self._writer = writer
         self.connection = connection
+        self._closed_write = False
 
     @property
     def info(self) -> ConnectionInfo:
@@ -121,6 +122,12 @@ class TlsStream:
         self, label: str | bytes, context: bytes = b"", length: int = 32
     ) -> SecretBytes:
         return self.connection.export_keying_material(label, context, length)
+
+    @property
+    def peername(self) -> str:
+        """The peer's address, ``HOST:PORT``."""
+        peer = self._writer.get_extra_info("peername")
+        return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
 
     async def write(self, data: bytes) -> None:
         self.connection.send(data)
@@ -137,8 +144,17 @@ class TlsStream:
             self.connection.receive_data(chunk)
             self._writer.write(self.connection.data_to_send())
 
+    async def close_write(self) -> None:
+        """Send close_notify and keep reading: TLS 1.3 lets the peer go on sending."""
+        if not self._closed_write:
+            self._closed_write = True
+            self._writer.write(self.connection.close())
+            await self._writer.drain()
+
     async def close(self) -> None:
-        self._writer.write(self.connection.close())
+        if not self._closed_write:
+            self._closed_write = True
+            self._writer.write(self.connection.close())
         self._writer.close()
         with contextlib.suppress(OSError):
             await self._writer.wait_closed()
@@ -177,12 +193,12 @@ async def start_server(
     port: int,
     context: TlsContext,
     *,
-    on_error: Callable[[BaseException], Any] | None = None,
+    on_error: Callable[[BaseException, str], Any] | None = None,
 ) -> asyncio.Server:
     """Serve TLS 1.3 on ``host:port``; ``handler`` gets each connection after its handshake.
 
     A failed handshake closes that connection (it is an audit event) and goes to
-    ``on_error`` when given; the server goes on.
+    ``on_error(exc, peer)`` when given; the server goes on.
     """
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -190,7 +206,8 @@ async def start_server(
             stream = await _handshake(reader, writer, context.connection())
         except (TlsError, OSError, ConnectionError) as exc:
             if on_error is not None:
-                on_error(exc)
+                peer = writer.get_extra_info("peername")
+                on_error(exc, f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer))
             writer.close()
             return
         try:
