@@ -433,7 +433,7 @@ class TlsConnection:
         )
         self._psk = None  # the key is in OpenSSL's session now; drop our reference
         self.context._psk_context.unregister(ssl)  # no callback comes after the handshake
-        if self.qkd_key_id is not None:
+        if self.qkd_key_id is not None and audit.enabled("qkd_key_used"):
             audit.emit(
                 "qkd_key_used",
                 policy=policy.name,
@@ -443,6 +443,8 @@ class TlsConnection:
                 qkd_used=True,
                 qkd_key_ids=[self.qkd_key_id],
             )
+        if not audit.enabled("handshake_complete"):
+            return  # the key id costs an exporter call: only made for a listener
         audit.emit(
             "handshake_complete",
             policy=policy.name,
