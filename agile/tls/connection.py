@@ -410,7 +410,15 @@ class TlsConnection:
             return f"refused: {self.refusal}"
         if self._eof:
             return "the peer closed the connection during the handshake"
-        return f"handshake failed: {_describe(exc)}"
+        reason = _describe(exc)
+        if self.role == "server" and self.psk_identity is None and "signature" in reason:
+            # OpenSSL went looking for a certificate: no PSK was usable.
+            return (
+                f"handshake failed: {reason}: the client offered no usable PSK (none, one "
+                "bound to another hash, or psk_ke alone, which is refused), and this PSK-only "
+                "server has no certificate"
+            )
+        return f"handshake failed: {reason}"
 
     def _complete(self) -> None:
         ssl = self._ssl
