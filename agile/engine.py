@@ -141,6 +141,47 @@ def simulated_link(policy: Policy) -> SimulatedLink:
     return SimulatedLink(key_size=policy.qkd.key_size_bits)
 
 
+def resolve_qkd(
+    policy: Policy, key_source: KeySource | None, *, allow_missing: bool = False
+) -> QkdConfig:
+    """The policy's QKD settings with their key source: ``key_source``, or the ETSI 014 client
+    that the policy's ``[qkd.etsi014]`` section describes (``agile.tls`` uses this too)."""
+    qkd = policy.qkd
+    if policy.uses_qkd and key_source is None and not allow_missing:
+        if qkd.source == "etsi014" and qkd.etsi014 is not None:
+            from qkd.etsi014.client import Etsi014Client
+
+            e = qkd.etsi014
+            try:
+                key_source = Etsi014Client(
+                    e.kme_url,
+                    peer_sae_id=e.peer_sae_id,
+                    cert=e.cert,
+                    key=e.key,
+                    ca=e.ca,
+                    timeout=e.timeout_s,
+                )
+            except (OSError, ValueError) as exc:
+                raise EngineError(
+                    f"policy {policy.name}: cannot set up the ETSI 014 client for "
+                    f"{e.kme_url} ({exc}); check qkd.etsi014.cert, key and ca"
+                ) from exc
+        elif qkd.source == "simulated":
+            raise EngineError(
+                f"policy {policy.name} uses a simulated QKD link, whose two ends must be "
+                "shared by both peers: pass key_source= (e.g. "
+                "agile.engine.simulated_link(policy).source('sae-a', peer='sae-b'))"
+            )
+    return QkdConfig(
+        source_kind=qkd.source,
+        source=key_source if policy.uses_qkd else None,
+        required=qkd.required,
+        key_size_bits=qkd.key_size_bits,
+        max_qber=qkd.max_qber,
+        max_key_age_s=float(qkd.max_key_age_s),
+    )
+
+
 class Engine:
     """A policy resolved for one party; creates handshakes.
 
@@ -268,45 +309,8 @@ class Engine:
             aead=policy.session.aead,
             lifetime_s=float(policy.session.lifetime_s),
             rekey_interval_s=float(policy.session.rekey_interval_s),
-            qkd=Engine._qkd(policy, key_source, allow_missing_key_source),
+            qkd=resolve_qkd(policy, key_source, allow_missing=allow_missing_key_source),
             **Engine._auth(policy, signing_keys, peer_public_keys, psk, providers),
-        )
-
-    @staticmethod
-    def _qkd(policy: Policy, key_source: KeySource | None, allow_missing: bool) -> QkdConfig:
-        qkd = policy.qkd
-        if policy.uses_qkd and key_source is None and not allow_missing:
-            if qkd.source == "etsi014" and qkd.etsi014 is not None:
-                from qkd.etsi014.client import Etsi014Client
-
-                e = qkd.etsi014
-                try:
-                    key_source = Etsi014Client(
-                        e.kme_url,
-                        peer_sae_id=e.peer_sae_id,
-                        cert=e.cert,
-                        key=e.key,
-                        ca=e.ca,
-                        timeout=e.timeout_s,
-                    )
-                except (OSError, ValueError) as exc:
-                    raise EngineError(
-                        f"policy {policy.name}: cannot set up the ETSI 014 client for "
-                        f"{e.kme_url} ({exc}); check qkd.etsi014.cert, key and ca"
-                    ) from exc
-            elif qkd.source == "simulated":
-                raise EngineError(
-                    f"policy {policy.name} uses a simulated QKD link, whose two ends must be "
-                    "shared by both peers: pass key_source= (e.g. "
-                    "agile.engine.simulated_link(policy).source('sae-a', peer='sae-b'))"
-                )
-        return QkdConfig(
-            source_kind=qkd.source,
-            source=key_source if policy.uses_qkd else None,
-            required=qkd.required,
-            key_size_bits=qkd.key_size_bits,
-            max_qber=qkd.max_qber,
-            max_key_age_s=float(qkd.max_key_age_s),
         )
 
     @staticmethod

@@ -4,8 +4,13 @@
 
     agile tls serve   --listen HOST:PORT (--echo | --forward HOST:PORT) [--policy P]
                       (--psk-secrets FILE | --kme URL --cert C --key K --ca CA --peer-sae ID)
+                      [--tls-cert CHAIN --tls-key KEY]
     agile tls connect HOST:PORT [--listen HOST:PORT] [--policy P]
                       (--psk-secrets FILE [--psk-identity ID] | --kme URL ... --peer-sae ID)
+                      [--tls-ca FILE --server-name NAME]
+
+Without ``--psk-secrets`` or ``--kme``, QKD keys come from the policy's ``[qkd.etsi014]``
+section. ``--tls-*`` configure the certificate fallback of a policy whose QKD is optional.
 
 ``serve --forward`` terminates TLS in front of a plain TCP service; ``connect --listen``
 accepts plain TCP locally and carries it over TLS; ``connect`` alone pipes stdin and stdout,
@@ -62,6 +67,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key", type=Path, metavar="FILE", help="SAE private key (with --kme)")
     parser.add_argument("--ca", type=Path, metavar="FILE", help="KME CA (with --kme)")
     parser.add_argument("--peer-sae", metavar="ID", help="the other end's SAE ID (with --kme)")
+    fallback = parser.add_argument_group(
+        "certificate fallback (a policy whose QKD is optional, when no QKD key can be had)"
+    )
+    fallback.add_argument("--tls-cert", type=Path, metavar="FILE", help="server: PEM chain")
+    fallback.add_argument("--tls-key", type=Path, metavar="FILE", help="server: its key")
+    fallback.add_argument("--tls-ca", type=Path, metavar="FILE", help="client: trust anchors")
+    fallback.add_argument("--server-name", metavar="NAME", help="client: the name to verify")
     parser.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
 
 
@@ -76,24 +88,31 @@ def _context(args: argparse.Namespace, role: str) -> Any:
     from agile.tls import PskSecrets, TlsContext
 
     kme_options = (args.kme, args.cert, args.key, args.ca, args.peer_sae)
-    if (args.psk_secrets is None) == (args.kme is None):
-        fail("give one PSK source: --psk-secrets FILE, or --kme URL with its options", EXIT_USAGE)
+    if args.psk_secrets is not None and args.kme is not None:
+        fail("give one PSK source: --psk-secrets FILE or --kme URL, not both", EXIT_USAGE)
+    fallback: dict[str, Any] = {}
+    if args.tls_cert or args.tls_key:
+        if not (args.tls_cert and args.tls_key):
+            fail("--tls-cert and --tls-key go together", EXIT_USAGE)
+        fallback["certificate"] = (args.tls_cert, args.tls_key)
+    if args.tls_ca or args.server_name:
+        fallback.update(ca=args.tls_ca, server_name=args.server_name)
     if args.psk_secrets is not None:
         secrets = PskSecrets.load(args.psk_secrets)
         identity = getattr(args, "psk_identity", None)
         if role == "client":
             return TlsContext.client(args.policy, psk_secrets=secrets, psk_identity=identity)
         return TlsContext.server(args.policy, psk_secrets=secrets)
-    if any(option is None for option in kme_options):
-        fail("--kme needs --cert, --key, --ca and --peer-sae", EXIT_USAGE)
-    from qkd import Etsi014Client
+    source = None  # without --kme: the policy's [qkd.etsi014] section, if it has one
+    if args.kme is not None:
+        if any(option is None for option in kme_options):
+            fail("--kme needs --cert, --key, --ca and --peer-sae", EXIT_USAGE)
+        from qkd import Etsi014Client
 
-    source = Etsi014Client(
-        args.kme, peer_sae_id=args.peer_sae, cert=args.cert, key=args.key, ca=args.ca
-    )
-    if role == "client":
-        return TlsContext.client(args.policy, key_source=source)
-    return TlsContext.server(args.policy, key_source=source)
+        source = Etsi014Client(
+            args.kme, peer_sae_id=args.peer_sae, cert=args.cert, key=args.key, ca=args.ca
+        )
+    return TlsContext(role, args.policy, key_source=source, **fallback)
 
 
 class _Log:

@@ -51,6 +51,22 @@ class QkdConfig:
     max_qber: float
     max_key_age_s: float
 
+    def link_problem(self) -> str | None:
+        """Why the link's keys may not be used now (QBER or key age over the policy's limit,
+        from the source's status), or ``None``. The agile handshake and ``agile.tls`` ask."""
+        if self.source is None:
+            return None
+        extension = self.source.status().status_extension or {}
+        qber = extension.get("qber")
+        if isinstance(qber, int | float) and qber > self.max_qber:
+            return f"link QBER {qber:.4f} exceeds the policy maximum {self.max_qber}"
+        age = extension.get("key_age_s")
+        if isinstance(age, int | float) and age > self.max_key_age_s:
+            return (
+                f"QKD keys are {age:.0f} s old, over the policy maximum {self.max_key_age_s:.0f} s"
+            )
+        return None
+
 
 @dataclass(frozen=True, kw_only=True)
 class HandshakeConfig:

@@ -45,6 +45,9 @@ _REQUIRED_SYMBOLS = (
     "SSL_CIPHER_find",
     "SSL_CTX_set1_curves_list",
     "SSL_session_reused",
+    "SSL_CTX_set1_sigalgs_list",
+    "SSL_get0_param",
+    "X509_VERIFY_PARAM_set1_host",
 )
 
 
@@ -140,6 +143,10 @@ class PskContext:
         """Set the key-exchange groups (``"X25519MLKEM768:X25519"``); False if refused."""
         return bool(self._lib.SSL_CTX_set1_curves_list(self.context._context, groups.encode()))
 
+    def set_sigalgs(self, sigalgs: str) -> bool:
+        """Set the signature schemes (``"mldsa65:ed25519"``); False if refused."""
+        return bool(self._lib.SSL_CTX_set1_sigalgs_list(self.context._context, sigalgs.encode()))
+
     def register(self, connection: Any, handler: ClientPskHandler | ServerPskHandler) -> None:
         self._handlers[self._key(connection._ssl)] = handler
 
@@ -204,6 +211,17 @@ class PskContext:
         except BaseException as exc:  # nothing may cross the C boundary
             _report(handler, exc)
         return 1
+
+
+def expect_host(connection: Any, name: str) -> None:
+    """Verify the server certificate against ``name`` and send it as SNI."""
+    from cryptography.hazmat.bindings.openssl.binding import Binding
+
+    raw = name.encode("ascii")
+    param = Binding.lib.SSL_get0_param(connection._ssl)
+    if Binding.lib.X509_VERIFY_PARAM_set1_host(param, raw, len(raw)) != 1:
+        raise ValueError(f"OpenSSL refused the host name {name!r}")
+    connection.set_tlsext_host_name(raw)
 
 
 def _report(handler: Any, exc: BaseException) -> None:

@@ -29,7 +29,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from agile import audit
-from agile._errors import AgileError, QKDUnavailable
+from agile._errors import AgileError, EngineError, QKDUnavailable
+from agile.engine import resolve_qkd
+from agile.handshake.config import QkdConfig
 from agile.policy.model import Policy
 from agile.secret import SecretBytes
 from agile.tls import _openssl
@@ -76,15 +78,23 @@ class ConnectionInfo:
     qkd_key_id: str | None
     policy: str
     policy_fingerprint: str
+    fallback_reason: str | None = None  # set when the certificate fallback replaced QKD
     combiner: str = KEY_SCHEDULE
 
 
 class TlsContext:
     """The per-endpoint setup: policy settings, PSK source and OpenSSL's context.
 
-    Exactly one PSK source: ``key_source`` (QKD keys by key ID, through a ``qkd.KeySource``)
-    or ``psk_secrets`` (a stunnel-format file; a client also names ``psk_identity`` when the
-    file holds several). Build with :meth:`client` or :meth:`server`.
+    The PSK comes from QKD keys by key ID — through ``key_source`` (a ``qkd.KeySource``), or
+    the ETSI 014 client that the policy's ``[qkd.etsi014]`` section describes — or from
+    ``psk_secrets`` (a stunnel-format file; a client also names ``psk_identity`` when the file
+    holds several). Build with :meth:`client` or :meth:`server`.
+
+    The certificate fallback, for a policy whose QKD is optional: a server with
+    ``certificate=(CERT_CHAIN_FILE, KEY_FILE)`` also accepts clients that offer no QKD PSK,
+    and a client with ``ca=FILE`` and ``server_name=`` falls back to a certificate-verified
+    handshake (the same hybrid group) when no QKD key can be had. Either end audits it as
+    ``qkd_fallback``. Certificates sign with the policy's signature algorithms.
     """
 
     def __init__(
@@ -95,16 +105,35 @@ class TlsContext:
         key_source: KeySource | None = None,
         psk_secrets: PskSecrets | None = None,
         psk_identity: str | None = None,
+        certificate: tuple[str | os.PathLike[str], str | os.PathLike[str]] | None = None,
+        ca: str | os.PathLike[str] | None = None,
+        server_name: str | None = None,
     ) -> None:
         reason = _openssl.unavailable_reason()
         if reason is not None:
             raise TlsError(f"agile.tls is unavailable: {reason}")
-        if (key_source is None) == (psk_secrets is None):
-            raise TlsError("give exactly one PSK source: key_source= (QKD) or psk_secrets=")
+        if key_source is not None and psk_secrets is not None:
+            raise TlsError("give one PSK source: key_source= (QKD) or psk_secrets=, not both")
         self.role = role
         self.settings: TlsSettings = tls_settings(policy)
-        self.key_source = key_source
+        policy_name = self.settings.policy.name
         self.psk_secrets = psk_secrets
+        self.qkd: QkdConfig | None = None
+        if psk_secrets is None:
+            if not self.settings.uses_qkd:
+                raise TlsError(
+                    f"policy {policy_name} has no suite with QKD: give psk_secrets= (a static "
+                    "PSK), or use a policy whose suites include QKD"
+                )
+            try:
+                self.qkd = resolve_qkd(self.settings.policy, key_source)
+            except EngineError as exc:
+                raise TlsError(str(exc)) from exc
+        self.key_source = self.qkd.source if self.qkd is not None else None
+        self.certificate = certificate
+        self.ca = ca
+        self.server_name = server_name
+        self._check_fallback()
         self._static: tuple[str, SecretBytes] | None = None
         if psk_secrets is not None and role == "client":
             self._static = _choose_identity(psk_secrets, psk_identity)
@@ -119,11 +148,40 @@ class TlsContext:
                 "needs a policy whose suites include QKD"
             )
         self._psk_context = _openssl.PskContext(self._openssl_context(), role)
+        if certificate is not None or ca is not None:
+            sigalgs = _sigalgs(self.settings.policy.auth.signature_algorithms)
+            if not sigalgs or not self._psk_context.set_sigalgs(":".join(sigalgs)):
+                raise TlsError(
+                    f"policy {policy_name}: none of auth.signature_algorithms "
+                    f"{list(self.settings.policy.auth.signature_algorithms)} can sign TLS 1.3 "
+                    f"certificates here; use one of {sorted(_SIGALGS)}"
+                )
         if not self._psk_context.set_groups(group_string(self.settings.groups)):
             raise TlsError(
                 f"this OpenSSL refuses the groups {group_string(self.settings.groups)} of "
                 f"policy {self.settings.policy.name}"
             )
+
+    def _check_fallback(self) -> None:
+        name = self.settings.policy.name
+        if self.certificate is None and self.ca is None:
+            return
+        if self.qkd is None:
+            raise TlsError("the certificate fallback is for QKD PSKs, not for psk_secrets=")
+        if self.qkd.required:
+            raise TlsError(
+                f"policy {name} requires QKD (qkd.required = true): a certificate fallback "
+                "would let connections in without a QKD key"
+            )
+        if self.role == "server" and self.ca is not None:
+            raise TlsError("ca= is for clients; a server takes certificate=(CHAIN, KEY)")
+        if self.role == "client" and (self.certificate is not None or not self.server_name):
+            raise TlsError("a client's fallback takes ca= and server_name= (no certificate=)")
+
+    @property
+    def can_fall_back(self) -> bool:
+        """Whether a client may go on without a QKD key (certificate-verified)."""
+        return self.role == "client" and self.ca is not None
 
     @classmethod
     def client(cls, policy: Policy | str | os.PathLike[str], **psk: Any) -> TlsContext:
@@ -149,10 +207,26 @@ class TlsContext:
         # No resumption: no tickets, no session cache; no 0-RTT (max early data stays 0).
         context.set_options(SSL.OP_NO_TICKET)
         context.set_session_cache_mode(SSL.SESS_CACHE_OFF)
-        if self.role == "client":
+        if self.role == "client" and self.ca is not None:
+            # The fallback's trust anchors; a PSK connection still requires the PSK to have
+            # been used (TlsConnection checks), so a certificate never replaces an offered PSK.
+            context.load_verify_locations(os.fspath(self.ca))
+            context.set_verify(SSL.VERIFY_PEER)
+        elif self.role == "client":
             # PSK authentication only: a server that answers with a certificate instead is
             # refused, since no certificate can verify against an empty trust store.
             context.set_verify(SSL.VERIFY_PEER, lambda *_: False)
+        if self.certificate is not None:
+            chain, key = self.certificate
+            try:
+                context.use_certificate_chain_file(os.fspath(chain))
+                context.use_privatekey_file(os.fspath(key))
+                context.check_privatekey()
+            except SSL.Error as exc:
+                raise TlsError(
+                    f"certificate {chain} / key {key}: {_describe(exc)}; give a PEM chain and "
+                    "its private key"
+                ) from None
         return context
 
     def _cipher_suites(self) -> tuple[CipherSuite, ...]:
@@ -183,12 +257,17 @@ class TlsContext:
             return _openssl.ExternalPsk(
                 identity=name.encode("utf-8"), key=static_key.reveal(), cipher=static_suite.code
             )
+        assert self.qkd is not None
         assert self.key_source is not None
         suite = settings.cipher_suites[0]
         try:
-            key = self.key_source.get_keys(1, settings.policy.qkd.key_size_bits)[0]
+            problem = self.qkd.link_problem()
+            if problem is None:
+                key = self.key_source.get_keys(1, self.qkd.key_size_bits)[0]
         except QKDError as exc:
             raise QKDUnavailable(f"no QKD key from the key source: {exc}") from exc
+        if problem is not None:
+            raise QKDUnavailable(f"the QKD link is in alarm: {problem}")
         identity = qkd_identity(key.key_id, suite.hash)
         connection.psk_identity = connection.qkd_key_id = key.key_id
         psk = imported_psk(key.key, identity)
@@ -220,14 +299,34 @@ class TlsContext:
             )
             return None
         connection.psk_identity = key_id
+        assert self.qkd is not None
         try:
-            key = self.key_source.get_keys_by_id([key_id])[0]
+            problem = self.qkd.link_problem()
+            if problem is None:
+                key = self.key_source.get_keys_by_id([key_id])[0]
         except QKDError as exc:
             connection.refusal = f"QKD key {key_id} could not be had: {exc}"
+            return None
+        if problem is not None:
+            connection.refusal = f"the QKD link is in alarm: {problem}"
             return None
         connection.qkd_key_id = key.key_id
         psk = imported_psk(key.key, qkd_identity(key_id, hash_name))
         return _openssl.ExternalPsk(identity=identity, key=psk.reveal(), cipher=suite.code)
+
+
+# The policy's signature algorithms as OpenSSL's TLS 1.3 signature scheme names.
+_SIGALGS = {
+    "ML-DSA-44": "mldsa44",
+    "ML-DSA-65": "mldsa65",
+    "ML-DSA-87": "mldsa87",
+    "Ed25519": "ed25519",
+    "Ed448": "ed448",
+}
+
+
+def _sigalgs(algorithms: Sequence[str]) -> list[str]:
+    return [_SIGALGS[name] for name in algorithms if name in _SIGALGS]
 
 
 def _choose_identity(secrets: PskSecrets, identity: str | None) -> tuple[str, SecretBytes]:
@@ -256,6 +355,8 @@ class TlsConnection:
         self.psk_identity: str | None = None
         self.qkd_key_id: str | None = None
         self.refusal: str | None = None
+        self.fallback_reason: str | None = None
+        self._offered_psk = False
         self.identity_buffer: Any = None  # kept alive for OpenSSL by the client callback
         self._callback_error: BaseException | None = None
         self._psk: _openssl.ExternalPsk | None = None
@@ -311,9 +412,8 @@ class TlsConnection:
             try:
                 self._psk = self.context.client_psk(self)
             except QKDUnavailable as exc:
-                # The certificate fallback of an optional-QKD policy is not built yet
-                # (docs/ROADMAP.md): without a PSK there is nothing to authenticate with.
-                self._fail(QKDUnavailable(f"{exc}; the connection fails closed"))
+                self._fall_back_or_fail(exc)
+            self._offered_psk = self._psk is not None
         self._advance()
         return self.data_to_send()
 
@@ -385,6 +485,34 @@ class TlsConnection:
 
     # -- internals ------------------------------------------------------------------------------
 
+    def _fall_back_or_fail(self, exc: QKDUnavailable) -> None:
+        context = self.context
+        if context.can_fall_back:
+            self.fallback_reason = str(exc)
+            if context.server_name:
+                _openssl.expect_host(self._ssl, context.server_name)
+            self._audit_fallback(f"{exc}; certificate-verified TLS 1.3 instead")
+            return
+        if context.qkd is not None and not context.qkd.required:
+            self._fail(
+                QKDUnavailable(
+                    f"{exc}; the policy allows QKD to be optional, but no certificate fallback "
+                    "is configured (ca= and server_name=): the connection fails closed"
+                )
+            )
+        self._fail(QKDUnavailable(f"{exc}; the policy requires QKD: the connection fails closed"))
+
+    def _audit_fallback(self, reason: str) -> None:
+        policy = self.context.settings.policy
+        audit.emit(
+            "qkd_fallback",
+            policy=policy.name,
+            policy_fingerprint=policy.fingerprint,
+            role=f"tls-{self.role}",
+            qkd_used=False,
+            reason=reason,
+        )
+
     def _require_complete(self) -> None:
         if self._failed is not None:
             raise self._failed
@@ -422,8 +550,16 @@ class TlsConnection:
 
     def _complete(self) -> None:
         ssl = self._ssl
-        if not self.context._psk_context.psk_was_used(ssl):
-            self._fail(TlsError("the peer completed the handshake without the PSK; refused"))
+        psk_used = self.context._psk_context.psk_was_used(ssl)
+        if not psk_used:
+            if self.role == "client" and self._offered_psk:
+                # Never a silent downgrade: a PSK we offered must key the connection.
+                self._fail(TlsError("the peer completed the handshake without our PSK; refused"))
+            if self.role == "server":
+                if self.context.certificate is None:
+                    self._fail(TlsError("the client offered no usable PSK; refused"))
+                self.fallback_reason = "the client offered no QKD PSK: certificate-authenticated"
+                self._audit_fallback(self.fallback_reason)
         settings = self.context.settings
         group = canonical_group(ssl.get_group_name() or "none")
         policy = settings.policy
@@ -432,12 +568,13 @@ class TlsConnection:
             version=ssl.get_protocol_version_name(),
             cipher_suite=ssl.get_cipher_name() or "",
             group=group,
-            psk_used=True,
-            psk_identity=self.psk_identity or "",
+            psk_used=psk_used,
+            psk_identity=(self.psk_identity or "") if psk_used else "",
             qkd_used=self.qkd_key_id is not None,
             qkd_key_id=self.qkd_key_id,
             policy=policy.name,
             policy_fingerprint=policy.fingerprint,
+            fallback_reason=self.fallback_reason,
         )
         self._psk = None  # the key is in OpenSSL's session now; drop our reference
         self.context._psk_context.unregister(ssl)  # no callback comes after the handshake

@@ -17,7 +17,9 @@ HYBRID = ["ML-KEM-768", "DHKEM(X25519, HKDF-SHA256)"]
 X25519 = ["DHKEM(X25519, HKDF-SHA256)"]
 
 
-def make_policy(*suites: list[str], qkd: bool = True, **overrides: Any) -> Policy:
+def make_policy(
+    *suites: list[str], qkd: bool = True, qkd_required: bool = True, **overrides: Any
+) -> Policy:
     """A policy whose suites have these KEM components (plus QKD when ``qkd``)."""
     document: dict[str, Any] = {
         "schema_version": 1,
@@ -28,7 +30,7 @@ def make_policy(*suites: list[str], qkd: bool = True, **overrides: Any) -> Polic
             for i, kems in enumerate(suites or (HYBRID,))
         ],
         "qkd": (
-            {"source": "simulated", "required": True, "key_size_bits": 256}
+            {"source": "simulated", "required": qkd_required, "key_size_bits": 256}
             if qkd
             else {"source": "none"}
         ),

@@ -221,7 +221,13 @@ def test_default_policy_refuses_a_classical_only_client(serve: object, psk_file:
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["serve", "--listen", "127.0.0.1:0", "--echo"], 2, "give one PSK source"),
+        (["serve", "--listen", "127.0.0.1:0", "--echo"], 1, "simulated QKD link"),
+        (
+            ["serve", "--listen", "127.0.0.1:0", "--echo", "--psk-secrets", "p", "--kme", "u"],
+            2,
+            "give one PSK source",
+        ),
+        (["serve", "--listen", "127.0.0.1:0", "--echo", "--tls-cert", "c"], 2, "go together"),
         (
             ["serve", "--listen", "nonsense", "--echo", "--psk-secrets", "p"],
             2,
