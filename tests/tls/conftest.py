@@ -9,6 +9,7 @@ import pytest
 from agile.policy.loader import policy_from_dict
 from agile.policy.model import Policy
 from agile.tls import unavailable_reason
+from tests.peer.conftest import identities, processes  # noqa: F401 - fixtures for stunnel tests
 
 REASON = unavailable_reason()
 needs_tls = pytest.mark.skipif(REASON is not None, reason=f"agile.tls unavailable: {REASON}")

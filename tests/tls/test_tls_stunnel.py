@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,8 +21,9 @@ import pytest
 
 from agile.export import stunnel_psk_secrets
 from agile.secret import SecretBytes
-from agile.tls import PskSecrets, TlsContext
+from agile.tls import PskSecrets, TlsContext, TlsError
 from agile.tls.sockets import TlsSocket
+from tests.peer.conftest import Identities, Processes
 
 from .conftest import X25519, make_policy, needs_tls
 
@@ -166,3 +168,97 @@ def test_stunnel_client_against_an_agile_server(stunnel: object, psk_file: Path)
     assert "error" not in results, results["error"]
     assert reply == b"agile says: hello"
     assert getattr(results["info"], "group", None) == "X25519"
+
+
+def test_rotation_agile_peer_writes_stunnel_reloads_new_connections_use_the_new_key(
+    processes: Processes, identities: Identities, tmp_path: Path
+) -> None:
+    """Two `agile peer` daemons rotate the PSK; stunnel reloads on SIGHUP after each write.
+
+    Host B's daemon writes stunnel's PSKsecrets and signals it; host A's daemon writes the file
+    that an agile.tls client reads for each new connection. New connections go through with
+    each new key, and a key two rotations old is refused once stunnel has reloaded.
+    """
+    backend_listener = socket.create_server(("127.0.0.1", 0))
+    backend_port = backend_listener.getsockname()[1]
+    stop = threading.Event()
+
+    def backend() -> None:  # a plain service that answers every connection with "ok"
+        backend_listener.settimeout(0.2)
+        with backend_listener:
+            while not stop.is_set():
+                try:
+                    conn, _ = backend_listener.accept()
+                except TimeoutError:
+                    continue
+                with conn:
+                    conn.sendall(b"ok")
+
+    threading.Thread(target=backend, daemon=True).start()
+    pid_file = tmp_path / "stunnel.pid"
+    common = ["--policy", "pqc-only-latest", "--interval", "1", "--grace", "0.2", "--json"]
+    listener = processes.agile(
+        "peer",
+        *common,
+        *identities.args_b(),
+        "--listen",
+        "127.0.0.1:0",
+        "--sink",
+        f"stunnel:{tmp_path / 'b.psk'}:{IDENTITY}",
+        "--sink-command",
+        f"sh -c 'test -s {pid_file} && kill -HUP $(cat {pid_file}) || true'",
+    )
+    address = listener.wait_for_line(r'"address": "(127\.0\.0\.1:\d+)"').group(1)
+    connector = processes.agile(
+        "peer",
+        *common,
+        *identities.args_a(),
+        "--connect",
+        address,
+        "--sink",
+        f"stunnel:{tmp_path / 'a.psk'}:{IDENTITY}",
+    )
+    listener.wait_for_line(r'"event": "rotated"')
+    port = _free_port()
+    config = tmp_path / "rotating.conf"
+    config.write_text(
+        f"foreground = yes\npid = {pid_file}\ndebug = 5\n\n[svc]\naccept = 127.0.0.1:{port}\n"
+        f"connect = 127.0.0.1:{backend_port}\nPSKsecrets = {tmp_path / 'b.psk'}\n"
+        "sslVersionMin = TLSv1.3\n",
+        encoding="utf-8",
+    )
+    assert STUNNEL is not None
+    tunnel = processes.start([STUNNEL, str(config)])
+    tunnel.wait_for_line("Configuration successful", stream="stderr")
+
+    def connect(secrets: PskSecrets) -> bool:
+        policy = make_policy(X25519, qkd=False)
+        context = TlsContext.client(policy, psk_secrets=secrets)
+        try:
+            with (
+                socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S) as raw,
+                TlsSocket.client(raw, context) as tls,
+            ):
+                return tls.recv() == b"ok"
+        except (TlsError, OSError):
+            return False
+
+    used: list[bytes] = []
+    deadline = time.monotonic() + 4 * TIMEOUT_S
+    while len(used) < 3 and time.monotonic() < deadline:
+        secrets = PskSecrets.load(tmp_path / "a.psk")
+        key = secrets.entries[0][1].reveal()
+        # Both hosts have written this key and stunnel has reloaded it: it must be accepted.
+        agreed = (tmp_path / "b.psk").read_text() == (tmp_path / "a.psk").read_text()
+        if agreed and connect(secrets) and (not used or used[-1] != key):
+            used.append(key)
+        time.sleep(0.1)
+    stop.set()
+    assert len(used) >= 3, "new connections did not follow the rotated keys"
+    # A key from two rotations ago no longer opens a connection.
+    old = PskSecrets.parse(f"{IDENTITY}:{used[0].hex()}\n")
+    assert not connect(old)
+    assert listener.proc.poll() is None
+    assert connector.proc.poll() is None
+    loaded = [line for line in tunnel.stderr if "Configuration successful" in line]
+    assert len(loaded) >= 3  # the first load and at least one reload per key used after it
