@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from agile.engine import simulated_link
 from agile.tls import PskSecrets, TlsContext
 from agile.tls.sockets import TlsSocket, TlsStream, open_connection, start_server
 from qkd import Etsi014Client
@@ -235,3 +236,32 @@ def test_agile_client_against_openssl_s_server() -> None:
         server.communicate(timeout=10)
     assert reply == b"pong from openssl\n"
     assert "ping from agile" in received
+
+
+def test_many_concurrent_connections_each_with_its_own_qkd_key() -> None:
+    policy = make_policy(HYBRID)
+    link = simulated_link(policy)
+    server_ctx = TlsContext.server(policy, key_source=link.source("sae-b", peer="sae-a"))
+    client_ctx = TlsContext.client(policy, key_source=link.source("sae-a", peer="sae-b"))
+    count = 24
+
+    async def main() -> list[tuple[bytes, str | None]]:
+        async def echo(stream: TlsStream) -> None:
+            await stream.write(await stream.read())
+
+        server = await start_server(echo, "127.0.0.1", 0, server_ctx)
+        port = server.sockets[0].getsockname()[1]
+
+        async def one(index: int) -> tuple[bytes, str | None]:
+            stream = await open_connection("127.0.0.1", port, client_ctx)
+            await stream.write(f"client {index}".encode())
+            reply = await stream.read()
+            await stream.close()
+            return reply, stream.info.qkd_key_id
+
+        async with server:
+            return await asyncio.gather(*(one(i) for i in range(count)))
+
+    results = asyncio.run(asyncio.wait_for(main(), 2 * TIMEOUT_S))
+    assert [reply for reply, _ in results] == [f"client {i}".encode() for i in range(count)]
+    assert len({key_id for _, key_id in results}) == count
