@@ -120,7 +120,7 @@ def _hkdf_expand_label(
     block = b""
     counter = 1
     while len(out) < length:
-        block = hmac.new(secret, block + info + bytes([counter]), hash_name).digest()
+        block = hmac.digest(secret, block + info + bytes([counter]), hash_name)
         out += block
         counter += 1
     return out[:length]
@@ -141,7 +141,7 @@ def import_psk(epsk: Key, identity: ImportedIdentity, *, epsk_hash: str = "sha25
     if epsk_hash not in {"sha256", "sha384"}:
         raise ExportError("epsk_hash must be 'sha256' or 'sha384'")
     zeros = bytes(hashlib.new(epsk_hash).digest_size)
-    epskx = hmac.new(zeros, raw, epsk_hash).digest()
+    epskx = hmac.digest(zeros, raw, epsk_hash)
     length = hashlib.new(_KDF_HASH[identity.target_kdf]).digest_size
     digest = hashlib.new(epsk_hash, identity.encode()).digest()
     return SecretBytes(_hkdf_expand_label(epsk_hash, epskx, b"derived psk", digest, length))

@@ -437,9 +437,9 @@ class TlsConnection:
                 chunk = self._ssl.bio_read(_READ_CHUNK)
             except self._SSL.WantReadError:
                 break
-            if not chunk:
-                break
             out += chunk
+            if len(chunk) < _READ_CHUNK:
+                break  # a short read emptied the BIO: no second call (and no exception)
         return bytes(out)
 
     def send(self, data: bytes) -> None:
