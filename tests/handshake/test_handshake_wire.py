@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import string
 import uuid
@@ -21,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agile import HandshakeError
+from agile.handshake import messages as messages_module
 from agile.handshake.messages import (
     HEADER_LENGTH,
     Auth,
@@ -164,6 +166,54 @@ def test_auth_and_finished_frames_by_hand() -> None:
     finished = Finished(verify_data=b"f" * 48)
     assert encode(finished) == _frame(4, b"\x30" + b"f" * 48)
     assert decode(_frame(4, b"\x30" + b"f" * 48)) == finished
+
+
+def _reframe(frame: bytes) -> bytes:
+    """``frame`` with its header's body length fixed after an edit."""
+    return frame[:3] + (len(frame) - HEADER_LENGTH).to_bytes(4, "big") + frame[HEADER_LENGTH:]
+
+
+def test_the_decoder_runs_the_constructors_checks() -> None:
+    """A frame that is well formed but breaks a rule of its message is refused with the
+    constructor's own message."""
+    good = encode(
+        ClientHello(
+            random=bytes(32),
+            policy_fingerprint="fp",
+            combiner="catkdf",
+            hash_name="SHA-256",
+            suites=(_KEMS,),
+            key_shares=(
+                KeyShare(algorithm=_KEMS[0], public_key=b"k"),
+                KeyShare(algorithm=_KEMS[1], public_key=b"x"),
+            ),
+        )
+    )
+    decode(good)
+    with pytest.raises(HandshakeError, match="public_key: 0 bytes"):
+        decode(_reframe(good.replace(b"\x00\x00\x00\x01x", b"\x00\x00\x00\x00")))
+    assert good.endswith(b"\x01\x00\x00")  # signatures, no PSK id, no binder
+    with pytest.raises(HandshakeError, match="only a ClientHello that authenticates by PSK"):
+        decode(_reframe(good[:-1] + b"\x01z"))
+    with pytest.raises(HandshakeError, match="unknown auth_method 3"):
+        decode(good[:-3] + b"\x03\x00\x00")
+    with pytest.raises(HandshakeError, match=r"suites\[0\]\[0\]: not a printable ASCII name"):
+        decode(good.replace(b"ML-KEM-768", b"ML-KEM-76\x07", 1))
+    share = b"\x1a" + _KEMS[1].encode() + b"\x00\x00\x00\x01x"
+    with pytest.raises(HandshakeError, match="an algorithm has two key shares"):
+        decode(_reframe(good.replace(share, b"\x0aML-KEM-768\x00\x00\x00\x01x")))
+
+
+def test_each_wire_table_lists_its_message_fields_in_order() -> None:
+    """encode and decode follow the tables: a field missing from one would never travel."""
+    for kind, record in messages_module._WIRE.items():
+        cls = record.cls
+        assert cls.TYPE is kind
+        assert [name for name, _ in record.layout] == [f.name for f in dataclasses.fields(cls)]
+    for record in (messages_module._KEY_SHARE, messages_module._SIGNATURE):
+        assert [name for name, _ in record.layout] == [
+            f.name for f in dataclasses.fields(record.cls)
+        ]
 
 
 # -- properties over every valid message ----------------------------------------------------
