@@ -31,8 +31,10 @@ Flow (one round trip and a half; with a PSK, no Auth frames and a binder in the 
 
 from __future__ import annotations
 
+import re
 import struct
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, ClassVar, Generic, TypeVar
@@ -51,7 +53,6 @@ _MAX_SHARES = 32
 _MAX_KEY_IDS = 16
 _MAX_SIGNATURES = 4
 MAX_BINDER = 64
-_MAX_NAME = 128
 
 
 class MessageType(IntEnum):
@@ -71,16 +72,12 @@ class AuthMethod(IntEnum):
 # --------------------------------------------------------------------------------------------
 
 
+# A name: printable ASCII (0x20-0x7e), 1-128 characters, no space at either end.
+_is_name = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,126}[\x21-\x7e])?").fullmatch
+
+
 def _check_name(field: str, value: object) -> None:
-    # Printable ASCII (0x20-0x7e), 1-128 characters, no space at either end.
-    if not (
-        isinstance(value, str)
-        and 0 < len(value) <= _MAX_NAME
-        and value.isascii()
-        and value.isprintable()
-        and value[0] != " "
-        and value[-1] != " "
-    ):
+    if not isinstance(value, str) or _is_name(value) is None:
         raise HandshakeError(f"{field}: not a printable ASCII name of 1-128 characters")
 
 
@@ -99,19 +96,19 @@ def _check_tuple(field: str, value: object, low: int, high: int) -> tuple[object
     return value
 
 
-def _check_unique(field: str, values: tuple[object, ...], what: str) -> None:
-    if len(set(values)) != len(values):
-        raise HandshakeError(f"{field}: {what}")
-
-
 def _check_suite(field: str, value: object) -> None:
+    """1-6 distinct names."""
     components = _check_tuple(field, value, 1, _MAX_COMPONENTS)
     for i, name in enumerate(components):
-        _check_name(f"{field}[{i}]", name)
-    _check_unique(field, components, "a component is listed twice")
+        if not isinstance(name, str) or _is_name(name) is None:
+            raise HandshakeError(f"{field}[{i}]: not a printable ASCII name of 1-128 characters")
+    if len(set(components)) != len(components):
+        raise HandshakeError(f"{field}: a component is listed twice")
 
 
 def _check_key_ids(field: str, value: object) -> None:
+    if value == ():
+        return
     ids = _check_tuple(field, value, 0, _MAX_KEY_IDS)
     for key_id in ids:
         if not isinstance(key_id, str):
@@ -122,7 +119,8 @@ def _check_key_ids(field: str, value: object) -> None:
             raise HandshakeError(f"{field}: {key_id!r} is not a UUID") from None
         if canonical != key_id:
             raise HandshakeError(f"{field}: {key_id!r} is not in canonical UUID form")
-    _check_unique(field, ids, "a key ID is listed twice")
+    if len(set(ids)) != len(ids):
+        raise HandshakeError(f"{field}: a key ID is listed twice")
 
 
 # --------------------------------------------------------------------------------------------
@@ -188,16 +186,20 @@ class ClientHello:
         suites = _check_tuple("suites", self.suites, 1, _MAX_SUITES)
         for i, suite in enumerate(suites):
             _check_suite(f"suites[{i}]", suite)
-        _check_unique("suites", suites, "a suite is offered twice")
+        if len(set(suites)) != len(suites):
+            raise HandshakeError("suites: a suite is offered twice")
         shares = _check_tuple("key_shares", self.key_shares, 0, _MAX_SHARES)
-        if not all(isinstance(s, KeyShare) for s in shares):
-            raise HandshakeError("key_shares: entries must be KeyShare")
-        algorithms = tuple(s.algorithm for s in self.key_shares)
-        _check_unique("key_shares", algorithms, "an algorithm has two key shares")
+        algorithms = set()
+        for share in shares:
+            if not isinstance(share, KeyShare):
+                raise HandshakeError("key_shares: entries must be KeyShare")
+            algorithms.add(share.algorithm)
+        if len(algorithms) != len(shares):
+            raise HandshakeError("key_shares: an algorithm has two key shares")
         _check_key_ids("qkd_key_ids", self.qkd_key_ids)
         if not isinstance(self.auth_method, AuthMethod):
             raise HandshakeError("auth_method: unknown authentication method")
-        if self.psk_id:
+        if self.psk_id != "":
             _check_name("psk_id", self.psk_id)
         _check_bytes("psk_binder", self.psk_binder, low=0, high=MAX_BINDER)
         if self.psk_binder and self.auth_method is not AuthMethod.PSK:
@@ -249,10 +251,13 @@ class Auth:
 
     def __post_init__(self) -> None:
         sigs = _check_tuple("signatures", self.signatures, 1, _MAX_SIGNATURES)
-        if not all(isinstance(s, SignatureEntry) for s in sigs):
-            raise HandshakeError("signatures: entries must be SignatureEntry")
-        algorithms = tuple(s.algorithm for s in self.signatures)
-        _check_unique("signatures", algorithms, "an algorithm signed twice")
+        algorithms = set()
+        for sig in sigs:
+            if not isinstance(sig, SignatureEntry):
+                raise HandshakeError("signatures: entries must be SignatureEntry")
+            algorithms.add(sig.algorithm)
+        if len(algorithms) != len(sigs):
+            raise HandshakeError("signatures: an algorithm signed twice")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -276,35 +281,24 @@ Message = ClientHello | ServerHello | Auth | Finished
 
 
 class _Reader:
-    """Reads length-checked fields from one frame's body, in place.
+    """A position in one frame's body. The forms below read from it in place, each checking
+    the bytes left before taking any, so that a short body raises :class:`HandshakeError`
+    naming the field, never IndexError or struct.error."""
 
-    Every read checks the bytes left before taking them, so a short body raises
-    :class:`HandshakeError` naming the field, never IndexError or struct.error.
-    """
-
-    __slots__ = ("_data", "_pos", "_size", "what")
+    __slots__ = ("data", "end", "pos", "what")
 
     def __init__(self, frame: bytes, what: str) -> None:
-        self._data = frame
-        self._pos = HEADER_LENGTH
-        self._size = len(frame)
+        self.data = frame
+        self.pos = HEADER_LENGTH
+        self.end = len(frame)
         self.what = what
 
-    def take(self, n: int, field: str) -> bytes:
-        pos = self._pos
-        end = pos + n
-        if end > self._size:
-            raise HandshakeError(f"{self.what}: truncated in {field}")
-        self._pos = end
-        return self._data[pos:end]
-
-    def number(self, width: int, field: str) -> int:
-        """A big-endian unsigned integer of ``width`` bytes."""
-        return int.from_bytes(self.take(width, field), "big")
+    def short(self, field: str) -> HandshakeError:
+        return HandshakeError(f"{self.what}: truncated in {field}")
 
     def finish(self) -> None:
-        if self._pos != self._size:
-            raise HandshakeError(f"{self.what}: {self._size - self._pos} trailing bytes")
+        if self.pos != self.end:
+            raise HandshakeError(f"{self.what}: {self.end - self.pos} trailing bytes")
 
 
 # --------------------------------------------------------------------------------------------
@@ -333,7 +327,12 @@ class _Fixed(_Form[bytes]):
         out.append(value)
 
     def read(self, r: _Reader, field: str) -> bytes:
-        return r.take(self.n, field)
+        pos = r.pos
+        end = pos + self.n
+        if end > r.end:
+            raise r.short(field)
+        r.pos = end
+        return r.data[pos:end]
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,7 +345,14 @@ class _Bytes(_Form[bytes]):
         out += (len(value).to_bytes(self.width, "big"), value)
 
     def read(self, r: _Reader, field: str) -> bytes:
-        return r.take(r.number(self.width, field), field)
+        data, pos = r.data, r.pos
+        start = pos + self.width
+        if start <= r.end:
+            end = start + int.from_bytes(data[pos:start], "big")
+            if end <= r.end:
+                r.pos = end
+                return data[start:end]
+        raise r.short(field)
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,15 +360,19 @@ class _Name(_Form[str]):
     """An ASCII string after its length in one byte."""
 
     def write(self, value: str, out: list[bytes]) -> None:
-        raw = value.encode("ascii")
-        out += (len(raw).to_bytes(1, "big"), raw)
+        out += (len(value).to_bytes(1, "big"), value.encode("ascii"))
 
     def read(self, r: _Reader, field: str) -> str:
-        raw = r.take(r.number(1, field), field)
-        try:
-            return raw.decode("ascii")
-        except UnicodeDecodeError:
-            raise HandshakeError(f"{r.what}: {field} is not ASCII") from None
+        data, pos = r.data, r.pos
+        if pos < r.end:
+            end = pos + 1 + data[pos]
+            if end <= r.end:
+                r.pos = end
+                try:
+                    return data[pos + 1 : end].decode("ascii")
+                except UnicodeDecodeError:
+                    raise HandshakeError(f"{r.what}: {field} is not ASCII") from None
+        raise r.short(field)
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,11 +383,16 @@ class _Code(_Form[AuthMethod]):
         out.append(value.to_bytes(1, "big"))
 
     def read(self, r: _Reader, field: str) -> AuthMethod:
-        code = r.number(1, field)
-        try:
-            return AuthMethod(code)
-        except ValueError:
-            raise HandshakeError(f"{r.what}: unknown {field} {code}") from None
+        pos = r.pos
+        if pos >= r.end:
+            raise r.short(field)
+        r.pos = pos + 1
+        code = r.data[pos]
+        if code == AuthMethod.SIGNATURE:
+            return AuthMethod.SIGNATURE
+        if code == AuthMethod.PSK:
+            return AuthMethod.PSK
+        raise HandshakeError(f"{r.what}: unknown {field} {code}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,13 +404,20 @@ class _List(_Form[tuple[Any, ...]]):
 
     def write(self, value: tuple[Any, ...], out: list[bytes]) -> None:
         out.append(len(value).to_bytes(2, "big"))
+        write = self.entry.write
         for item in value:
-            self.entry.write(item, out)
+            write(item, out)
 
     def read(self, r: _Reader, field: str) -> tuple[Any, ...]:
-        n = r.number(2, field)
+        pos = r.pos
+        if pos + 2 > r.end:
+            raise r.short(field)
+        r.pos = pos + 2
+        n = int.from_bytes(r.data[pos : pos + 2], "big")
         if n > self.limit:
             raise HandshakeError(f"{r.what}: {field} has {n} entries, at most {self.limit}")
+        if not n:
+            return ()
         read = self.entry.read
         return tuple([read(r, field) for _ in range(n)])
 
@@ -410,18 +432,21 @@ class _Record(_Form[_R]):
 
     cls: type[_R]
     layout: tuple[tuple[str, _Form[Any]], ...]
+    _reads: tuple[tuple[str, Callable[[_Reader, str], Any], str], ...]
 
-    def __init__(self, cls: type[_R], *layout: tuple[str, _Form[Any]]) -> None:
+    def __init__(self, cls: type[_R], prefix: str, *layout: tuple[str, _Form[Any]]) -> None:
+        """``prefix``: what errors put before a field's name ("key_share." for a key share)."""
         object.__setattr__(self, "cls", cls)
         object.__setattr__(self, "layout", layout)
+        reads = tuple((name, form.read, prefix + name) for name, form in layout)
+        object.__setattr__(self, "_reads", reads)
 
     def write(self, value: _R, out: list[bytes]) -> None:
         for name, form in self.layout:
             form.write(getattr(value, name), out)
 
     def read(self, r: _Reader, field: str = "") -> _R:
-        prefix = f"{field}." if field else ""
-        return self.cls(**{name: form.read(r, prefix + name) for name, form in self.layout})
+        return self.cls(**{name: read(r, label) for name, read, label in self._reads})
 
 
 # --------------------------------------------------------------------------------------------
@@ -433,12 +458,13 @@ _NAME = _Name()
 _BYTES8 = _Bytes(1)
 _BYTES32 = _Bytes(4)
 
-_KEY_SHARE = _Record(KeyShare, ("algorithm", _NAME), ("public_key", _BYTES32))
-_SIGNATURE = _Record(SignatureEntry, ("algorithm", _NAME), ("signature", _BYTES32))
+_KEY_SHARE = _Record(KeyShare, "key_share.", ("algorithm", _NAME), ("public_key", _BYTES32))
+_SIGNATURE = _Record(SignatureEntry, "signature.", ("algorithm", _NAME), ("signature", _BYTES32))
 
-_WIRE: dict[MessageType, _Record[Any]] = {
+_WIRE: dict[int, _Record[Any]] = {
     MessageType.CLIENT_HELLO: _Record(
         ClientHello,
+        "",
         ("random", _RANDOM),
         ("policy_fingerprint", _NAME),
         ("combiner", _NAME),
@@ -452,14 +478,15 @@ _WIRE: dict[MessageType, _Record[Any]] = {
     ),
     MessageType.SERVER_HELLO: _Record(
         ServerHello,
+        "",
         ("random", _RANDOM),
         ("policy_fingerprint", _NAME),
         ("suite", _List(_NAME, _MAX_COMPONENTS)),
         ("ciphertexts", _List(_BYTES32, _MAX_COMPONENTS)),
         ("qkd_key_ids", _List(_NAME, _MAX_KEY_IDS)),
     ),
-    MessageType.AUTH: _Record(Auth, ("signatures", _List(_SIGNATURE, _MAX_SIGNATURES))),
-    MessageType.FINISHED: _Record(Finished, ("verify_data", _BYTES8)),
+    MessageType.AUTH: _Record(Auth, "", ("signatures", _List(_SIGNATURE, _MAX_SIGNATURES))),
+    MessageType.FINISHED: _Record(Finished, "", ("verify_data", _BYTES8)),
 }
 _MESSAGE_TYPES = frozenset(_WIRE)
 
@@ -502,9 +529,9 @@ def frame_length(buffer: bytes | bytearray, offset: int = 0) -> int | None:
 def decode_frame(frame: bytes) -> Message:
     """Decode one frame whose header :func:`frame_length` has accepted and whose length it
     gave; raise :class:`HandshakeError` for anything wrong in the body."""
-    kind = MessageType(frame[0])
-    r = _Reader(frame, kind.name)
-    message: Message = _WIRE[kind].read(r)
+    record = _WIRE[frame[0]]
+    r = _Reader(frame, record.cls.__name__)
+    message: Message = record.read(r)
     r.finish()
     return message
 
