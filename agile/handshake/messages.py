@@ -416,10 +416,11 @@ class _List(_Form[tuple[Any, ...]]):
         n = int.from_bytes(r.data[pos : pos + 2], "big")
         if n > self.limit:
             raise HandshakeError(f"{r.what}: {field} has {n} entries, at most {self.limit}")
-        if not n:
-            return ()
         read = self.entry.read
-        return tuple([read(r, field) for _ in range(n)])
+        entries = []
+        for _ in range(n):
+            entries.append(read(r, field))
+        return tuple(entries)
 
 
 _R = TypeVar("_R")
@@ -446,7 +447,10 @@ class _Record(_Form[_R]):
             form.write(getattr(value, name), out)
 
     def read(self, r: _Reader, field: str = "") -> _R:
-        return self.cls(**{name: read(r, label) for name, read, label in self._reads})
+        values = {}
+        for name, read, label in self._reads:
+            values[name] = read(r, label)
+        return self.cls(**values)
 
 
 # --------------------------------------------------------------------------------------------
