@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import string
+import types
 import uuid
 from collections.abc import Callable
 
@@ -22,6 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agile import HandshakeError
+from agile.engine import peer_engines
+from agile.handshake import config as config_module
+from agile.handshake import events as events_module
+from agile.handshake import machine as machine_module
 from agile.handshake import messages as messages_module
 from agile.handshake.messages import (
     HEADER_LENGTH,
@@ -38,6 +43,7 @@ from agile.handshake.messages import (
     encode,
 )
 
+from .conftest import make_policy, run_in_memory
 from .message_strategies import MESSAGE_STRATEGIES, messages
 
 # -- the frames written out by hand ---------------------------------------------------------
@@ -214,6 +220,43 @@ def test_each_wire_table_lists_its_message_fields_in_order() -> None:
         assert [name for name, _ in record.layout] == [
             f.name for f in dataclasses.fields(record.cls)
         ]
+
+
+def _module_state() -> dict[str, str]:
+    """The repr of every global of the handshake's modules that is not a module, class or
+    plain function, and the fill of any cache on a function."""
+    state: dict[str, str] = {}
+    for module in (messages_module, machine_module, config_module, events_module):
+        for name, value in vars(module).items():
+            if isinstance(value, types.ModuleType | type):
+                continue
+            if callable(value) and hasattr(value, "cache_info"):
+                state[f"{module.__name__}.{name}"] = str(value.cache_info())
+            elif not callable(value):
+                state[f"{module.__name__}.{name}"] = repr(value)
+    return state
+
+
+def test_the_handshake_keeps_no_module_state() -> None:
+    """Handshakes between different policies and decoding of many frames leave every
+    module-level value of agile.handshake as it was: nothing is remembered across frames,
+    connections or peers outside the objects that a caller holds."""
+    before = _module_state()
+    for name in ("test-a", "test-b"):
+        for auth in (
+            {"method": "psk", "psk_id": "t"},
+            {"method": "signature", "signature_algorithms": ["Ed25519"]},
+        ):
+            policy = make_policy(name=name, auth=auth)
+            first, second = peer_engines(policy, policy)
+            ours, theirs = run_in_memory(first.initiator(), second.responder())
+            assert ours is not None
+            assert theirs is not None
+    rng = random.Random(5)
+    for kind in MessageType:
+        frame = encode(_GENERATORS[kind](rng))
+        assert encode(decode(frame)) == frame
+    assert _module_state() == before
 
 
 # -- properties over every valid message ----------------------------------------------------
