@@ -31,6 +31,7 @@ def test_handshake_bench_prints_its_stable_names() -> None:
         "handshake.psk.per_s",
         "handshake.overhead_ratio.signature",
         "handshake.overhead_ratio.psk",
+        "handshake.protocol_overhead_us.psk",
         "handshake.overhead_ratio.psk_blocks",
         "handshake.pqc_layer_ratio.psk",
         "handshake.protocol_ratio.psk",
@@ -39,5 +40,6 @@ def test_handshake_bench_prints_its_stable_names() -> None:
         assert set(result) == {"name", "value", "unit"}
         assert isinstance(result["value"], int | float)
         assert math.isfinite(result["value"])
-        assert result["value"] > 0
+        if not result["name"].startswith("handshake.protocol_overhead_us."):
+            assert result["value"] > 0  # a difference of two noisy medians may be negative
         assert result["unit"]

@@ -34,7 +34,6 @@ Every transition lives in :data:`_TRANSITIONS`. Any exception moves the machine 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import os
@@ -52,19 +51,14 @@ from agile.handshake.messages import (
     Auth,
     AuthMethod,
     ClientHello,
-    ClientHelloFields,
     Finished,
-    HelloTemplate,
+    KeyShare,
+    Message,
     ServerHello,
-    ServerHelloFields,
     SignatureEntry,
+    decode_frame,
     encode,
-    encode_finished,
     frame_length,
-    read_auth,
-    read_client_hello,
-    read_finished,
-    read_server_hello,
 )
 from agile.kdf import CascadeRound, CatKdf, caskdf, catkdf, concat_format, digest_size
 from agile.kdf._common import hashlib_name
@@ -100,10 +94,8 @@ class State(Enum):
     __hash__ = object.__hash__
 
 
-@functools.lru_cache(maxsize=64)
 def _combiner_info(label: bytes, initiator_fingerprint: str, responder_fingerprint: str) -> bytes:
-    """The combiner's info f(label, fingerprint_I, fingerprint_R): the same for every
-    handshake between the same two policies, so it is formatted once."""
+    """The combiner's info f(label, fingerprint_I, fingerprint_R)."""
     return concat_format(label, initiator_fingerprint.encode(), responder_fingerprint.encode())
 
 
@@ -132,12 +124,12 @@ def _catkdf_for(cfg: HandshakeConfig, fingerprints: tuple[str, str]) -> CatKdf:
 
 
 class _Prepared:
-    """What every machine on one config shares, derived once per config: the transcript hash
-    (an empty object to copy), the Finished labels' infos, the transition table of each role.
-    A machine is created per connection, so its constructor only copies the empty hash."""
+    """What every machine on one config shares, derived from the config alone, once: the
+    transcript hash (an empty object to copy), the Finished labels' infos, the transition
+    table of each role, the initiator's offers. A machine is created per connection, so its
+    constructor only copies the empty hash. Nothing here depends on what a peer sent."""
 
     __slots__ = (
-        "choices",
         "empty_hash",
         "expected_hello",
         "finished_info",
@@ -145,7 +137,6 @@ class _Prepared:
         "hash_len",
         "offers",
         "psk",
-        "server_templates",
         "session_key_info",
         "transitions",
         "wants_qkd",
@@ -166,22 +157,15 @@ class _Prepared:
             role: expand_label_info(label, b"", self.hash_len)
             for role, label in _FINISHED_LABEL.items()
         }
-        # Responder: what a compatible ClientHello says (anything else is explained in full),
-        # the suite chosen from each offer seen (with and without the QKD key), and the
-        # ServerHello template of each chosen suite. Bounded: a peer cannot grow them.
+        # Responder: what a compatible ClientHello says (anything else is explained in full).
         self.expected_hello = (cfg.combiner, cfg.hash_name, _METHODS[cfg.auth_method], cfg.psk_id)
-        self.choices: tuple[dict[Any, Any], dict[Any, Any]] = ({}, {})
-        # Initiator: (offered suites, KEMs needing key shares, ClientHello template), without
-        # and with QKD keys.
+        # Initiator: (offered suites, KEMs needing key shares), without and with QKD keys.
         self.offers: list[_Offer | None] = [None, None]
-        self.server_templates: dict[tuple[str, ...], HelloTemplate] = {}
 
 
 _PREPARED = "machine"
-# What an initiator offers: the suites, the KEMs they need key shares for, the hello template.
-_Offer = tuple[tuple[tuple[str, ...], ...], tuple[str, ...], HelloTemplate]
-_CHOICE_CACHE_SIZE = 64
-_NONE_COMMON = object()  # not looked up yet (None is a remembered "no common suite")
+# What an initiator offers: the suites, and the KEMs they need key shares for.
+_Offer = tuple[tuple[tuple[str, ...], ...], tuple[str, ...]]
 _ROLES = ("initiator", "responder")
 
 
@@ -195,8 +179,8 @@ def _describe(suites: tuple[tuple[str, ...], ...] | list[tuple[str, ...]]) -> st
 
 
 _MessageClass = type[ClientHello] | type[ServerHello] | type[Auth] | type[Finished]
-# (expected message, its reader, handler, next state); the table is at the end of the module.
-_Transition = tuple[_MessageClass, Callable[[bytes], Any], Callable[..., None], State]
+# (expected message, handler, next state); the table is at the end of the module.
+_Transition = tuple[_MessageClass, Callable[[Any, Any, bytes, list[Event]], None], State]
 
 
 class _Machine:
@@ -282,10 +266,11 @@ class _Machine:
                 entry = transitions.get(self.state)
                 if entry is None or frame[0] != entry[0].TYPE:
                     self._unexpected(frame[0], entry)
-                entry[2](self, entry[1](frame), frame, events)
+                message: Message = decode_frame(frame)
+                entry[1](self, message, frame, events)
                 state: State = self.state  # DONE if the handler completed the handshake
                 if state is not State.DONE:
-                    self.state = state = entry[3]
+                    self.state = state = entry[2]
             except Exception as exc:
                 self._fail_with(exc)
             if state is State.DONE:
@@ -460,8 +445,13 @@ class _Machine:
         assert binder_key is not None
         return hmac.digest(binder_key.reveal(), truncated_hello_hash, self._prepared.hash)
 
-    def _check_finished(self, verify_data: bytes, role: str, transcript_hash: bytes) -> None:
-        if not hmac.compare_digest(self._finished(role, transcript_hash), verify_data):
+    def _finished_frame(self, role: str, transcript_hash: bytes) -> bytes:
+        """The encoded Finished message of ``role`` over ``transcript_hash``."""
+        return encode(Finished(verify_data=self._finished(role, transcript_hash)))
+
+    def _check_finished(self, finished: Finished, role: str, transcript_hash: bytes) -> None:
+        expected = self._finished(role, transcript_hash)
+        if not hmac.compare_digest(expected, finished.verify_data):
             raise HandshakeError(
                 "key confirmation failed: the peers derived different keys (mismatched QKD "
                 "keys, a different PSK, or a message altered in transit)"
@@ -582,8 +572,8 @@ class Initiator(_Machine):
             self._start_events = events
             self._fetch_qkd_keys(events)
         have_qkd = bool(self._qkd_keys)
-        self._offered, algorithms, template = self._offer(have_qkd)
-        public_keys: list[bytes] = []
+        self._offered, algorithms = self._offer(have_qkd)
+        shares: list[KeyShare] = []
         secret_keys: dict[str, KemPrivateKey] = {}
         self._secret_keys = secret_keys
         kems = cfg.kems
@@ -591,32 +581,40 @@ class Initiator(_Machine):
             # The key object stays parsed until decapsulation (no re-expansion of its seed).
             key = kems[algorithm].generate_private_key()
             secret_keys[algorithm] = key
-            public_keys.append(key.public_key)
-        key_ids = tuple([k.key_id for k in self._qkd_keys]) if have_qkd else ()
+            shares.append(KeyShare(algorithm=algorithm, public_key=key.public_key))
+        binder_length = self._prepared.hash_len if self._psk else 0
+        frame = encode(
+            ClientHello(
+                random=os.urandom(RANDOM_LENGTH),
+                policy_fingerprint=cfg.fingerprint,
+                combiner=cfg.combiner,
+                hash_name=cfg.hash_name,
+                suites=self._offered,
+                key_shares=tuple(shares),
+                qkd_key_ids=tuple([k.key_id for k in self._qkd_keys]) if have_qkd else (),
+                auth_method=_METHODS[cfg.auth_method],
+                psk_id=cfg.psk_id,
+                psk_binder=bytes(binder_length),  # a placeholder of the binder's length
+            )
+        )
         transcript = self._transcript
         if self._psk:
-            # The frame up to its binder, whose length it already counts; the binder covers
-            # the hash of those bytes, and the transcript goes on with the binder.
-            truncated = template.client(
-                os.urandom(RANDOM_LENGTH),
-                public_keys,
-                key_ids,
-                binder_length=self._prepared.hash_len,
-            )
+            # The binder is the frame's last field: it covers the hash of the frame up to it
+            # (whose header and length byte already count it), and replaces the placeholder;
+            # the transcript goes on with the binder.
+            truncated = memoryview(frame)[:-binder_length]
             transcript.update(truncated)
             binder = self._binder(transcript.copy().digest())
             transcript.update(binder)
-            frame = truncated + binder
+            frame = b"".join((truncated, binder))
         else:
-            frame = template.client(os.urandom(RANDOM_LENGTH), public_keys, key_ids)
             transcript.update(frame)
         self._client_hello = frame
         self._outbox += frame
         self.state = State.WAIT_SERVER_HELLO
 
     def _offer(self, have_qkd: bool) -> _Offer:
-        """The suites to offer, the KEMs they need key shares for, and the ClientHello's
-        fixed fields checked and encoded (once per config)."""
+        """The suites to offer and the KEMs they need key shares for (once per config)."""
         cached = self._prepared.offers[have_qkd]
         if cached is not None:
             return cached
@@ -635,16 +633,7 @@ class Initiator(_Machine):
         if not offered:
             raise HandshakeError(f"policy {cfg.policy_name} leaves no suite to offer")
         algorithms = tuple(dict.fromkeys(c for s in offered for c in s if c != QKD_COMPONENT))
-        template = HelloTemplate.client_hello(
-            policy_fingerprint=cfg.fingerprint,
-            combiner=cfg.combiner,
-            hash_name=cfg.hash_name,
-            suites=tuple(offered),
-            algorithms=algorithms,
-            auth_method=_METHODS[cfg.auth_method],
-            psk_id=cfg.psk_id,
-        )
-        cached = (tuple(offered), algorithms, template)
+        cached = (tuple(offered), algorithms)
         self._prepared.offers[have_qkd] = cached
         return cached
 
@@ -660,7 +649,7 @@ class Initiator(_Machine):
             self._qkd_unavailable(f"QKD key source failed: {_qkd_reason(exc)}", events)
             self._qkd_keys = []
 
-    def _on_server_hello(self, hello: ServerHelloFields, frame: bytes, events: list[Event]) -> None:
+    def _on_server_hello(self, hello: ServerHello, frame: bytes, events: list[Event]) -> None:
         cfg = self._cfg
         if hello.suite not in self._offered:
             raise HandshakeError(
@@ -702,17 +691,17 @@ class Initiator(_Machine):
         self._verify_auth(auth, self._transcript_after_sh)
         self._transcript_before_finished = self._absorb(frame)
 
-    def _on_server_finished(self, verify_data: bytes, frame: bytes, events: list[Event]) -> None:
-        self._check_finished(verify_data, "responder", self._transcript_before_finished)
+    def _on_server_finished(self, finished: Finished, frame: bytes, events: list[Event]) -> None:
+        self._check_finished(finished, "responder", self._transcript_before_finished)
         transcript = self._transcript
         transcript.update(frame)
         context = self._session_context = transcript.copy().digest()
         if self._psk:
-            fin_frame = encode_finished(self._finished("initiator", context))
+            fin_frame = self._finished_frame("initiator", context)
             self._outbox += fin_frame
         else:
             auth_frame = self._auth_frame(context)
-            fin_frame = encode_finished(self._finished("initiator", self._absorb(auth_frame)))
+            fin_frame = self._finished_frame("initiator", self._absorb(auth_frame))
             self._outbox += auth_frame + fin_frame
         transcript.update(fin_frame)  # the final frame: no hash of the transcript follows
         self._complete(events)
@@ -760,18 +749,11 @@ class Responder(_Machine):
     def _choose(
         self, offered: tuple[tuple[str, ...], ...], with_qkd: bool
     ) -> tuple[str, ...] | None:
-        """The first offered suite this policy accepts (remembered per offer)."""
-        cache = self._prepared.choices[with_qkd]
-        choice = cache.get(offered, _NONE_COMMON)
-        if choice is _NONE_COMMON:
-            accepted = self._acceptable(with_qkd)
-            choice = next((suite for suite in offered if suite in accepted), None)
-            if len(cache) >= _CHOICE_CACHE_SIZE:
-                cache.clear()
-            cache[offered] = choice
-        return choice  # type: ignore[no-any-return]
+        """The first offered suite this policy accepts."""
+        accepted = self._acceptable(with_qkd)
+        return next((suite for suite in offered if suite in accepted), None)
 
-    def _check_compatible(self, hello: ClientHelloFields) -> None:
+    def _check_compatible(self, hello: ClientHello) -> None:
         cfg = self._cfg
         if (hello.combiner, hello.hash_name) != (cfg.combiner, cfg.hash_name):
             raise HandshakeError(
@@ -790,7 +772,7 @@ class Responder(_Machine):
                 f"{cfg.psk_id!r}"
             )
 
-    def _on_client_hello(self, hello: ClientHelloFields, frame: bytes, events: list[Event]) -> None:
+    def _on_client_hello(self, hello: ClientHello, frame: bytes, events: list[Event]) -> None:
         cfg = self._cfg
         prepared = self._prepared
         if (
@@ -807,7 +789,7 @@ class Responder(_Machine):
             binder = hello.psk_binder
             if not binder:
                 raise HandshakeError("the initiator sent no PSK binder; policy needs a PSK")
-            transcript.update(frame[: len(frame) - len(binder)])
+            transcript.update(memoryview(frame)[: len(frame) - len(binder)])
             if not hmac.compare_digest(self._binder(transcript.copy().digest()), binder):
                 raise HandshakeError(
                     "the initiator's PSK binder does not verify (a different PSK, or the "
@@ -849,8 +831,14 @@ class Responder(_Machine):
             ciphertexts.append(encapsulation.ciphertext)
             secrets.append(encapsulation.shared_secret)
         self._client_hello = frame
-        sh_frame = self._server_template(choice).server(
-            os.urandom(RANDOM_LENGTH), ciphertexts, self.qkd_key_ids
+        sh_frame = encode(
+            ServerHello(
+                random=os.urandom(RANDOM_LENGTH),
+                policy_fingerprint=cfg.fingerprint,
+                suite=choice,
+                ciphertexts=tuple(ciphertexts),
+                qkd_key_ids=self.qkd_key_ids,
+            )
         )
         self._server_hello = sh_frame
         self._peer_fingerprint = hello.policy_fingerprint
@@ -858,27 +846,16 @@ class Responder(_Machine):
         transcript.update(sh_frame)
         after_sh = transcript.copy().digest()
         if self._psk:
-            fin_frame = encode_finished(self._finished("responder", after_sh))
+            fin_frame = self._finished_frame("responder", after_sh)
             self._outbox += sh_frame + fin_frame
         else:
             auth_frame = self._auth_frame(after_sh)
-            fin_frame = encode_finished(self._finished("responder", self._absorb(auth_frame)))
+            fin_frame = self._finished_frame("responder", self._absorb(auth_frame))
             self._outbox += sh_frame + auth_frame + fin_frame
         # With a PSK no Auth follows either: Finished_I covers H(... || Finished_R).
         transcript.update(fin_frame)
         self._session_context = self._transcript_before_finished = transcript.copy().digest()
         self._negotiated(events)
-
-    def _server_template(self, suite: tuple[str, ...]) -> HelloTemplate:
-        """The ServerHello's fixed fields for ``suite``, checked and encoded once per config
-        (``suite`` is one this policy accepts, so there are few)."""
-        templates = self._prepared.server_templates
-        template = templates.get(suite)
-        if template is None:
-            fingerprint = self._cfg.fingerprint
-            template = HelloTemplate.server_hello(policy_fingerprint=fingerprint, suite=suite)
-            templates[suite] = template
-        return template
 
     def _fetch_qkd_keys(self, key_ids: tuple[str, ...]) -> list[QkdKey]:
         qkd = self._cfg.qkd
@@ -898,37 +875,40 @@ class Responder(_Machine):
         self._verify_auth(auth, self._session_context)
         self._transcript_before_finished = self._absorb(frame)
 
-    def _on_client_finished(self, verify_data: bytes, frame: bytes, events: list[Event]) -> None:
-        self._check_finished(verify_data, "initiator", self._transcript_before_finished)
+    def _on_client_finished(self, finished: Finished, frame: bytes, events: list[Event]) -> None:
+        self._check_finished(finished, "initiator", self._transcript_before_finished)
         self._transcript.update(frame)  # the final frame: no hash of the transcript follows
         self._complete(events)
 
 
-# Every transition: (role, authenticates by PSK) -> state -> (expected message, the reader that
-# takes it from its frame, handler, next state). With a PSK there are no Auth frames (the
-# ClientHello carries the initiator's binder).
-_CH = (ClientHello, read_client_hello)
-_SH = (ServerHello, read_server_hello)
-_AUTH = (Auth, read_auth)
-_FIN = (Finished, read_finished)
+# Every transition: (role, authenticates by PSK) -> state -> (expected message, handler, next
+# state). With a PSK there are no Auth frames (the ClientHello carries the initiator's binder).
 _TRANSITIONS: dict[tuple[str, bool], dict[State, _Transition]] = {
     ("initiator", False): {
-        State.WAIT_SERVER_HELLO: (*_SH, Initiator._on_server_hello, State.WAIT_SERVER_AUTH),
-        State.WAIT_SERVER_AUTH: (*_AUTH, Initiator._on_server_auth, State.WAIT_SERVER_FINISHED),
-        State.WAIT_SERVER_FINISHED: (*_FIN, Initiator._on_server_finished, State.DONE),
+        State.WAIT_SERVER_HELLO: (ServerHello, Initiator._on_server_hello, State.WAIT_SERVER_AUTH),
+        State.WAIT_SERVER_AUTH: (Auth, Initiator._on_server_auth, State.WAIT_SERVER_FINISHED),
+        State.WAIT_SERVER_FINISHED: (Finished, Initiator._on_server_finished, State.DONE),
     },
     ("initiator", True): {
-        State.WAIT_SERVER_HELLO: (*_SH, Initiator._on_server_hello, State.WAIT_SERVER_FINISHED),
-        State.WAIT_SERVER_FINISHED: (*_FIN, Initiator._on_server_finished, State.DONE),
+        State.WAIT_SERVER_HELLO: (
+            ServerHello,
+            Initiator._on_server_hello,
+            State.WAIT_SERVER_FINISHED,
+        ),
+        State.WAIT_SERVER_FINISHED: (Finished, Initiator._on_server_finished, State.DONE),
     },
     ("responder", False): {
-        State.WAIT_CLIENT_HELLO: (*_CH, Responder._on_client_hello, State.WAIT_CLIENT_AUTH),
-        State.WAIT_CLIENT_AUTH: (*_AUTH, Responder._on_client_auth, State.WAIT_CLIENT_FINISHED),
-        State.WAIT_CLIENT_FINISHED: (*_FIN, Responder._on_client_finished, State.DONE),
+        State.WAIT_CLIENT_HELLO: (ClientHello, Responder._on_client_hello, State.WAIT_CLIENT_AUTH),
+        State.WAIT_CLIENT_AUTH: (Auth, Responder._on_client_auth, State.WAIT_CLIENT_FINISHED),
+        State.WAIT_CLIENT_FINISHED: (Finished, Responder._on_client_finished, State.DONE),
     },
     ("responder", True): {
-        State.WAIT_CLIENT_HELLO: (*_CH, Responder._on_client_hello, State.WAIT_CLIENT_FINISHED),
-        State.WAIT_CLIENT_FINISHED: (*_FIN, Responder._on_client_finished, State.DONE),
+        State.WAIT_CLIENT_HELLO: (
+            ClientHello,
+            Responder._on_client_hello,
+            State.WAIT_CLIENT_FINISHED,
+        ),
+        State.WAIT_CLIENT_FINISHED: (Finished, Responder._on_client_finished, State.DONE),
     },
 }
 _MESSAGE_NAMES: dict[int, str] = {
