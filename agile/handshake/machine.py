@@ -461,19 +461,9 @@ class _Machine:
 
     def _check_link(self) -> None:
         """Refuse keys from a link whose reported QBER or key age exceeds the policy."""
-        qkd = self._cfg.qkd
-        if qkd.source is None:
-            return
-        status = qkd.source.status()
-        extension = status.status_extension or {}
-        qber = extension.get("qber")
-        if isinstance(qber, int | float) and qber > qkd.max_qber:
-            raise _QkdProblem(f"link QBER {qber:.4f} exceeds the policy maximum {qkd.max_qber}")
-        age = extension.get("key_age_s")
-        if isinstance(age, int | float) and age > qkd.max_key_age_s:
-            raise _QkdProblem(
-                f"QKD keys are {age:.0f} s old, over the policy maximum {qkd.max_key_age_s:.0f} s"
-            )
+        problem = self._cfg.qkd.link_problem()
+        if problem is not None:
+            raise _QkdProblem(problem)
 
     def _qkd_unavailable(self, reason: str, events: list[Event]) -> None:
         """Fail closed, or fall back with an audit event, as the policy says."""
