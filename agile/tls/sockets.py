@@ -32,7 +32,22 @@ from agile.tls.connection import ConnectionInfo, TlsConnection, TlsContext, TlsE
 _RECV = 65536
 
 
-class TlsSocket:
+class _Adapter:
+    """What both adapters pass through from their :class:`TlsConnection`."""
+
+    connection: TlsConnection
+
+    @property
+    def info(self) -> ConnectionInfo:
+        return self.connection.info
+
+    def export_keying_material(
+        self, label: str | bytes, context: bytes = b"", length: int = 32
+    ) -> SecretBytes:
+        return self.connection.export_keying_material(label, context, length)
+
+
+class TlsSocket(_Adapter):
     """A blocking TLS 1.3 connection over a connected socket, after its handshake."""
 
     def __init__(self, sock: socket.socket, connection: TlsConnection) -> None:
@@ -62,15 +77,6 @@ class TlsSocket:
         except OSError as exc:
             raise TlsError(f"the transport failed during the handshake: {exc}") from exc
         return cls(sock, connection)
-
-    @property
-    def info(self) -> ConnectionInfo:
-        return self.connection.info
-
-    def export_keying_material(
-        self, label: str | bytes, context: bytes = b"", length: int = 32
-    ) -> SecretBytes:
-        return self.connection.export_keying_material(label, context, length)
 
     def sendall(self, data: bytes) -> None:
         self.connection.send(data)
@@ -103,7 +109,7 @@ def _send_quietly(sock: socket.socket, data: bytes) -> None:
             sock.sendall(data)
 
 
-class TlsStream:
+class TlsStream(_Adapter):
     """An asyncio TLS 1.3 connection, after its handshake."""
 
     def __init__(
@@ -113,15 +119,6 @@ class TlsStream:
         self._writer = writer
         self.connection = connection
         self._closed_write = False
-
-    @property
-    def info(self) -> ConnectionInfo:
-        return self.connection.info
-
-    def export_keying_material(
-        self, label: str | bytes, context: bytes = b"", length: int = 32
-    ) -> SecretBytes:
-        return self.connection.export_keying_material(label, context, length)
 
     @property
     def peername(self) -> str:

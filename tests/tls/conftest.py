@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import socket
+import subprocess
+import threading
 from typing import Any
 
 import pytest
@@ -46,3 +50,35 @@ def pump(client: Any, server: Any) -> None:
     server.receive_data(client.start())
     client.receive_data(server.data_to_send())
     server.receive_data(client.data_to_send())
+
+
+OPENSSL = shutil.which("openssl")
+TIMEOUT_S = 30.0
+
+
+def plain_upper_echo() -> tuple[int, threading.Thread]:
+    """A plain TCP service for one connection that answers what it gets in capitals."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(TIMEOUT_S)
+
+    def run() -> None:
+        with listener, listener.accept()[0] as conn:
+            while data := conn.recv(65536):
+                conn.sendall(data.upper())
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return listener.getsockname()[1], thread
+
+
+def openssl(*args: str) -> subprocess.Popen[str]:
+    """Debian's ``openssl`` with line-buffered text pipes on stdin and stdout."""
+    assert OPENSSL is not None
+    return subprocess.Popen(
+        [OPENSSL, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+    )

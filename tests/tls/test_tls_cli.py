@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .conftest import needs_tls
+from .conftest import OPENSSL, needs_tls, openssl, plain_upper_echo
 
 pytestmark = needs_tls
 AGILE = [sys.executable, "-m", "agile.cli"]
 KEY_HEX = "c3" * 32
 TIMEOUT_S = 30.0
-OPENSSL = shutil.which("openssl")
 
 CLASSICAL_POLICY = """\
 schema_version = 1
@@ -106,22 +103,8 @@ def test_echo_through_serve_and_connect_then_a_clean_stop(serve: object, psk_fil
     assert KEY_HEX not in json.dumps(events)
 
 
-def _plain_echo() -> tuple[int, threading.Thread]:
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(TIMEOUT_S)
-
-    def run() -> None:
-        with listener, listener.accept()[0] as conn:
-            while data := conn.recv(65536):
-                conn.sendall(data.upper())
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return listener.getsockname()[1], thread
-
-
 def test_plain_tcp_through_two_tunnels(serve: object, psk_file: Path, tmp_path: Path) -> None:
-    backend_port, backend = _plain_echo()
+    backend_port, backend = plain_upper_echo()
     served = serve(  # type: ignore[operator]
         "--forward", f"127.0.0.1:{backend_port}", "--psk-secrets", str(psk_file)
     )
@@ -171,16 +154,9 @@ def test_openssl_s_client_against_agile_tls_serve(
     policy.write_text(CLASSICAL_POLICY, encoding="utf-8")
     served = serve("--echo", "--psk-secrets", str(psk_file), "--policy", str(policy))  # type: ignore[operator]
     # -quiet implies -ign_eof: s_client waits for the server, so read the echo, then stop it.
-    client = subprocess.Popen(
-        [
-            *(OPENSSL, "s_client", "-connect", f"127.0.0.1:{served.port}", "-tls1_3", "-quiet"),
-            *("-psk", KEY_HEX, "-psk_identity", "site-a", "-groups", "X25519"),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        bufsize=1,
+    client = openssl(
+        *("s_client", "-connect", f"127.0.0.1:{served.port}", "-tls1_3", "-quiet"),
+        *("-psk", KEY_HEX, "-psk_identity", "site-a", "-groups", "X25519"),
     )
     try:
         assert client.stdin is not None

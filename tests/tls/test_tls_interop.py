@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import socket
 import subprocess
 import sys
@@ -28,10 +27,9 @@ from agile.tls import PskSecrets, TlsContext
 from agile.tls.sockets import TlsSocket, TlsStream, open_connection, start_server
 from qkd import Etsi014Client
 
-from .conftest import HYBRID, X25519, make_policy, needs_tls
+from .conftest import HYBRID, OPENSSL, X25519, make_policy, needs_tls, openssl
 
 pytestmark = needs_tls
-OPENSSL = shutil.which("openssl")
 needs_openssl = pytest.mark.skipif(
     OPENSSL is None, reason="the openssl command is missing (.ci/run apt-installs it)"
 )
@@ -197,16 +195,9 @@ def test_openssl_s_client_against_agile_server() -> None:
 @needs_openssl
 def test_agile_client_against_openssl_s_server() -> None:
     assert OPENSSL is not None
-    server = subprocess.Popen(
-        [
-            *(OPENSSL, "s_server", "-accept", "127.0.0.1:0", "-nocert", "-naccept", "1"),
-            *("-tls1_3", "-psk", KEY_HEX, "-psk_identity", IDENTITY, "-groups", "X25519"),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        bufsize=1,
+    server = openssl(
+        *("s_server", "-accept", "127.0.0.1:0", "-nocert", "-naccept", "1"),
+        *("-tls1_3", "-psk", KEY_HEX, "-psk_identity", IDENTITY, "-groups", "X25519"),
     )
     try:
         assert server.stdout is not None

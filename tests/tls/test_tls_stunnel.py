@@ -25,7 +25,7 @@ from agile.tls import PskSecrets, TlsContext, TlsError
 from agile.tls.sockets import TlsSocket
 from tests.peer.conftest import Identities, Processes
 
-from .conftest import X25519, make_policy, needs_tls
+from .conftest import X25519, make_policy, needs_tls, plain_upper_echo
 
 STUNNEL = shutil.which("stunnel4") or shutil.which("stunnel")
 pytestmark = [
@@ -91,22 +91,8 @@ def _contexts(psk_file: Path) -> tuple[TlsContext, TlsContext]:
     )
 
 
-def _plain_upper_echo() -> tuple[int, threading.Thread]:
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(TIMEOUT_S)
-
-    def run() -> None:
-        with listener, listener.accept()[0] as conn:
-            while data := conn.recv(65536):
-                conn.sendall(data.upper())
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return listener.getsockname()[1], thread
-
-
 def test_agile_client_through_a_stunnel_server(stunnel: object, psk_file: Path) -> None:
-    backend, thread = _plain_upper_echo()
+    backend, thread = plain_upper_echo()
     port = _free_port()
     proc = stunnel(  # type: ignore[operator]
         f"[svc]\naccept = 127.0.0.1:{port}\nconnect = 127.0.0.1:{backend}\n"
