@@ -502,16 +502,18 @@ class TlsConnection:
             )
         self._fail(QKDUnavailable(f"{exc}; the policy requires QKD: the connection fails closed"))
 
-    def _audit_fallback(self, reason: str) -> None:
+    def _audit(self, event: str, **fields: Any) -> None:
         policy = self.context.settings.policy
         audit.emit(
-            "qkd_fallback",
+            event,
             policy=policy.name,
             policy_fingerprint=policy.fingerprint,
             role=f"tls-{self.role}",
-            qkd_used=False,
-            reason=reason,
+            **fields,
         )
+
+    def _audit_fallback(self, reason: str) -> None:
+        self._audit("qkd_fallback", qkd_used=False, reason=reason)
 
     def _require_complete(self) -> None:
         if self._failed is not None:
@@ -579,22 +581,16 @@ class TlsConnection:
         self._psk = None  # the key is in OpenSSL's session now; drop our reference
         self.context._psk_context.unregister(ssl)  # no callback comes after the handshake
         if self.qkd_key_id is not None and audit.enabled("qkd_key_used"):
-            audit.emit(
+            self._audit(
                 "qkd_key_used",
-                policy=policy.name,
-                policy_fingerprint=policy.fingerprint,
-                role=f"tls-{self.role}",
                 suite=[group, "QKD"],
                 qkd_used=True,
                 qkd_key_ids=[self.qkd_key_id],
             )
         if not audit.enabled("handshake_complete"):
             return  # the key id costs an exporter call: only made for a listener
-        audit.emit(
+        self._audit(
             "handshake_complete",
-            policy=policy.name,
-            policy_fingerprint=policy.fingerprint,
-            role=f"tls-{self.role}",
             suite=[group, *(["QKD"] if self.qkd_key_id else [])],
             qkd_used=self.qkd_key_id is not None,
             qkd_key_ids=[self.qkd_key_id] if self.qkd_key_id else [],
@@ -605,12 +601,8 @@ class TlsConnection:
         self._failed = error
         self._psk = None
         self.context._psk_context.unregister(self._ssl)
-        policy = self.context.settings.policy
-        audit.emit(
+        self._audit(
             "handshake_failed",
-            policy=policy.name,
-            policy_fingerprint=policy.fingerprint,
-            role=f"tls-{self.role}",
             qkd_key_ids=[self.qkd_key_id] if self.qkd_key_id else None,
             reason=str(error),
         )

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import OPENSSL, needs_tls, openssl, plain_upper_echo
+from .conftest import OPENSSL, TIMEOUT_S, needs_tls, openssl, plain_upper_echo
 
 pytestmark = needs_tls
 AGILE = [sys.executable, "-m", "agile.cli"]
 KEY_HEX = "c3" * 32
-TIMEOUT_S = 30.0
 
 CLASSICAL_POLICY = """\
 schema_version = 1

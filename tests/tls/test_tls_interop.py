@@ -27,13 +27,12 @@ from agile.tls import PskSecrets, TlsContext
 from agile.tls.sockets import TlsSocket, TlsStream, open_connection, start_server
 from qkd import Etsi014Client
 
-from .conftest import HYBRID, OPENSSL, X25519, make_policy, needs_tls, openssl
+from .conftest import HYBRID, OPENSSL, TIMEOUT_S, X25519, make_policy, needs_tls, openssl
 
 pytestmark = needs_tls
 needs_openssl = pytest.mark.skipif(
     OPENSSL is None, reason="the openssl command is missing (.ci/run apt-installs it)"
 )
-TIMEOUT_S = 30.0
 
 
 @pytest.fixture

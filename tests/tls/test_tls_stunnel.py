@@ -25,7 +25,7 @@ from agile.tls import PskSecrets, TlsContext, TlsError
 from agile.tls.sockets import TlsSocket
 from tests.peer.conftest import Identities, Processes
 
-from .conftest import X25519, make_policy, needs_tls, plain_upper_echo
+from .conftest import TIMEOUT_S, X25519, make_policy, needs_tls, plain_upper_echo
 
 STUNNEL = shutil.which("stunnel4") or shutil.which("stunnel")
 pytestmark = [
@@ -34,7 +34,6 @@ pytestmark = [
         STUNNEL is None, reason="stunnel is not installed (.ci/run apt-installs stunnel4)"
     ),
 ]
-TIMEOUT_S = 30.0
 IDENTITY = "site-a"
 
 

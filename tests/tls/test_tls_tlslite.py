@@ -18,12 +18,11 @@ import pytest
 from agile.tls import PskSecrets, TlsContext, TlsError
 from agile.tls.sockets import TlsSocket
 
-from .conftest import HYBRID, make_policy, needs_tls
+from .conftest import HYBRID, TIMEOUT_S, make_policy, needs_tls
 
 tlslite = pytest.importorskip("tlslite", reason="tlslite-ng is a test dependency (make test)")
 pytest.importorskip("kyber_py", reason="tlslite-ng's ML-KEM groups need kyber-py")
 pytestmark = needs_tls
-TIMEOUT_S = 30.0
 KEY = os.urandom(32)
 IDENTITY = "site-a"
 
