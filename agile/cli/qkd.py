@@ -20,9 +20,9 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("qkd", help="simulate QKD links and compute key rates")
     commands = parser.add_subparsers(dest="qkd_command", metavar="SUBCOMMAND", required=True)
 
-    from qkd.cascade import VARIANTS
-    from qkd.link import PRESETS
-    from qkd.protocols import PROTOCOLS
+    from qkd.physics.link import PRESETS
+    from qkd.physics.protocols import PROTOCOLS
+    from qkd.postprocessing.cascade import VARIANTS
 
     sim = commands.add_parser(
         "simulate",
@@ -138,7 +138,7 @@ class _ProgressBar:
 
 def run_simulate(args: argparse.Namespace) -> int:
     from qkd import QKDError, simulate
-    from qkd.eve import parse_eve
+    from qkd.physics.eve import parse_eve
 
     try:
         eve = parse_eve(args.eve)

@@ -13,10 +13,10 @@ The GLLP rate per pulse (Gottesman, Lo, Lütkenhaus and Preskill, QIC 4, 325 (20
 
     R >= q { -Q_mu f H2(E_mu) + Q1 [1 - H2(e1)] },     q = 1/2 (symmetric BB84 sifting)
 
-with the true ``Q1`` and ``e1`` for infinitely many decoys, or the vacuum+weak bounds
-``Y1_L`` and ``e1_U`` of :mod:`qkd.decoy` for a finite decoy set. The repeaterless PLOB bound
-(Pirandola, Laurenza, Ottaviani and Banchi, Nat. Commun. 8, 15043 (2017)) on any
-point-to-point protocol is ``-log2(1 - eta)`` bits per pulse.
+with the true ``Q1`` and ``e1`` for infinitely many decoys, or the vacuum+weak bounds ``Y1_L``
+and ``e1_U`` of :mod:`qkd.physics.decoy` for a finite decoy set. The repeaterless PLOB bound
+(Pirandola, Laurenza, Ottaviani and Banchi, Nat. Commun. 8, 15043 (2017)) on any point-to-point
+protocol is ``-log2(1 - eta)`` bits per pulse.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from qkd.decoy import vacuum_weak_bounds
-from qkd.link import PRESETS, LinkConfigError
+from qkd.physics.decoy import vacuum_weak_bounds
+from qkd.physics.link import PRESETS, LinkConfigError
 
 __all__ = [
     "Method",
