@@ -57,6 +57,21 @@ def register(subparsers: Any) -> None:
     rate.add_argument("--plot", metavar="FILE.png", default=None, help="write a log-scale plot")
     rate.set_defaults(handler=run_rate)
 
+    rep = commands.add_parser(
+        "repeater",
+        help="a repeater chain: slots per end-to-end pair, fidelity and BBM92 key fraction",
+    )
+    rep.add_argument("--segments", type=_segments, required=True, metavar="N")
+    rep.add_argument("--link-success", type=_probability, required=True, metavar="P")
+    rep.add_argument("--swap-success", type=_probability, default=1.0, metavar="Q")
+    rep.add_argument("--fidelity", type=_werner, default=1.0, metavar="F0")
+    rep.add_argument("--t2-s", type=_seconds, default=None, metavar="T2", help="memory T2")
+    rep.add_argument("--slot-s", type=_seconds, default=None, metavar="TAU", help="slot length")
+    rep.add_argument("--chains", type=_chains, default=10_000, metavar="M")
+    rep.add_argument("--seed", type=int, default=None, help="reproducible run")
+    rep.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    rep.set_defaults(handler=run_repeater)
+
 
 def _count(text: str) -> int:
     try:
@@ -66,6 +81,51 @@ def _count(text: str) -> int:
     if not math.isfinite(value) or value < 1 or value != math.floor(value):
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
     return int(value)
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = _number(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a probability in (0, 1]")
+    return value
+
+
+def _werner(text: str) -> float:
+    value = _number(text)
+    if not 0.25 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a Werner fidelity lies in [0.25, 1]")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a time > 0 s")
+    return value
+
+
+def _segments(text: str) -> int:
+    value = _count(text)
+    if value > 1024:
+        raise argparse.ArgumentTypeError(f"{text!r}: at most 1024 segments")
+    return value
+
+
+def _chains(text: str) -> int:
+    value = _count(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"{text!r}: at least 2 chains give a standard error")
+    return value
 
 
 def _distance(text: str) -> float:
@@ -218,6 +278,63 @@ def run_rate(args: argparse.Namespace) -> int:
         f"maximum distance: {limits['infinite']:.1f} km (infinite decoys), "
         f"{limits['vacuum+weak']:.1f} km (vacuum+weak)"
     )
+    return EXIT_OK
+
+
+def run_repeater(args: argparse.Namespace) -> int:
+    from qkd.physics.repeater import (
+        ChainParameters,
+        RepeaterConfigError,
+        bbm92_key_fraction,
+        simulate_chains,
+    )
+
+    if args.t2_s is not None and args.slot_s is None:
+        fail("qkd repeater: --t2-s needs --slot-s, the length of one attempt slot", EXIT_USAGE)
+    try:
+        chain = ChainParameters(
+            segments=args.segments,
+            link_success=args.link_success,
+            swap_success=args.swap_success,
+            fidelity=args.fidelity,
+            t2_s=args.t2_s,
+            slot_s=args.slot_s,
+        )
+        result = simulate_chains(chain, chains=args.chains, rng=args.seed)
+    except RepeaterConfigError as exc:
+        fail(f"qkd repeater: {exc}", EXIT_USAGE)
+    document: dict[str, Any] = {
+        "segments": chain.segments,
+        "mean_slots": chain.mean_slots,
+        "mc_mean_slots": result.mean_slots,
+        "mc_stderr": result.stderr_slots,
+        "fidelity": result.mean_fidelity,
+        "secret_key_fraction": bbm92_key_fraction(result.mean_fidelity),
+        "fidelity_analytic": chain.mean_fidelity,
+        "fidelity_stderr": result.stderr_fidelity,
+        "chains": result.chains,
+    }
+    if chain.slot_s is not None:
+        document["pairs_per_s"] = 1.0 / (chain.mean_slots * chain.slot_s)
+    if args.json:
+        emit_json(document)
+        return EXIT_OK
+    print(
+        f"{chain.segments} segments, P={chain.link_success:g}, Q={chain.swap_success:g}, "
+        f"F0={chain.fidelity:g}"
+    )
+    print(f"slots per end-to-end pair: {chain.mean_slots:.6g} (closed form)")
+    print(
+        f"                           {result.mean_slots:.6g} +- {result.stderr_slots:.2g} "
+        f"(Monte Carlo, {result.chains} pairs)"
+    )
+    print(
+        f"fidelity: {result.mean_fidelity:.6f} +- {result.stderr_fidelity:.1g} "
+        f"(closed form {chain.mean_fidelity:.6f})"
+    )
+    print(f"BBM92 secret-key fraction: {document['secret_key_fraction']:.4f}")
+    if "pairs_per_s" in document:
+        print(f"end-to-end pairs per second: {document['pairs_per_s']:.6g}")
     return EXIT_OK
 
 
