@@ -27,8 +27,9 @@ from pydantic_core import ErrorDetails
 
 from agile import audit
 from agile._errors import PolicyError, PolicyProblem
-from agile.policy import _positions, builtin, rules
+from agile.policy import builtin, rules
 from agile.policy.model import Policy
+from qkd import _positions
 
 Format = Literal["toml", "json", "yaml"]
 FieldPath = tuple[str | int, ...]
