@@ -18,6 +18,9 @@ Errors::
     │   └── InvalidResponse  a KME's answer broke ETSI GS QKD 014 (base64, length, IDs ...)
     ├── KeyStoreError        the durable key store failed (qkd.delivery.store)
     ├── ConfigError          a KME pair configuration is invalid (qkd.delivery.kme)
+    ├── NetworkFileError     a network file is invalid; .problems are located (qkd.network)
+    ├── PlannerUnavailable   the planner's extra (networkx, scipy) is not installed
+    ├── RepeaterConfigError  a repeater chain parameter is out of range (qkd.physics.repeater)
     └── ProtocolError        an unsupported protocol/sampler/attack, or a run too large
 
 Key delivery (``qkd.KeySource``, ``qkd.SimulatedLink``, ``qkd.Etsi014Client``, the local
