@@ -51,7 +51,7 @@ import math
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -73,12 +73,17 @@ __all__ = [
     "Plan",
     "PlannerUnavailable",
     "bottleneck_path",
+    "capacities",
     "link_key_rate",
+    "link_rates",
     "max_flow",
     "plan",
 ]
 
 TOLERANCE = 1e-9
+# HiGHS simplex for small LPs; its interior-point method (with crossover) is about twice as
+# fast on the large multi-commodity LPs of networks with thousands of nodes.
+_IPM_ABOVE_VARIABLES = 50_000
 
 
 class PlannerUnavailable(QKDError):
@@ -197,6 +202,14 @@ def link_key_rate(link: Link) -> float:
     raise QKDError(f"link kind {link.kind!r} has no rate model")  # pragma: no cover
 
 
+def link_rates(network: Network) -> tuple[LinkRate, ...]:
+    """Every link of ``network`` with its key rate, in the order of the file."""
+    return tuple(
+        LinkRate(id=link.id, kind=link.kind, a=link.a, b=link.b, key_rate_bps=link_key_rate(link))
+        for link in network.links
+    )
+
+
 # ----------------------------------------------------------------------------- graphs
 
 Edge = tuple[str, str]
@@ -206,7 +219,8 @@ def _edge(a: str, b: str) -> Edge:
     return (a, b) if a <= b else (b, a)
 
 
-def _capacities(rates: Iterable[LinkRate]) -> dict[Edge, float]:
+def capacities(rates: Iterable[LinkRate]) -> dict[Edge, float]:
+    """Edge capacities: the rates of the links between each pair of nodes, added up."""
     caps: dict[Edge, float] = {}
     for r in rates:
         if r.key_rate_bps > 0:
@@ -225,17 +239,36 @@ def _nx() -> Any:
     return networkx
 
 
+@dataclass(frozen=True)
+class _Flow:
+    """One maximum flow: its value, the flow on each edge, and through each inner node."""
+
+    value: float
+    on_edge: dict[Edge, float]
+    through: dict[str, float]
+
+
+def _max_flow(caps: dict[Edge, float], allowed: set[str], s: str, t: str) -> _Flow:
+    if s not in allowed or t not in allowed:
+        return _Flow(0.0, {}, {})
+    graph = _graph(caps, allowed, s, t)
+    value, flow = _nx().maximum_flow(graph, s, t, capacity="capacity")
+    on_edge: dict[Edge, float] = {}
+    through: dict[str, float] = {}
+    for u, v in graph.edges:
+        net = float(flow[u][v] - flow[v][u])
+        if net == 0.0:
+            continue
+        on_edge[_edge(u, v)] = abs(net)
+        head = v if net > 0 else u
+        if head not in (s, t):
+            through[head] = through.get(head, 0.0) + abs(net)
+    return _Flow(float(value), on_edge, through)
+
+
 def max_flow(caps: dict[Edge, float], allowed: set[str], s: str, t: str) -> float:
     """Maximum s-t flow over undirected capacities, using only nodes in ``allowed``."""
-    if s not in allowed or t not in allowed:
-        return 0.0
-    nx = _nx()
-    graph = nx.Graph()
-    graph.add_nodes_from((s, t))
-    graph.add_edges_from(
-        (u, v, {"capacity": c}) for (u, v), c in caps.items() if u in allowed and v in allowed
-    )
-    return float(nx.maximum_flow_value(graph, s, t, capacity="capacity"))
+    return _max_flow(caps, allowed, s, t).value
 
 
 def bottleneck_path(caps: dict[Edge, float], allowed: set[str], s: str, t: str) -> list[str]:
@@ -333,19 +366,19 @@ def plan(network: Network, *, failures: bool = True) -> Plan:
         (500.0, ('A', 'B', 'C'), ())
     """
     _nx()
-    rates = tuple(
-        LinkRate(id=link.id, kind=link.kind, a=link.a, b=link.b, key_rate_bps=link_key_rate(link))
-        for link in network.links
-    )
-    caps = _capacities(rates)
+    rates = link_rates(network)
+    caps = capacities(rates)
     nodes = [node.name for node in network.nodes]
     relays = {node.name for node in network.nodes if node.kind != "endpoint"}
     pairs = [(d.from_, d.to, d.rate_bps) for d in network.demands]
 
     demands = []
+    flows = []
     for s, t, requested in pairs:
         allowed = relays | {s, t}
-        rate = max_flow(caps, allowed, s, t)
+        flow = _max_flow(caps, allowed, s, t)
+        flows.append(flow)
+        rate = flow.value
         path = tuple(bottleneck_path(caps, allowed, s, t)) if rate > 0 else ()
         demands.append(
             DemandPlan(
@@ -361,7 +394,11 @@ def plan(network: Network, *, failures: bool = True) -> Plan:
 
     scale, saturated = _common_scale(caps, nodes, relays, pairs)
     bottlenecks = tuple(r.id for r in rates if r.key_rate_bps > 0 and _edge(r.a, r.b) in saturated)
-    single = _single_failures(network, rates, relays, pairs) if failures else ()
+    single = (
+        _single_failures(network, rates=rates, caps=caps, relays=relays, pairs=pairs, flows=flows)
+        if failures
+        else ()
+    )
     return Plan(
         name=network.network.name,
         links=rates,
@@ -375,35 +412,188 @@ def plan(network: Network, *, failures: bool = True) -> Plan:
 
 def _single_failures(
     network: Network,
+    *,
     rates: Sequence[LinkRate],
-    relays: set[str],
-    pairs: Sequence[tuple[str, str, float]],
-) -> tuple[Failure, ...]:
-    out: list[Failure] = []
-    for index, failed in enumerate(rates):
-        caps = _capacities(r for i, r in enumerate(rates) if i != index)
-        out.append(Failure(failed.id, "link", _failing(caps, relays, pairs, removed=None)))
-    caps = _capacities(rates)
-    for node in network.nodes:
-        if node.kind == "endpoint":
-            continue
-        out.append(Failure(node.name, "node", _failing(caps, relays, pairs, removed=node.name)))
-    return tuple(out)
-
-
-def _failing(
     caps: dict[Edge, float],
     relays: set[str],
     pairs: Sequence[tuple[str, str, float]],
-    *,
-    removed: str | None,
-) -> tuple[tuple[str, str], ...]:
-    failing = []
-    for s, t, requested in pairs:
-        allowed = (relays | {s, t}) - ({removed} if removed is not None else set())
-        if not _met(max_flow(caps, allowed, s, t), requested):
-            failing.append((s, t))
-    return tuple(failing)
+    flows: Sequence[_Flow],
+) -> tuple[Failure, ...]:
+    """The demands that fail without each link and each relaying node.
+
+    A flow is recomputed only when the flow found for the demand cannot vouch for it: if the
+    failed element carries none of that flow, the same flow is still feasible; if it carries
+    ``f``, removing ``f`` from the flow leaves a feasible flow of ``value - f`` (for a link,
+    only the part of ``f`` above what the parallel links can still carry). A recomputation
+    asks only whether the requested rate is reachable (augmenting paths with a cutoff), on the
+    demand's own graph with the element taken out and put back.
+    """
+    graphs: dict[int, _Reach] = {}
+
+    def graph_of(k: int) -> _Reach:
+        if k not in graphs:
+            s, t, _ = pairs[k]
+            graphs[k] = _Reach(caps, relays | {s, t}, s, t)
+        return graphs[k]
+
+    failing_links: list[list[tuple[str, str]]] = [[] for _ in rates]
+    failing_nodes: dict[str, list[tuple[str, str]]] = {
+        node.name: [] for node in network.nodes if node.kind != "endpoint"
+    }
+    for k, ((s, t, requested), flow) in enumerate(zip(pairs, flows, strict=True)):
+        if not _met(flow.value, requested):
+            for entry in (*failing_links, *failing_nodes.values()):
+                entry.append((s, t))
+            continue
+        for i, failed in enumerate(rates):
+            edge = _edge(failed.a, failed.b)
+            carried = flow.on_edge.get(edge, 0.0)
+            if carried == 0.0:
+                continue
+            remaining = max(0.0, caps[edge] - failed.key_rate_bps)
+            if _met(flow.value - max(0.0, carried - remaining), requested):
+                continue
+            if not graph_of(k).reaches(requested, edge=edge, capacity=remaining):
+                failing_links[i].append((s, t))
+        for name, entry in failing_nodes.items():
+            if name in (s, t):
+                entry.append((s, t))
+                continue
+            carried = flow.through.get(name, 0.0)
+            if carried == 0.0 or _met(flow.value - carried, requested):
+                continue
+            if not graph_of(k).reaches(requested, node=name):
+                entry.append((s, t))
+    out = [Failure(failed.id, "link", tuple(failing_links[i])) for i, failed in enumerate(rates)]
+    out += [Failure(name, "node", tuple(entry)) for name, entry in failing_nodes.items()]
+    return tuple(out)
+
+
+def _graph(caps: dict[Edge, float], allowed: set[str], s: str, t: str) -> Any:
+    nx = _nx()
+    graph = nx.Graph()
+    graph.add_nodes_from((s, t))
+    graph.add_edges_from(
+        (u, v, {"capacity": c}) for (u, v), c in caps.items() if u in allowed and v in allowed
+    )
+    return graph
+
+
+# Integer units of the requested rate in the fast check below; small enough that a node of
+# degree up to 127 cannot overflow scipy's 32-bit flow values.
+_UNITS = 1 << 24
+
+
+class _Reach:
+    """Is a requested rate reachable from s to t, with one edge or node taken out?
+
+    scipy's C max-flow takes integer capacities. Scaled so that the requested rate is
+    ``_UNITS``, capacities rounded down give a flow no larger than the true one, and rounded
+    up one no smaller; both are clipped at ``_UNITS``, which changes neither answer (a cut
+    through a clipped arc already holds the requested rate). When the two disagree the rate is
+    within rounding of the answer, and networkx decides in floating point.
+    """
+
+    def __init__(self, caps: dict[Edge, float], allowed: set[str], s: str, t: str) -> None:
+        self.caps, self.allowed, self.s, self.t = caps, allowed, s, t
+        names = sorted(allowed)
+        self.index = {name: i for i, name in enumerate(names)}
+        kept = [(e, c) for e, c in caps.items() if e[0] in allowed and e[1] in allowed]
+        self.edges = {e: j for j, (e, _) in enumerate(kept)}
+        self.u = np.array([self.index[e[0]] for e, _ in kept], dtype=np.int64)
+        self.v = np.array([self.index[e[1]] for e, _ in kept], dtype=np.int64)
+        self.cap = np.array([c for _, c in kept], dtype=np.float64)
+        self.n = len(names)
+        degree = np.bincount(np.concatenate([self.u, self.v]), minlength=self.n)
+        self.units = min(_UNITS, (2**31 - 1) // (int(degree.max(initial=0)) + 1))
+
+    def reaches(
+        self,
+        requested: float,
+        *,
+        edge: Edge | None = None,
+        capacity: float = 0.0,
+        node: str | None = None,
+    ) -> bool:
+        from scipy import sparse
+        from scipy.sparse.csgraph import maximum_flow
+
+        goal = requested * (1.0 - TOLERANCE)
+        cap = self.cap.copy()
+        if edge is not None:
+            cap[self.edges[edge]] = capacity
+        if node is not None:
+            i = self.index[node]
+            cap[(self.u == i) | (self.v == i)] = 0.0
+        scaled = cap * (self.units / goal)
+        s, t = self.index[self.s], self.index[self.t]
+        answers = []
+        for rounded in (np.floor(scaled), np.ceil(scaled)):
+            data = np.minimum(rounded, self.units).astype(np.int32)
+            graph = sparse.csr_array(
+                (np.concatenate([data, data]), (np.concatenate([self.u, self.v]),
+                 np.concatenate([self.v, self.u]))),
+                shape=(self.n, self.n),
+            )  # fmt: skip
+            graph.sum_duplicates()
+            answers.append(int(maximum_flow(graph, s, t).flow_value) >= self.units)
+        if answers[0] == answers[1]:
+            return answers[0]
+        exact = dict(self.caps)
+        if edge is not None:
+            exact[edge] = capacity
+        allowed = self.allowed - ({node} if node is not None else set())
+        return _met(max_flow(exact, allowed, self.s, self.t), requested)
+
+
+def _lp_method(variables: int) -> Literal["highs", "highs-ipm"]:
+    return "highs-ipm" if variables > _IPM_ABOVE_VARIABLES else "highs"
+
+
+def _still_saturated(
+    a_ub: Any,
+    a_eq: Any,
+    cap: np.ndarray,
+    bounds: list[tuple[float, float | None]],
+    edges: list[int],
+) -> list[int]:
+    """Of ``edges``, those left saturated by one optimum that unsaturates as many as it can.
+
+    With lambda fixed at its optimum, each edge e gets a variable ``0 <= z_e <= delta_e`` below
+    its slack, and the LP maximises ``sum z_e / delta_e``. Every edge that some optimum leaves
+    unsaturated is unsaturated at a point of the optimal face's relative interior, so for small
+    enough ``delta`` the maximiser unsaturates them all; an edge it leaves saturated is checked
+    on its own by the caller, so a ``delta`` too large costs time, never a wrong answer.
+    """
+    from scipy import sparse
+    from scipy.optimize import linprog
+
+    m = len(edges)
+    n_vars = a_ub.shape[1]
+    delta = cap[edges] * 1e-4
+    # load_e + z_e <= cap_e for the chosen edges.
+    extra = sparse.csr_array((np.ones(m), (np.arange(m), np.arange(m))), shape=(m, m))
+    a_sub = sparse.hstack([a_ub[edges, :], extra])
+    a_all = sparse.vstack(
+        [sparse.hstack([a_ub, sparse.csr_array((a_ub.shape[0], m))]), a_sub]
+    ).tocsr()
+    b_all = np.concatenate([cap, cap[edges]])
+    a_eq_all = sparse.hstack([a_eq, sparse.csr_array((a_eq.shape[0], m))]).tocsr()
+    objective = np.concatenate([np.zeros(n_vars), -1.0 / delta])
+    all_bounds = bounds + [(0.0, float(d)) for d in delta]
+    result = linprog(
+        objective,
+        A_ub=a_all,
+        b_ub=b_all,
+        A_eq=a_eq_all,
+        b_eq=np.zeros(a_eq.shape[0]),
+        bounds=all_bounds,
+        method=_lp_method(a_ub.shape[1]),
+    )
+    if result.status != 0:
+        return edges
+    z = result.x[n_vars:]
+    return [e for e, slack, d in zip(edges, z, delta, strict=True) if slack < 1e-3 * d]
 
 
 def _common_scale(
@@ -476,7 +666,13 @@ def _common_scale(
     objective = np.zeros(n_vars)
     objective[lam] = -1.0
     result = linprog(
-        objective, A_ub=a_ub, b_ub=cap, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs"
+        objective,
+        A_ub=a_ub,
+        b_ub=cap,
+        A_eq=a_eq,
+        b_eq=b_eq,
+        bounds=(0, None),
+        method=_lp_method(a_ub.shape[1]),
     )
     if result.status != 0:
         raise QKDError(f"the multi-commodity LP did not solve: {result.message}")
@@ -484,16 +680,30 @@ def _common_scale(
     if scale <= 0:
         return 0.0, set()
     load = a_ub @ result.x
-    candidates = np.flatnonzero(load >= cap * (1 - 1e-7))
-    # Keep the candidates that every optimal solution saturates: with lambda fixed at its
-    # optimum, minimise the candidate's load; if it cannot drop, the edge binds.
-    bounds = [(0.0, None)] * column + [(scale * (1 - TOLERANCE), scale)]
-    saturated: set[Edge] = set()
-    for e in candidates:
-        row = a_ub[[int(e)], :].toarray().ravel()
+    saturated_now = np.flatnonzero(load >= cap * (1 - 1e-7))
+    # An edge whose capacity has a nonzero dual price is tight in every optimal solution
+    # (complementary slackness): it binds without further checks.
+    dual = np.asarray(result.ineqlin.marginals)
+    binding = {int(e) for e in saturated_now if dual[e] < -1e-9}
+    unsure = [int(e) for e in saturated_now if int(e) not in binding]
+    bounds: list[tuple[float, float | None]] = [(0.0, None)] * column
+    bounds.append((scale * (1 - TOLERANCE), scale))
+    if unsure:
+        unsure = _still_saturated(a_ub, a_eq, cap, bounds, unsure)
+    # What remains may be tight in every optimum without a dual price (edges in series):
+    # with lambda fixed at its optimum, minimise each one's load; if it cannot drop, it binds.
+    for e in unsure:
+        row = a_ub[[e], :].toarray().ravel()
         second = linprog(
-            row, A_ub=a_ub, b_ub=cap, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs"
+            row,
+            A_ub=a_ub,
+            b_ub=cap,
+            A_eq=a_eq,
+            b_eq=b_eq,
+            bounds=bounds,
+            method=_lp_method(a_ub.shape[1]),
         )
         if second.status != 0 or second.fun >= cap[e] * (1 - 1e-7):
-            saturated.add(edges[int(e)])
+            binding.add(e)
+    saturated = {edges[e] for e in binding}
     return scale, saturated

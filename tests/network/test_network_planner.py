@@ -140,6 +140,43 @@ def test_path_is_widest_then_fewest_hops(graph: tuple[dict[str, str], Any, str, 
     assert all(nodes[n] != "endpoint" for n in chosen[1:-1])
 
 
+@settings(max_examples=100, deadline=None)
+@given(graphs(), st.integers(min_value=0, max_value=3), st.floats(min_value=0.05, max_value=1.2))
+def test_single_failures_match_brute_force(
+    graph: tuple[dict[str, str], Any, str, str], shift: int, fraction: float
+) -> None:
+    # Two demands with requested rates near their max-flow, so that failures matter; every
+    # entry is checked against the minimum cut of the graph without the failed element.
+    nodes, links, s, t = graph
+    names = sorted(nodes)
+    u, v = names[shift % len(names)], names[(shift + 1) % len(names)]
+    pairs = [(s, t)] + ([(u, v)] if (u, v) != (s, t) else [])
+    demands = [(a, b, max(_min_cut(nodes, links, a, b) * fraction, 0.5)) for a, b in pairs]
+    result = _plan(nodes, links, demands)
+
+    def failing(kept_nodes: dict[str, str], kept_links: list[Any]) -> list[tuple[str, str]]:
+        out = []
+        for a, b, wanted in demands:
+            if (
+                a not in kept_nodes
+                or b not in kept_nodes
+                or _min_cut(kept_nodes, kept_links, a, b) < wanted * (1 - TOLERANCE)
+            ):
+                out.append((a, b))
+        return out
+
+    expected = [
+        ("link", f"L{i}", failing(nodes, links[:i] + links[i + 1 :])) for i in range(len(links))
+    ]
+    for name, kind in nodes.items():
+        if kind != "endpoint":
+            kept = {n: k for n, k in nodes.items() if n != name}
+            kept_links = [(a, b, r) for a, b, r in links if name not in (a, b)]
+            expected.append(("node", name, failing(kept, kept_links)))
+    found = [(f.kind, f.failed, list(f.failed_demands)) for f in result.single_failures]
+    assert found == expected
+
+
 @pytest.mark.parametrize("k", [0, 1, 2, 5, 12])
 def test_a_path_through_k_trusted_nodes_reports_k(k: int) -> None:
     names = ["src", *(f"t{i}" for i in range(k)), "dst"]
