@@ -34,6 +34,9 @@ def register(subparsers: Any) -> None:
     plan.add_argument("file", metavar="FILE", help=".toml, .json or .yaml")
     plan.add_argument("--json", action="store_true", help="print machine-readable JSON")
     plan.add_argument("--no-failures", action="store_true", help="skip the single-failure analysis")
+    plan.add_argument(
+        "--plot", metavar="MAP.png", default=None, help="draw nodes, links by key rate, demands"
+    )
     plan.set_defaults(handler=_plan)
 
 
@@ -118,6 +121,8 @@ def _plan(args: argparse.Namespace) -> int:
     except QKDError as exc:
         fail(f"net plan: {args.file}: {exc}")
     document = result.to_dict()
+    if args.plot:
+        _plot_map(args.plot, network, document)
     if args.json:
         emit_json(document)
         return EXIT_OK
@@ -149,3 +154,80 @@ def _print_plan(doc: dict[str, Any]) -> None:
         for f in doc["single_failures"]:
             failed = ", ".join(f"{a}->{b}" for a, b in f["failed_demands"]) or "none"
             print(f"  {f['kind']} {f['failed']}: fails {failed}")
+
+
+def _plot_map(path: str, network: Any, doc: dict[str, Any]) -> None:
+    """Nodes (shape by kind), links coloured by key rate, demands as dashed arcs."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.colors import LogNorm
+        from matplotlib.lines import Line2D
+    except ImportError:
+        fail("--plot needs matplotlib: pip install 'qkd-agile[plot]'")
+    import networkx as nx
+    import numpy as np
+
+    graph = nx.Graph()
+    graph.add_nodes_from(node.name for node in network.nodes)
+    rates = {link["id"]: link["key_rate_bps"] for link in doc["links"]}
+    for link in network.links:
+        graph.add_edge(link.a, link.b)
+    # A deterministic layout: the same file always gives the same picture.
+    where = nx.kamada_kawai_layout(graph) if len(graph) > 1 else dict.fromkeys(graph, (0.0, 0.0))
+    fig, ax = plt.subplots(figsize=(8, 6.5), dpi=120)
+    positive = [r for r in rates.values() if r > 0]
+    low, high = min(positive, default=1.0), max(positive, default=10.0)
+    norm = LogNorm(vmin=low, vmax=high) if high > low else LogNorm(vmin=low / 2, vmax=high * 2)
+    cmap = plt.get_cmap("viridis")
+    bottlenecks = set(doc["bottlenecks"])
+    for link in network.links:
+        (xa, ya), (xb, yb) = where[link.a], where[link.b]
+        rate = rates[link.id]
+        colour = cmap(norm(rate)) if rate > 0 else "lightgrey"
+        width = 4.5 if link.id in bottlenecks else 2.5
+        ax.plot([xa, xb], [ya, yb], color=colour, linewidth=width, zorder=1, solid_capstyle="round")
+    for d in doc["demands"]:
+        ax.annotate(
+            "",
+            xy=tuple(where[d["to"]]),
+            xytext=tuple(where[d["from"]]),
+            arrowprops={
+                "arrowstyle": "->",
+                "linestyle": "--",
+                "color": "tab:green" if d["met"] else "tab:red",
+                "connectionstyle": "arc3,rad=0.25",
+                "linewidth": 1.3,
+            },
+            zorder=2,
+        )
+    markers = {"trusted": "o", "endpoint": "s", "ground-station": "^"}
+    for kind, marker in markers.items():
+        names = [node.name for node in network.nodes if node.kind == kind]
+        if names:
+            xy = np.array([where[n] for n in names])
+            ax.scatter(xy[:, 0], xy[:, 1], s=220, marker=marker, color="white",
+                       edgecolors="black", linewidths=1.5, zorder=3)  # fmt: skip
+    if len(graph) <= 60:
+        for name, (x, y) in where.items():
+            ax.text(x, y, name, ha="center", va="center", fontsize=7, zorder=4)
+    scalar = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
+    fig.colorbar(scalar, ax=ax, label="link secret key rate (bit/s)", shrink=0.8)
+    handles = [
+        Line2D([], [], marker=m, color="white", markeredgecolor="black", markersize=10,
+               linestyle="none", label=k)
+        for k, m in markers.items()
+    ] + [
+        Line2D([], [], color="tab:green", linestyle="--", label="demand met (alone)"),
+        Line2D([], [], color="tab:red", linestyle="--", label="demand not met"),
+        Line2D([], [], color="grey", linewidth=4.5, label="bottleneck (thick)"),
+    ]  # fmt: skip
+    ax.legend(handles=handles, loc="best", fontsize=7, framealpha=0.9)
+    verdict = "feasible" if doc["feasible"] else "NOT feasible"
+    ax.set_title(f"{doc['network']}: all demands at once {verdict}")
+    ax.set_axis_off()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -87,3 +87,10 @@ def test_schema(capsys: pytest.CaptureFixture[str]) -> None:
 def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert _run(["net", "plan"]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_plan_draws_a_map(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    png = tmp_path / "map.png"
+    assert _run(["net", "plan", METRO, "--no-failures", "--json", "--plot", str(png)]) == 0
+    assert json.loads(capsys.readouterr().out)["feasible"] is True
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
