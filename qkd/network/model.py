@@ -18,7 +18,7 @@ The minimal shape is DESIGN.md's ("QKD networks", "Network file")::
     id = "A-B"
     a = "A"
     b = "B"
-    kind = "fixed"          # fixed | fibre | twin-field | repeater (more kinds to come)
+    kind = "fixed"          # fixed | fibre | twin-field | repeater | satellite
     key_rate_bps = 1200.0
 
     [[demands]]
@@ -49,6 +49,7 @@ __all__ = [
     "NetworkInfo",
     "Node",
     "RepeaterLink",
+    "SatelliteLink",
     "TwinFieldLink",
     "cross_reference_problems",
     "json_schema",
@@ -56,9 +57,9 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 NODE_KINDS = ("trusted", "endpoint", "ground-station")
-# The kinds DESIGN.md names that this version can plan; free-space and satellite come later.
-LINK_KINDS = ("fixed", "fibre", "twin-field", "repeater")
-PLANNED_LATER = ("free-space", "satellite")
+# The kinds DESIGN.md names that this version can plan; free-space comes later.
+LINK_KINDS = ("fixed", "fibre", "twin-field", "repeater", "satellite")
+PLANNED_LATER = ("free-space",)
 
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")]
 PositiveRate = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -85,6 +86,9 @@ class Node(_Strict):
     name: Name
     kind: Literal["trusted", "endpoint", "ground-station"]
     saes: list[Name] = Field(default_factory=list)
+    # Where the node is; a ground station that ends satellite links needs both.
+    latitude_deg: Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)] | None = None
+    longitude_deg: Annotated[float, Field(ge=-180, le=360, allow_inf_nan=False)] | None = None
 
 
 class _LinkBase(_Strict):
@@ -159,12 +163,41 @@ class RepeaterLink(_LinkBase):
     sifting: Probability = 0.5
 
 
+class SatelliteLink(_LinkBase):
+    """A trusted satellite that shares key with two ground stations during its passes and
+    relays between them, as Micius did between Xinglong and Graz (XOR of its two keys).
+
+    The key rate is the smaller of the two stations' keys over ``days`` days divided by the
+    time (:mod:`qkd.physics.satellite`: circular orbit, passes above
+    ``min_elevation_deg``, downlink loss, asymptotic decoy BB84 per step). Both ends must be
+    ``ground-station`` nodes with ``latitude_deg`` and ``longitude_deg``.
+    """
+
+    kind: Literal["satellite"]
+    altitude_km: Annotated[float, Field(ge=100, le=100_000, allow_inf_nan=False)]
+    inclination_deg: Annotated[float, Field(ge=0, le=180, allow_inf_nan=False)]
+    raan_deg: Annotated[float, Field(ge=0, lt=360, allow_inf_nan=False)] = 0.0
+    start_deg: Annotated[float, Field(ge=0, lt=360, allow_inf_nan=False)] = 0.0
+    min_elevation_deg: Annotated[float, Field(ge=0, lt=90, allow_inf_nan=False)] = 15.0
+    days: Annotated[float, Field(gt=0, le=366, allow_inf_nan=False)] = 1.0
+    step_s: Annotated[float, Field(gt=0, le=60, allow_inf_nan=False)] = 1.0
+    pulse_rate_hz: PositiveRate = 100e6
+    detector_efficiency: Probability = 0.5
+    wavelength_m: Annotated[float, Field(gt=0, lt=1e-4, allow_inf_nan=False)] = 850e-9
+    transmitter_m: Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)] = 0.30
+    receiver_m: Annotated[float, Field(gt=0, le=50, allow_inf_nan=False)] = 1.0
+    divergence_rad: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] | None = None
+    zenith_transmittance: Probability = 0.8
+    pointing_loss_db: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] = 3.0
+    optics_loss_db: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] = 0.0
+
+
 class _LaterLink(_LinkBase):
     """A kind DESIGN.md names that this version cannot plan yet: refused with a clear message
     (instead of pydantic's "does not match any of the expected tags"), at the link's place."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
-    kind: Literal["free-space", "satellite"]
+    kind: Literal["free-space"]
 
     @model_validator(mode="after")
     def _refuse(self) -> _LaterLink:
@@ -174,7 +207,7 @@ class _LaterLink(_LinkBase):
 
 
 Link = Annotated[
-    FixedLink | FibreLink | TwinFieldLink | RepeaterLink | _LaterLink,
+    FixedLink | FibreLink | TwinFieldLink | RepeaterLink | SatelliteLink | _LaterLink,
     Field(discriminator="kind"),
 ]
 
@@ -238,6 +271,25 @@ def cross_reference_problems(network: Network) -> Iterator[tuple[FieldPath, str]
                 yield ("links", i, end), f"no node named {value!r}; define it under [[nodes]]"
         if link.a == link.b:
             yield ("links", i, "b"), f"the link joins {link.a!r} to itself; name two nodes"
+        if isinstance(link, SatelliteLink):
+            for end in ("a", "b"):
+                name = getattr(link, end)
+                if name not in names:
+                    continue
+                node = network.nodes[names[name]]
+                if node.kind != "ground-station":
+                    yield (
+                        ("links", i, end),
+                        (f"a satellite link ends at ground stations; {name!r} is {node.kind}"),
+                    )
+                elif node.latitude_deg is None or node.longitude_deg is None:
+                    yield (
+                        ("links", i, end),
+                        (
+                            f"ground station {name!r} needs latitude_deg and longitude_deg "
+                            "for its satellite passes"
+                        ),
+                    )
     pairs: dict[tuple[str, str], int] = {}
     for i, demand in enumerate(network.demands):
         for field, value in (("from", demand.from_), ("to", demand.to)):

@@ -62,6 +62,7 @@ from qkd.network.model import (
     Link,
     Network,
     RepeaterLink,
+    SatelliteLink,
     TwinFieldLink,
 )
 
@@ -78,6 +79,7 @@ __all__ = [
     "link_rates",
     "max_flow",
     "plan",
+    "satellite_key_rate",
 ]
 
 TOLERANCE = 1e-9
@@ -99,6 +101,8 @@ class LinkRate:
     a: str
     b: str
     key_rate_bps: float
+    # Satellite links: (station, start_s, end_s) of each pass the rate comes from.
+    windows: tuple[tuple[str, float, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -139,9 +143,7 @@ class Plan:
         """The JSON document of DESIGN.md (with ``network`` and ``common_scale`` besides)."""
         return {
             "network": self.name,
-            "links": [
-                {"id": r.id, "kind": r.kind, "key_rate_bps": r.key_rate_bps} for r in self.links
-            ],
+            "links": [_link_dict(r) for r in self.links],
             "demands": [
                 {
                     "from": d.from_,
@@ -166,6 +168,16 @@ class Plan:
                 for f in self.single_failures
             ],
         }
+
+
+def _link_dict(rate: LinkRate) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": rate.id, "kind": rate.kind, "key_rate_bps": rate.key_rate_bps}
+    if rate.kind == "satellite":
+        out["pass_windows"] = [
+            {"station": station, "start_s": start, "end_s": end}
+            for station, start, end in rate.windows
+        ]
+    return out
 
 
 def _met(rate: float, requested: float) -> bool:
@@ -199,15 +211,71 @@ def link_key_rate(link: Link) -> float:
         )
         pairs_per_s = 1.0 / (chain.mean_slots * link.slot_s)
         return pairs_per_s * link.sifting * bbm92_key_fraction(chain.mean_fidelity)
-    raise QKDError(f"link kind {link.kind!r} has no rate model")  # pragma: no cover
+    raise QKDError(
+        f"link kind {link.kind!r} needs the network (its ends' positions): use link_rates"
+    )
 
 
 def link_rates(network: Network) -> tuple[LinkRate, ...]:
     """Every link of ``network`` with its key rate, in the order of the file."""
-    return tuple(
-        LinkRate(id=link.id, kind=link.kind, a=link.a, b=link.b, key_rate_bps=link_key_rate(link))
-        for link in network.links
+    out = []
+    for link in network.links:
+        if isinstance(link, SatelliteLink):
+            rate, windows = satellite_key_rate(link, network)
+            out.append(LinkRate(link.id, link.kind, link.a, link.b, rate, windows))
+        else:
+            out.append(LinkRate(link.id, link.kind, link.a, link.b, link_key_rate(link)))
+    return tuple(out)
+
+
+def satellite_key_rate(
+    link: SatelliteLink, network: Network
+) -> tuple[float, tuple[tuple[str, float, float], ...]]:
+    """Average key rate of a satellite relay link over its days, and its pass windows."""
+    from qkd.physics import satellite
+
+    orbit = satellite.CircularOrbit(
+        altitude_km=link.altitude_km,
+        inclination_deg=link.inclination_deg,
+        raan_deg=link.raan_deg,
+        start_deg=link.start_deg,
     )
+    optics = satellite.OpticalLink(
+        wavelength_m=link.wavelength_m,
+        transmitter_m=link.transmitter_m,
+        receiver_m=link.receiver_m,
+        divergence_rad=link.divergence_rad,
+        zenith_transmittance=link.zenith_transmittance,
+        pointing_loss_db=link.pointing_loss_db,
+        optics_loss_db=link.optics_loss_db,
+    )
+    seconds = link.days * 86_400.0
+    keys = []
+    windows: list[tuple[str, float, float]] = []
+    for end in (link.a, link.b):
+        node = network.node(end)
+        if node.latitude_deg is None or node.longitude_deg is None:
+            raise QKDError(f"ground station {end!r} has no latitude_deg/longitude_deg")
+        station = satellite.GroundStation(
+            name=end, latitude_deg=node.latitude_deg, longitude_deg=node.longitude_deg
+        )
+        day = satellite.track(orbit, station, duration_s=seconds, step_s=link.step_s)
+        found = satellite.passes(day, min_elevation_deg=link.min_elevation_deg, link=optics)
+        keys.append(
+            sum(
+                satellite.key_per_pass(
+                    day,
+                    one,
+                    link=optics,
+                    pulse_rate_hz=link.pulse_rate_hz,
+                    detector_efficiency=link.detector_efficiency,
+                )
+                for one in found
+            )
+        )
+        windows += [(end, one.start_s, one.end_s) for one in found]
+    windows.sort(key=lambda w: (w[1], w[0]))
+    return min(keys) / seconds, tuple(windows)
 
 
 # ----------------------------------------------------------------------------- graphs
@@ -392,7 +460,9 @@ def plan(network: Network, *, failures: bool = True) -> Plan:
             )
         )
 
-    scale, saturated = _common_scale(caps, nodes, relays, pairs)
+    # No common scale exceeds the smallest max-flow / request of a demand alone.
+    ceiling = min((d.max_rate_bps / d.requested_bps for d in demands), default=None)
+    scale, saturated = _common_scale(caps, nodes, relays, pairs, ceiling)
     bottlenecks = tuple(r.id for r in rates if r.key_rate_bps > 0 and _edge(r.a, r.b) in saturated)
     single = (
         _single_failures(network, rates=rates, caps=caps, relays=relays, pairs=pairs, flows=flows)
@@ -601,10 +671,21 @@ def _common_scale(
     nodes: Sequence[str],
     relays: set[str],
     pairs: Sequence[tuple[str, str, float]],
+    ceiling: float | None,
 ) -> tuple[float | None, set[Edge]]:
-    """``lambda*`` of the multi-commodity LP, and the edges every optimum saturates."""
-    if not pairs:
+    """``lambda*`` of the multi-commodity LP, and the edges every optimum saturates.
+
+    ``ceiling`` is the smallest ratio max-flow / request of a demand alone, an upper bound on
+    ``lambda*``. Every optimum has a cycle-free version in which an edge carries at most
+    ``lambda* * sum(d_k)``, so capacities above ``ceiling * sum(d_k)`` can be lowered to it
+    without changing ``lambda*``. That bounds the LP's numbers: in units of the lowered
+    largest capacity HiGHS's absolute tolerances stay small against every figure that
+    matters. An edge so lowered never binds.
+    """
+    if not pairs or ceiling is None:
         return None, set()
+    if ceiling <= 0:
+        return 0.0, set()
     try:
         from scipy import sparse
         from scipy.optimize import linprog
@@ -617,10 +698,11 @@ def _common_scale(
         return 0.0, set()
     index = {name: i for i, name in enumerate(nodes)}
     n_nodes, n_edges = len(nodes), len(edges)
-    # Scale capacities and demands by the largest capacity: lambda is unchanged and HiGHS
-    # sees numbers near 1.
-    unit = max(caps.values())
-    cap = np.array([caps[e] for e in edges]) / unit
+    top = ceiling * sum(p[2] for p in pairs) * (1.0 + 1e-6)
+    original = np.array([caps[e] for e in edges])
+    lowered = original > top
+    unit = float(np.minimum(original, top).max())
+    cap = np.minimum(original, top) / unit
     eu = np.array([index[u] for u, _ in edges])
     ev = np.array([index[v] for _, v in edges])
     relay_mask = np.array([name in relays for name in nodes])
@@ -676,11 +758,11 @@ def _common_scale(
     )
     if result.status != 0:
         raise QKDError(f"the multi-commodity LP did not solve: {result.message}")
-    scale = float(result.x[lam])
+    scale = min(float(result.x[lam]), ceiling)
     if scale <= 0:
         return 0.0, set()
     load = a_ub @ result.x
-    saturated_now = np.flatnonzero(load >= cap * (1 - 1e-7))
+    saturated_now = np.flatnonzero((load >= cap * (1 - 1e-7)) & ~lowered)
     # An edge whose capacity has a nonzero dual price is tight in every optimal solution
     # (complementary slackness): it binds without further checks.
     dual = np.asarray(result.ineqlin.marginals)

@@ -86,8 +86,8 @@ def test_a_small_network_round_trips_its_fields() -> None:
         ('kind = "fixed"', 'kind = "warp"', "net.toml:16:1: links.0.kind: unknown link kind"),
         (
             'kind = "fixed"',
-            'kind = "satellite"',
-            "net.toml:12:1: links.0: link kind 'satellite' is not supported yet",
+            'kind = "free-space"',
+            "net.toml:12:1: links.0: link kind 'free-space' is not supported yet",
         ),
         ("key_rate_bps = 100.0", "key_rate_bps = -1.0", "net.toml:17:1: links.0.key_rate_bps:"),
         ("key_rate_bps = 100.0", "key_rate = 100.0", "net.toml:17:1: links.0.key_rate: unknown"),
@@ -116,6 +116,21 @@ def test_duplicates_are_refused_where_they_are_written() -> None:
     problems = _problems(text)
     assert any(p.startswith("net.toml:24:1: demands.1: the pair ('A', 'B')") for p in problems)
     assert any(p.startswith("net.toml:30:1: nodes.2.name: node 'B' is already") for p in problems)
+
+
+def test_satellite_links_need_located_ground_stations() -> None:
+    text = SMALL.replace('kind = "fixed"\nkey_rate_bps = 100.0', 'kind = "satellite"\n'
+                         "altitude_km = 500\ninclination_deg = 97.4")  # fmt: skip
+    problems = _problems(text)
+    assert any(
+        p.startswith("net.toml:14:1: links.0.a: a satellite link ends at ground stations")
+        for p in problems
+    ), problems
+    text = text.replace('kind = "endpoint"', 'kind = "ground-station"')
+    text = text.replace('kind = "trusted"', 'kind = "ground-station"\nlatitude_deg = 1.0')
+    problems = _problems(text)
+    assert any("links.0.a: ground station 'A' needs latitude_deg" in p for p in problems)
+    assert any("links.0.b: ground station 'B' needs latitude_deg" in p for p in problems)
 
 
 def test_json_errors_are_located() -> None:

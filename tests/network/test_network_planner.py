@@ -343,3 +343,34 @@ def test_repeater_link_rate() -> None:
     expected = 0.5 * bbm92_key_fraction(chain.mean_fidelity) / (chain.mean_slots * 1e-4)
     assert expected > 0
     assert link_key_rate(link) == pytest.approx(expected, rel=1e-12)
+
+
+def test_satellite_link_rate_is_the_smaller_daily_key_over_the_day() -> None:
+    from qkd.physics import satellite
+
+    data = {
+        "network": {"name": "sat"},
+        "nodes": [
+            {"name": "X", "kind": "ground-station", "latitude_deg": 40.4, "longitude_deg": 117.6},
+            {"name": "G", "kind": "ground-station", "latitude_deg": 47.1, "longitude_deg": 15.5},
+        ],
+        "links": [
+            {"id": "sat", "a": "X", "b": "G", "kind": "satellite", "altitude_km": 500,
+             "inclination_deg": 97.4, "raan_deg": 30, "step_s": 2.0}
+        ],
+        "demands": [{"from": "X", "to": "G", "rate_bps": 1.0}],
+    }  # fmt: skip
+    result = plan(network_from_dict(data))
+    orbit = satellite.CircularOrbit(altitude_km=500, inclination_deg=97.4, raan_deg=30)
+    keys, windows = [], []
+    for name, lat, lon in (("X", 40.4, 117.6), ("G", 47.1, 15.5)):
+        station = satellite.GroundStation(name=name, latitude_deg=lat, longitude_deg=lon)
+        day = satellite.track(orbit, station, duration_s=86_400, step_s=2.0)
+        found = satellite.passes(day, min_elevation_deg=15)
+        keys.append(sum(satellite.key_per_pass(day, p) for p in found))
+        windows += [(name, p.start_s, p.end_s) for p in found]
+    assert min(keys) > 0
+    assert result.links[0].key_rate_bps == pytest.approx(min(keys) / 86_400, rel=1e-12)
+    assert sorted(result.links[0].windows) == sorted(windows)
+    doc = result.to_dict()
+    assert len(doc["links"][0]["pass_windows"]) == len(windows)
