@@ -374,3 +374,61 @@ def test_satellite_link_rate_is_the_smaller_daily_key_over_the_day() -> None:
     assert sorted(result.links[0].windows) == sorted(windows)
     doc = result.to_dict()
     assert len(doc["links"][0]["pass_windows"]) == len(windows)
+
+
+def _path_lp(
+    nodes: dict[str, str], links: list[tuple[str, str, float]], demands: list[Any]
+) -> tuple[float, set[frozenset[str]]]:
+    # An independent formulation: one variable per simple path of each demand. Returns the
+    # largest common scale and the edges that every optimum saturates.
+    from scipy.optimize import linprog
+
+    cap: dict[frozenset[str], float] = {}
+    for a, b, r in links:
+        if r > 0:
+            cap[frozenset((a, b))] = cap.get(frozenset((a, b)), 0.0) + r
+    edges = sorted(cap, key=sorted)
+    columns: list[tuple[int, set[frozenset[str]]]] = []
+    for k, (s, t, _) in enumerate(demands):
+        for path, _ in _simple_paths(nodes, links, s, t):
+            columns.append((k, {frozenset(p) for p in itertools.pairwise(path)}))
+    n = len(columns) + 1
+    a_ub = [[1.0 if e in used else 0.0 for _, used in columns] + [0.0] for e in edges]
+    a_eq = [
+        [1.0 if kk == k else 0.0 for kk, _ in columns] + [-d] for k, (_, _, d) in enumerate(demands)
+    ]
+    b_ub = [cap[e] for e in edges]
+    objective = [0.0] * (n - 1) + [-1.0]
+    first = linprog(objective, A_ub=a_ub or None, b_ub=b_ub or None, A_eq=a_eq,
+                    b_eq=[0.0] * len(demands), bounds=(0, None), method="highs")  # fmt: skip
+    scale = float(first.x[-1])
+    always: set[frozenset[str]] = set()
+    if scale <= 1e-12:
+        return 0.0, always
+    bounds = [(0.0, None)] * (n - 1) + [(scale * (1 - 1e-9), scale)]
+    for row, e in zip(a_ub, edges, strict=True):
+        if sum(r * x for r, x in zip(row, first.x, strict=True)) < cap[e] * (1 - 1e-7):
+            continue
+        least = linprog(row, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=[0.0] * len(demands),
+                        bounds=bounds, method="highs")  # fmt: skip
+        if least.fun >= cap[e] * (1 - 1e-6):
+            always.add(e)
+    return scale, always
+
+
+@settings(max_examples=60, deadline=None)
+@given(graphs(), st.integers(min_value=0, max_value=5), st.integers(min_value=1, max_value=20))
+def test_common_scale_and_bottlenecks_match_a_path_lp(
+    graph: tuple[dict[str, str], Any, str, str], shift: int, second: int
+) -> None:
+    nodes, links, s, t = graph
+    links = [(a, b, float(round(r) % 21)) for a, b, r in links]  # small whole capacities
+    names = sorted(nodes)
+    u, v = names[shift % len(names)], names[(shift + 2) % len(names)]
+    demands = [(s, t, 3.0)] + ([(u, v, float(second))] if (u, v) != (s, t) and u != v else [])
+    result = _plan(nodes, links, demands)
+    scale, always = _path_lp(nodes, links, demands)
+    assert (result.common_scale or 0.0) == pytest.approx(scale, rel=1e-6, abs=1e-9)
+    found = {frozenset((links[int(i[1:])][0], links[int(i[1:])][1])) for i in result.bottlenecks}
+    if scale > 0:
+        assert found == always
