@@ -3,7 +3,7 @@
 Every problem is reported at once and located as ``FILE:LINE:COL: field.path: message``:
 syntax errors where the parser found them, validation and cross-reference errors at the field
 they concern (or, for a missing field, at the table that should hold it). The positions come
-from :mod:`qkd._positions`, the scanners that ``agile``'s policy loader uses too.
+from :mod:`qkd._documents` and :mod:`qkd._positions`, which ``agile``'s policy loader uses too.
 
 Anything wrong with a file raises :class:`NetworkFileError`; nothing else escapes, whatever
 the bytes (a fuzz test holds the loader to that).
@@ -11,19 +11,16 @@ the bytes (a fuzz test holds the loader to that).
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import tomllib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from qkd import _positions
+from qkd import _documents
 from qkd._errors import QKDError
 from qkd.network.model import LINK_KINDS, PLANNED_LATER, Network, cross_reference_problems
 
@@ -36,18 +33,16 @@ __all__ = [
     "parse_network",
 ]
 
-Format = Literal["toml", "json", "yaml"]
-FieldPath = tuple[str | int, ...]
+Format = _documents.Format
+FieldPath = _documents.FieldPath
 
 MAX_DOCUMENT_BYTES = 64 << 20
 """A network file of more than 64 MiB is refused before parsing."""
 
 _SUFFIXES: dict[str, Format] = {".toml": "toml", ".json": "json", ".yaml": "yaml", ".yml": "yaml"}
 _ROOT = "<network>"
+_YAML_MISSING = "YAML network files need PyYAML: pip install 'qkd-agile[yaml]' (or use TOML)"
 _LINK_TAGS = frozenset({*LINK_KINDS, *PLANNED_LATER})
-_RANGE_ERRORS = frozenset(
-    {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"}
-)
 
 
 @dataclass(frozen=True)
@@ -125,7 +120,16 @@ def parse_network(text: str, *, filename: str = "<string>", format: Format = "to
         raise NetworkFileError([_problem(filename, 1, 1, _ROOT, "the document is over 64 MiB")])
     text = text.removeprefix("\ufeff")
     try:
-        data, positions = _PARSERS[format](text, filename)
+        data, positions = _documents.parse(
+            format,
+            text,
+            root=_ROOT,
+            yaml_missing=_YAML_MISSING,
+        )
+    except _documents.DocumentSyntaxError as exc:
+        raise NetworkFileError(
+            [_problem(filename, exc.line, exc.col, exc.path, exc.message)]
+        ) from None
     except RecursionError:
         raise NetworkFileError(
             [_problem(filename, 1, 1, _ROOT, "the document is nested too deeply")]
@@ -165,79 +169,6 @@ def _validate(data: Any, where: dict[FieldPath, tuple[int, int]], file: str) -> 
     return network
 
 
-# ----------------------------------------------------------------------------- parsers
-
-
-def _parse_toml(text: str, file: str) -> tuple[Any, _positions.Positions]:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        line, col, message = _split_toml_error(str(exc), text)
-        raise NetworkFileError([_problem(file, line, col, "(syntax)", message)]) from None
-    return data, _positions.toml_positions(text)
-
-
-def _split_toml_error(message: str, text: str) -> tuple[int, int, str]:
-    match = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
-    if match:
-        return int(match.group(1)), int(match.group(2)), message[: match.start()]
-    match = re.search(r"\s*\(at end of document\)$", message)
-    if match:
-        lines = text.split("\n")
-        return len(lines), len(lines[-1]) + 1, message[: match.start()] + " at the end"
-    return 1, 1, message
-
-
-def _parse_json(text: str, file: str) -> tuple[Any, _positions.Positions]:
-    def constant(name: str) -> None:
-        raise ValueError(f"{name} is not a valid JSON number")
-
-    try:
-        data = json.loads(text, parse_constant=constant)
-    except json.JSONDecodeError as exc:
-        raise NetworkFileError(
-            [_problem(file, exc.lineno, exc.colno, "(syntax)", exc.msg)]
-        ) from None
-    except ValueError as exc:
-        raise NetworkFileError([_problem(file, 1, 1, "(syntax)", str(exc))]) from None
-    return data, _positions.json_positions(text)
-
-
-def _parse_yaml(text: str, file: str) -> tuple[Any, _positions.Positions]:
-    try:
-        import yaml  # optional dependency, imported only when a YAML file is read
-    except ImportError:
-        message = "YAML network files need PyYAML: pip install 'qkd-agile[yaml]' (or use TOML)"
-        raise NetworkFileError([_problem(file, 1, 1, _ROOT, message)]) from None
-    try:
-        positions = _positions.yaml_positions(text)
-        if positions.problems:
-            return {}, positions
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-        message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
-        raise NetworkFileError(
-            [_problem(file, line, col, "(syntax)", message or "invalid YAML")]
-        ) from None
-    except yaml.reader.ReaderError as exc:
-        line = text.count("\n", 0, exc.position) + 1
-        col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
-        message = f"character {exc.character!r} is not allowed in YAML ({exc.reason})"
-        raise NetworkFileError([_problem(file, line, col, "(syntax)", message)]) from None
-    except (yaml.YAMLError, ValueError, TypeError) as exc:
-        raise NetworkFileError([_problem(file, 1, 1, "(syntax)", f"invalid YAML: {exc}")]) from None
-    return data, positions
-
-
-_PARSERS: dict[Format, Callable[[str, str], tuple[Any, _positions.Positions]]] = {
-    "toml": _parse_toml,
-    "json": _parse_json,
-    "yaml": _parse_yaml,
-}
-
-
 # ----------------------------------------------------------------------------- messages
 
 
@@ -256,35 +187,12 @@ def _error_path(error: ErrorDetails) -> FieldPath:
 
 def _error_message(error: ErrorDetails) -> str:
     kind = error["type"]
-    loc = error["loc"]
-    if kind == "extra_forbidden":
-        return f"unknown field {loc[-1]!r}; check its spelling against docs/networks.md"
-    if kind == "missing":
-        return "required field is missing"
     if kind == "union_tag_invalid":
         tag = error.get("ctx", {}).get("tag", "?")
         return f"unknown link kind {tag!r}; use one of {', '.join(LINK_KINDS)}"
     if kind == "union_tag_not_found":
         return f"a link needs a kind: one of {', '.join(LINK_KINDS)}"
-    message = error["msg"]
-    for prefix in ("Value error, ", "Assertion failed, "):
-        message = message.removeprefix(prefix)
-    if kind.endswith("_type") or kind in {"literal_error", "enum"} or kind in _RANGE_ERRORS:
-        message = f"{message} (got {_describe(error.get('input'))})"
-    return message
-
-
-def _describe(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        shown = value if len(value) <= 40 else value[:37] + "..."
-        return f"string {shown!r}"
-    if isinstance(value, int | float):
-        return f"number {value!r}"
-    return {dict: "a table", list: "an array", type(None): "null"}.get(
-        type(value), type(value).__name__
-    )
+    return _documents.error_message(error, docs="docs/networks.md", ranges=True)
 
 
 def _locate(
@@ -303,10 +211,10 @@ def _ordered(problems: list[NetworkProblem]) -> list[NetworkProblem]:
 
 
 def _dotted(path: FieldPath) -> str:
-    return ".".join(str(part) for part in path) or _ROOT
+    return _documents.dotted(path, _ROOT)
 
 
 def _problem(file: str, line: int, col: int, path: str, message: str) -> NetworkProblem:
-    # One problem is one line: parsers' messages sometimes span several.
-    one_line = re.sub(r"\s*[\r\n]+\s*", " ", message).strip()
-    return NetworkProblem(file=file, line=line, col=col, path=path, message=one_line)
+    return NetworkProblem(
+        file=file, line=line, col=col, path=path, message=_documents.one_line(message)
+    )
