@@ -55,6 +55,24 @@ def register(subparsers: Any) -> None:
     rate.add_argument("--nu", type=float, default=0.1, help="weak decoy for vacuum+weak")
     rate.add_argument("--json", action="store_true", help="print machine-readable JSON")
     rate.add_argument("--plot", metavar="FILE.png", default=None, help="write a log-scale plot")
+    rate.add_argument(
+        "--repeater-segments",
+        type=_segments,
+        default=None,
+        metavar="N",
+        help="add a repeater chain of N segments (Barrett-Kok links, BBM92): bits per slot",
+    )
+    rate.add_argument("--memory-efficiency", type=_probability, default=0.9, metavar="E")
+    rate.add_argument("--repeater-detector-efficiency", type=_probability, default=0.9, metavar="E")
+    rate.add_argument("--repeater-swap-success", type=_probability, default=0.9, metavar="Q")
+    rate.add_argument("--repeater-fidelity", type=_werner, default=0.99, metavar="F0")
+    rate.add_argument(
+        "--twin-field-coefficient",
+        type=_probability,
+        default=None,
+        metavar="C",
+        help="add twin-field QKD at C * sqrt(eta) bits per pulse",
+    )
     rate.set_defaults(handler=run_rate)
 
     rep = commands.add_parser(
@@ -250,6 +268,10 @@ def run_rate(args: argparse.Namespace) -> int:
                 "plob": float(rates.plob(eta)),
             }
         )
+        if args.twin_field_coefficient is not None:
+            rows[-1]["twin_field"] = args.twin_field_coefficient * math.sqrt(eta)
+        if args.repeater_segments is not None:
+            rows[-1]["repeater"] = _repeater_key(args, d)
     limits = {
         "infinite": rates.max_distance(args.preset, method="infinite"),
         "vacuum+weak": rates.max_distance(args.preset, method="vacuum+weak", nu=args.nu),
@@ -338,6 +360,27 @@ def run_repeater(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _repeater_key(args: argparse.Namespace, distance_km: float) -> float:
+    """Secret bits per slot of the repeater chain asked for, spanning ``distance_km``."""
+    from qkd.physics.link import PRESETS
+    from qkd.physics.repeater import ChainParameters, elementary_link_success, key_per_slot
+
+    n = args.repeater_segments
+    p = elementary_link_success(
+        distance_km / n,
+        attenuation_db_per_km=PRESETS[args.preset].alpha_db_per_km,
+        memory_efficiency=args.memory_efficiency,
+        detector_efficiency=args.repeater_detector_efficiency,
+    )
+    chain = ChainParameters(
+        segments=n,
+        link_success=p,
+        swap_success=args.repeater_swap_success,
+        fidelity=args.repeater_fidelity,
+    )
+    return key_per_slot(chain)
+
+
 def _plot(
     path: str, preset: str, nu: float, rows: list[dict[str, float]], limits: dict[str, float]
 ) -> None:
@@ -383,6 +426,14 @@ def _plot(
         )
         if d.min() <= km <= d.max():
             ax.axvline(km, color=color, linestyle=":", linewidth=1)
+    for key, label, color in (
+        ("twin_field", "twin-field, $C\\sqrt{\\eta}$", "C2"),
+        ("repeater", "repeater chain, bits per slot (memories without dephasing)", "C3"),
+    ):
+        if key in rows[0]:
+            y = np.array([r[key] for r in rows])
+            mask = y > 0
+            ax.semilogy(d[mask], y[mask], "-", color=color, marker="s", markersize=3, label=label)
     ax.set_xlabel("fibre length (km)")
     ax.set_ylabel("secret key rate (bits per pulse)")
     ax.set_title(f"Key rate against distance, preset '{preset}'")

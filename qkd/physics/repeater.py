@@ -55,6 +55,18 @@ the Z and X bases has QBER ``e = 2 (1 - F) / 3`` in both; its asymptotic secret-
 (Shor and Preskill, PRL 85, 441 (2000)) is ``max(0, 1 - 2 H2(e))``. ``F = 0.95`` gives 0.578;
 the key vanishes near ``F = 0.835``.
 
+Elementary links from loss. ``elementary_link_success`` gives P for a link of length
+``L_0`` heralded in the middle by a two-photon Bell measurement (Barrett and Kok, PRA 71,
+060310(R) (2005)): each memory emits a photon that travels ``L_0 / 2``, both must arrive and
+be detected, and a linear-optics Bell measurement succeeds with probability 1/2:
+
+    P = (1/2) (p_s eta_m eta_d)^2 10^(-alpha L_0 / 10),
+
+with ``p_s`` the emission probability, ``eta_m`` the memory's read-out efficiency and
+``eta_d`` the detectors'. ``key_per_slot`` turns a chain into secret bits per slot,
+``sifting * BBM92(F) / mean_slots``, comparable with per-pulse rates and with PLOB on the same
+axis (one slot is one use of each elementary channel).
+
 Monte Carlo. ``simulate_chains`` draws, for ``M`` delivered pairs at once, the number of rounds
 each needed (``Geom(Q^(N - 1))``), then one ``(rounds, N)`` array of geometric success slots,
 takes row maxima, sums them per pair with ``np.add.reduceat``, and reads the storage times of
@@ -79,8 +91,10 @@ __all__ = [
     "ChainResult",
     "RepeaterConfigError",
     "bbm92_key_fraction",
+    "elementary_link_success",
     "expected_rounds_slots",
     "expected_slots",
+    "key_per_slot",
     "mean_fidelity",
     "mean_storage_factor",
     "simulate_chains",
@@ -258,6 +272,38 @@ def mean_fidelity(parameters: ChainParameters) -> float:
         parameters.segments, parameters.link_success, parameters.storage_decay
     )
     return werner_fidelity(w * factor)
+
+
+def elementary_link_success(
+    segment_km: float,
+    *,
+    attenuation_db_per_km: float = 0.2,
+    memory_efficiency: float = 1.0,
+    detector_efficiency: float = 1.0,
+    emission_probability: float = 1.0,
+) -> float:
+    """P of one attempt on an elementary link heralded in the middle (Barrett-Kok).
+
+    >>> round(elementary_link_success(0.0), 3)
+    0.5
+    """
+    for name, value in (
+        ("memory_efficiency", memory_efficiency),
+        ("detector_efficiency", detector_efficiency),
+        ("emission_probability", emission_probability),
+    ):
+        if not (math.isfinite(value) and 0.0 < value <= 1.0):
+            raise RepeaterConfigError(f"{name} is {value}; give a probability in (0, 1]")
+    if not (math.isfinite(segment_km) and segment_km >= 0 and attenuation_db_per_km >= 0):
+        raise RepeaterConfigError("segment_km and attenuation_db_per_km must be >= 0")
+    efficiency = emission_probability * memory_efficiency * detector_efficiency
+    return float(0.5 * efficiency**2 * 10.0 ** (-attenuation_db_per_km * segment_km / 10.0))
+
+
+def key_per_slot(parameters: ChainParameters, *, sifting: float = 0.5) -> float:
+    """Secret bits per slot of a chain: ``sifting * BBM92(mean F) / mean_slots`` (closed forms)."""
+    fraction = bbm92_key_fraction(parameters.mean_fidelity)
+    return sifting * fraction / parameters.mean_slots
 
 
 def simulate_chains(

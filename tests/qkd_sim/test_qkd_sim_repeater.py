@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,8 +21,10 @@ from qkd.physics.repeater import (
     ChainParameters,
     RepeaterConfigError,
     bbm92_key_fraction,
+    elementary_link_success,
     expected_rounds_slots,
     expected_slots,
+    key_per_slot,
     mean_fidelity,
     mean_storage_factor,
     simulate_chains,
@@ -194,3 +197,46 @@ def test_cli_usage_errors_exit_2_with_one_line(
     assert code == 2
     assert "Traceback" not in err
     assert err.strip()
+
+
+@pytest.mark.parametrize("km", [0.0, 10.0, 55.5])
+def test_barrett_kok_link_success(km: float) -> None:
+    p = elementary_link_success(
+        km, attenuation_db_per_km=0.2, memory_efficiency=0.8, detector_efficiency=0.6
+    )
+    assert p == pytest.approx(0.5 * (0.8 * 0.6) ** 2 * 10 ** (-0.02 * km), rel=1e-12)
+    with pytest.raises(RepeaterConfigError):
+        elementary_link_success(km, memory_efficiency=0.0)
+
+
+def test_key_per_slot_is_sifted_bbm92_over_the_mean_wait() -> None:
+    chain = ChainParameters(segments=4, link_success=0.2, swap_success=0.9, fidelity=0.97)
+    expected = 0.5 * bbm92_key_fraction(chain.mean_fidelity) / chain.mean_slots
+    assert key_per_slot(chain) == pytest.approx(expected, rel=1e-12)
+    assert key_per_slot(ChainParameters(segments=8, link_success=0.2, fidelity=0.95)) == 0.0
+
+
+def test_rate_cli_draws_repeater_and_twin_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    png = tmp_path / "rate.png"
+    code = main(
+        ["qkd", "rate", "--preset", "snspd", "--distance-km", "0:400:100", "--json",
+         "--repeater-segments", "8", "--twin-field-coefficient", "1e-3", "--plot", str(png)]
+    )  # fmt: skip
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert code == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    for row in rows:
+        assert row["twin_field"] == pytest.approx(1e-3 * math.sqrt(row["eta"]), rel=1e-12)
+        p = elementary_link_success(
+            row["distance_km"] / 8,
+            attenuation_db_per_km=0.2,
+            memory_efficiency=0.9,
+            detector_efficiency=0.9,
+        )
+        chain = ChainParameters(segments=8, link_success=p, swap_success=0.9, fidelity=0.99)
+        assert row["repeater"] == pytest.approx(key_per_slot(chain), rel=1e-12)
+    # Past a few hundred km the chain beats the repeaterless bound: the crossing is visible.
+    assert rows[-1]["repeater"] > rows[-1]["plob"]
+    assert rows[0]["repeater"] < rows[0]["plob"]
