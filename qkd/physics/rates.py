@@ -42,6 +42,7 @@ __all__ = [
     "rate",
     "transmittance",
     "vacuum_weak_rate",
+    "vacuum_weak_rate_etas",
 ]
 
 Method = Literal["infinite", "vacuum+weak"]
@@ -148,6 +149,43 @@ def vacuum_weak_rate_eta(
     if y1 <= 0:
         return 0.0
     return max(0.0, _gllp(mu=mu, eta=eta, y0=y0, e_d=e_d, f=f, q=q, y1=y1, e1=e1))
+
+
+def vacuum_weak_rate_etas(
+    eta: ArrayLike, *, y0: float, e_d: float, mu: float, nu: float, f: float, q: float = 0.5
+) -> NDArray[np.float64]:
+    """:func:`vacuum_weak_rate_eta` over an array of transmittances, as whole-array numpy.
+
+    The same formulas (gains and errors of Ma et al. eqs. 1-10, the bounds of
+    :func:`qkd.physics.decoy.vacuum_weak_bounds`, GLLP), element by element; 0 where the
+    single-photon bound vanishes or the rate is negative.
+    """
+    eta_a = np.asarray(eta, dtype=np.float64)
+    q_mu = y0 + 1.0 - np.exp(-eta_a * mu)
+    q_nu = y0 + 1.0 - np.exp(-eta_a * nu)
+    e_mu = (0.5 * y0 + e_d * (1.0 - np.exp(-eta_a * mu))) / q_mu
+    e_nu = (0.5 * y0 + e_d * (1.0 - np.exp(-eta_a * nu))) / q_nu
+    y1 = (
+        mu
+        / (mu * nu - nu * nu)
+        * (
+            q_nu * math.exp(nu)
+            - q_mu * math.exp(mu) * nu * nu / (mu * mu)
+            - (mu * mu - nu * nu) / (mu * mu) * y0
+        )
+    )
+    positive = y1 > 0.0
+    safe_y1 = np.where(positive, y1, 1.0)
+    e1 = np.clip((e_nu * q_nu * math.exp(nu) - 0.5 * y0) / (safe_y1 * nu), 0.0, 0.5)
+    q1 = safe_y1 * mu * math.exp(-mu)
+    rate = q * (-q_mu * f * _h2(e_mu) + q1 * (1.0 - _h2(e1)))
+    return np.where(positive, np.maximum(rate, 0.0), 0.0)
+
+
+def _h2(p: NDArray[np.float64]) -> NDArray[np.float64]:
+    inside = (p > 0.0) & (p < 1.0)
+    x = np.where(inside, p, 0.5)
+    return np.where(inside, -x * np.log2(x) - (1.0 - x) * np.log2(1.0 - x), 0.0)
 
 
 def rate(

@@ -33,8 +33,9 @@ satellite quantum communication", New J. Phys. 15, 023006 (2013), eqs. 1-3):
 
 Key. Each step's transmittance feeds the asymptotic decoy-state BB84 rate of
 :mod:`qkd.physics.rates` (vacuum + weak bounds, Ma et al. PRA 72, 012326) at a fixed signal
-intensity; the key of a pass is the sum over its steps of rate x pulse rate x step. Finite-key
-effects over the bits of one pass are not yet applied (docs/ROADMAP.md).
+intensity, over the whole pass as one array; the key of a pass is the sum over its steps of
+rate x pulse rate x step. Finite-key effects over the bits of one pass are not yet applied
+(docs/ROADMAP.md).
 
 Micius (Liao et al., Nature 549, 43 (2017)): a 500 km orbit, passes of about 5 minutes with
 QKD from about 15 degrees of elevation, slant range 1,200 -> 645 -> 1,200 km, and measured
@@ -51,7 +52,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from qkd.physics.link import LinkConfigError
-from qkd.physics.rates import vacuum_weak_rate_eta
+from qkd.physics.rates import vacuum_weak_rate_etas
 
 __all__ = [
     "EARTH_RADIUS_KM",
@@ -241,5 +242,5 @@ def key_per_pass(
     loss = optics.loss_db(tr.range_km[inside], tr.elevation_deg[inside])
     eta = detector_efficiency * 10.0 ** (-loss / 10.0)
     step = float(tr.time_s[1] - tr.time_s[0]) if tr.time_s.size > 1 else 1.0
-    per_pulse = [vacuum_weak_rate_eta(eta=float(e), y0=y0, e_d=e_d, mu=mu, nu=nu, f=f) for e in eta]
-    return float(np.sum(per_pulse) * pulse_rate_hz * step)
+    per_pulse = vacuum_weak_rate_etas(eta, y0=y0, e_d=e_d, mu=mu, nu=nu, f=f)
+    return float(per_pulse.sum() * pulse_rate_hz * step)
