@@ -63,7 +63,10 @@ PLANNED_LATER = ("free-space",)
 
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")]
 PositiveRate = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-Rate = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+# Key rates in bit/s: up to 1e15 (a petabit per second) for links, and demands from a
+# microbit per second, so that the planner's LP sees a bounded range of numbers.
+Rate = Annotated[float, Field(ge=0, le=1e15, allow_inf_nan=False)]
+DemandRate = Annotated[float, Field(ge=1e-6, le=1e15, allow_inf_nan=False)]
 Length = Annotated[float, Field(ge=0, le=100_000, allow_inf_nan=False)]
 Probability = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 
@@ -217,7 +220,7 @@ class Demand(_Strict):
 
     from_: Name = Field(alias="from")
     to: Name
-    rate_bps: PositiveRate
+    rate_bps: DemandRate
 
 
 class Network(_Strict):

@@ -595,7 +595,8 @@ class _Reach:
         if node is not None:
             i = self.index[node]
             cap[(self.u == i) | (self.v == i)] = 0.0
-        scaled = cap * (self.units / goal)
+        # A request so small that units / goal overflows still compares right at 1e300.
+        scaled = cap * min(self.units / goal, 1e300)
         s, t = self.index[self.s], self.index[self.t]
         answers = []
         for rounded in (np.floor(scaled), np.ceil(scaled)):
@@ -731,7 +732,9 @@ def _common_scale(
         del demand
     lam = column
     n_vars = column + 1
-    d = np.array([p[2] for p in pairs]) / unit
+    # The LP's variable is mu = lambda / ceiling in [0, 1], so that its coefficients
+    # d_k * ceiling / unit stay near 1 (HiGHS drops matrix entries below 1e-9).
+    d = np.array([p[2] for p in pairs]) * (ceiling / unit)
     s_rows = np.array([k * n_nodes + index[p[0]] for k, p in enumerate(pairs)])
     t_rows = np.array([k * n_nodes + index[p[1]] for k, p in enumerate(pairs)])
     rows_eq += [s_rows, t_rows]
@@ -753,12 +756,13 @@ def _common_scale(
         b_ub=cap,
         A_eq=a_eq,
         b_eq=b_eq,
-        bounds=(0, None),
+        bounds=[(0.0, None)] * column + [(0.0, 1.0)],
         method=_lp_method(a_ub.shape[1]),
     )
     if result.status != 0:
         raise QKDError(f"the multi-commodity LP did not solve: {result.message}")
-    scale = min(float(result.x[lam]), ceiling)
+    mu = min(float(result.x[lam]), 1.0)
+    scale = mu * ceiling
     if scale <= 0:
         return 0.0, set()
     load = a_ub @ result.x
@@ -769,7 +773,7 @@ def _common_scale(
     binding = {int(e) for e in saturated_now if dual[e] < -1e-9}
     unsure = [int(e) for e in saturated_now if int(e) not in binding]
     bounds: list[tuple[float, float | None]] = [(0.0, None)] * column
-    bounds.append((scale * (1 - TOLERANCE), scale))
+    bounds.append((mu * (1 - TOLERANCE), mu))
     if unsure:
         unsure = _still_saturated(a_ub, a_eq, cap, bounds, unsure)
     # What remains may be tight in every optimum without a dual price (edges in series):

@@ -432,3 +432,23 @@ def test_common_scale_and_bottlenecks_match_a_path_lp(
     found = {frozenset((links[int(i[1:])][0], links[int(i[1:])][1])) for i in result.bottlenecks}
     if scale > 0:
         assert found == always
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    graphs(),
+    st.floats(min_value=0.0, max_value=1e15),
+    st.floats(min_value=1e-6, max_value=1e15),
+)
+def test_extreme_valid_figures_plan_without_error(
+    graph: tuple[dict[str, str], Any, str, str], big: float, wanted: float
+) -> None:
+    # Link rates and requests across their whole allowed range: the plan completes, and a
+    # demand unmet alone makes the whole plan infeasible.
+    nodes, links, s, t = graph
+    links = [(a, b, big if i % 2 else r) for i, (a, b, r) in enumerate(links)]
+    result = _plan(nodes, links, [(s, t, wanted)])
+    demand = result.demands[0]
+    assert demand.max_rate_bps == pytest.approx(_min_cut(nodes, links, s, t), rel=1e-9)
+    if not demand.met:
+        assert result.feasible is False
