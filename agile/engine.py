@@ -38,7 +38,7 @@ from agile.session import expand_label
 if TYPE_CHECKING:
     from agile.policy.model import Policy
     from pqc import Kem, SignatureScheme
-    from qkd.keysource import KeySource, SimulatedLink
+    from qkd.delivery.keysource import KeySource, SimulatedLink
 
 _MIN_PSK_BYTES = 32
 
@@ -136,7 +136,7 @@ def simulated_link(policy: Policy) -> SimulatedLink:
     The link is ideal (matched keys from the OS CSPRNG): ``qkd`` simulates the physics; this
     link is the key-delivery side of it, which is what a handshake consumes.
     """
-    from qkd.keysource import SimulatedLink
+    from qkd.delivery.keysource import SimulatedLink
 
     return SimulatedLink(key_size=policy.qkd.key_size_bits)
 
@@ -149,7 +149,7 @@ def resolve_qkd(
     qkd = policy.qkd
     if policy.uses_qkd and key_source is None and not allow_missing:
         if qkd.source == "etsi014" and qkd.etsi014 is not None:
-            from qkd.etsi014.client import Etsi014Client
+            from qkd.delivery.etsi014.client import Etsi014Client
 
             e = qkd.etsi014
             try:

@@ -61,8 +61,8 @@ from typing import Any
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-from qkd.etsi014 import Etsi014Client  # noqa: E402
-from qkd.kme.certs import write_certificates  # noqa: E402
+from qkd.delivery.etsi014 import Etsi014Client  # noqa: E402
+from qkd.delivery.kme.certs import write_certificates  # noqa: E402
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

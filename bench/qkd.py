@@ -22,11 +22,11 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 import numpy as np  # noqa: E402
 
 import qkd  # noqa: E402
-from qkd.cascade import reconcile  # noqa: E402
-from qkd.protocols import transmit  # noqa: E402
+from qkd.physics.protocols import transmit  # noqa: E402
+from qkd.physics.rates import binary_entropy  # noqa: E402
+from qkd.postprocessing.cascade import reconcile  # noqa: E402
+from qkd.postprocessing.toeplitz import fast_length, modified_toeplitz_hash  # noqa: E402
 from qkd.randomness import KeyRandomness  # noqa: E402
-from qkd.rates import binary_entropy  # noqa: E402
-from qkd.toeplitz import fast_length, modified_toeplitz_hash  # noqa: E402
 
 
 def _best(fn: Callable[[], Any], repeat: int) -> float:

@@ -9,30 +9,43 @@ Errors::
     QKDError
     ├── LinkConfigError      a link, source, channel or detector parameter is out of range
     ├── EveConfigError       an eavesdropper specification is malformed
-    ├── KeySourceError       a key source could not deliver keys (qkd.keysource)
+    ├── KeySourceError       a key source could not deliver keys (qkd.delivery.keysource)
     │   ├── KMEError         a KME refused: .status, and the KME's .message and .details
     │   │   ├── KMEUnavailable   unreachable, timed out, or 503 after every retry
     │   │   │   └── KeyExhausted     the key pool cannot serve the request now
     │   │   └── KeyNotFound      a key_ID unknown, expired, delivered, or another pair's
     │   ├── InvalidRequest   the caller asked for what no KME can answer (also a ValueError)
     │   └── InvalidResponse  a KME's answer broke ETSI GS QKD 014 (base64, length, IDs ...)
-    ├── KeyStoreError        the durable key store failed (qkd.store)
-    ├── ConfigError          a KME pair configuration is invalid (qkd.kme)
+    ├── KeyStoreError        the durable key store failed (qkd.delivery.store)
+    ├── ConfigError          a KME pair configuration is invalid (qkd.delivery.kme)
+    ├── NetworkFileError     a network file is invalid; .problems are located (qkd.network)
+    ├── PlannerUnavailable   the planner's extra (networkx, scipy) is not installed
+    ├── RepeaterConfigError  a repeater chain parameter is out of range (qkd.physics.repeater)
     └── ProtocolError        an unsupported protocol/sampler/attack, or a run too large
 
 Key delivery (``qkd.KeySource``, ``qkd.SimulatedLink``, ``qkd.Etsi014Client``, the local
-KME pair ``qkd.kme``): see docs/kme.md.
-Simulation (``qkd.simulate``, ``qkd.rates``, ``qkd.link``): see docs/qkd-simulation.md.
+KME pair ``qkd.delivery.kme``): see docs/kme.md.
+Simulation (``qkd.simulate``, ``qkd.rates``, ``qkd.physics.link``): see docs/qkd-simulation.md.
+
+The package has four rooms; the names above are re-exported from them:
+
+- ``qkd.physics``: link physics (link, protocols, Eve, simulation, decoy bounds, rates, report);
+- ``qkd.postprocessing``: sifting, estimation, Cascade, verification, Toeplitz hashing, the
+  finite-key length;
+- ``qkd.delivery``: key sources, the ETSI GS QKD 014 client and KME pair, the durable store;
+- ``qkd.network``: networks of links (model, planner). It may import the other three; they
+  never import it.
+
+``qkd.randomness`` (where a run's randomness comes from) serves physics and post-processing
+alike and stays at the top, beside the exception root.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from qkd import rates
 from qkd._errors import QKDError
-from qkd.eve import BeamSplitting, EveConfigError, InterceptResend, PhotonNumberSplitting
-from qkd.keysource import (
+from qkd.delivery.keysource import (
     AsyncKeySource,
     AsyncSimulatedLinkSource,
     InvalidRequest,
@@ -50,7 +63,10 @@ from qkd.keysource import (
     SimulatedLinkSource,
     csprng_supplier,
 )
-from qkd.link import (
+from qkd.delivery.store import KeyStoreError
+from qkd.physics import rates
+from qkd.physics.eve import BeamSplitting, EveConfigError, InterceptResend, PhotonNumberSplitting
+from qkd.physics.link import (
     PRESETS,
     DecoySource,
     Detector,
@@ -60,10 +76,9 @@ from qkd.link import (
     LinkConfigError,
     preset,
 )
-from qkd.protocols import ProtocolError
-from qkd.report import EcReport, LinkReport, StageTimings
-from qkd.simulation import SimulationResult, simulate
-from qkd.store import KeyStoreError
+from qkd.physics.protocols import ProtocolError
+from qkd.physics.report import EcReport, LinkReport, StageTimings
+from qkd.physics.simulation import SimulationResult, simulate
 
 __all__ = [
     "PRESETS",
@@ -110,15 +125,15 @@ __all__ = [
 
 
 if TYPE_CHECKING:
-    from qkd.etsi014.client import AsyncEtsi014Client, Etsi014Client
-    from qkd.kme.config import ConfigError
+    from qkd.delivery.etsi014.client import AsyncEtsi014Client, Etsi014Client
+    from qkd.delivery.kme.config import ConfigError
 
 # The ETSI 014 client needs httpx (the "server" extra) and the KME configuration error lives
 # with the KME pair: both load on first use, so `import qkd` works without the extra.
 _LAZY = {
-    "Etsi014Client": "qkd.etsi014.client",
-    "AsyncEtsi014Client": "qkd.etsi014.client",
-    "ConfigError": "qkd.kme.config",
+    "Etsi014Client": "qkd.delivery.etsi014.client",
+    "AsyncEtsi014Client": "qkd.delivery.etsi014.client",
+    "ConfigError": "qkd.delivery.kme.config",
 }
 
 

@@ -42,6 +42,42 @@ def test_low_layer_does_not_import_upwards_or_sideways(package: str) -> None:
     assert offenders == {}
 
 
+# qkd's rooms: physics, post-processing and delivery are the concerns of one link; the
+# network room builds on them and they never import it.
+_ROOMS_BELOW_NETWORK = ("physics", "postprocessing", "delivery")
+
+
+def _imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_qkd_rooms_never_import_the_network_room() -> None:
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(
+            name for name in _imported_modules(path) if name.startswith("qkd.network")
+        )
+        for room in _ROOMS_BELOW_NETWORK
+        for path in sorted((ROOT / "qkd" / room).rglob("*.py"))
+        if any(name.startswith("qkd.network") for name in _imported_modules(path))
+    }
+    assert (ROOT / "qkd" / "network" / "__init__.py").is_file()
+    assert offenders == {}
+
+
+def test_the_room_checker_sees_a_violation(tmp_path: Path) -> None:
+    module = tmp_path / "bad.py"
+    module.write_text("from qkd import network\nimport qkd.network.planner\n", encoding="utf-8")
+    assert {"qkd.network", "qkd.network.planner"} <= _imported_modules(module)
+
+
 def test_the_checker_sees_a_violation(tmp_path: Path) -> None:
     module = tmp_path / "bad.py"
     module.write_text("import agile.policy\nfrom qkd import simulate\n", encoding="utf-8")
@@ -49,7 +85,7 @@ def test_the_checker_sees_a_violation(tmp_path: Path) -> None:
 
 
 def test_importing_the_packages_loads_no_optional_dependency() -> None:
-    optional = ["oqs", "pqcrypto", "yaml", "matplotlib", "httpx"]
+    optional = ["oqs", "pqcrypto", "yaml", "matplotlib", "httpx", "networkx", "scipy"]
     code = (
         f"import sys, agile, pqc, qkd\nprint(sorted(m for m in {optional!r} if m in sys.modules))\n"
     )

@@ -20,6 +20,7 @@ _COMMANDS: tuple[str, ...] = (
     "agile.cli.policy",
     "agile.cli.pqc",
     "agile.cli.qkd",
+    "agile.cli.net",
     "agile.cli.kme",
     "agile.cli.migrate",
     "agile.cli.keys",

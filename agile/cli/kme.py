@@ -57,7 +57,7 @@ def register(subparsers: Any) -> None:
 
 
 def run_certs(args: argparse.Namespace) -> int:
-    from qkd.kme.certs import write_certificates
+    from qkd.delivery.kme.certs import write_certificates
 
     saes = ["sae-a", "sae-b", *[s for s in args.sae if s not in ("sae-a", "sae-b")]]
     try:
@@ -73,7 +73,7 @@ def run_certs(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from qkd.kme.config import load_config, quick_config
+    from qkd.delivery.kme.config import load_config, quick_config
 
     if args.config is not None:
         if args.certs or args.listen_a or args.listen_b or args.state:
@@ -90,7 +90,7 @@ def _config(args: argparse.Namespace) -> Any:
 
 def run_serve(args: argparse.Namespace) -> int:
     from qkd import QKDError
-    from qkd.kme.service import serve_pair
+    from qkd.delivery.kme.service import serve_pair
 
     def announce(addresses: dict[str, tuple[str, int]]) -> None:
         a, b = addresses["a"], addresses["b"]

@@ -20,9 +20,9 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("qkd", help="simulate QKD links and compute key rates")
     commands = parser.add_subparsers(dest="qkd_command", metavar="SUBCOMMAND", required=True)
 
-    from qkd.cascade import VARIANTS
-    from qkd.link import PRESETS
-    from qkd.protocols import PROTOCOLS
+    from qkd.physics.link import PRESETS
+    from qkd.physics.protocols import PROTOCOLS
+    from qkd.postprocessing.cascade import VARIANTS
 
     sim = commands.add_parser(
         "simulate",
@@ -55,7 +55,40 @@ def register(subparsers: Any) -> None:
     rate.add_argument("--nu", type=float, default=0.1, help="weak decoy for vacuum+weak")
     rate.add_argument("--json", action="store_true", help="print machine-readable JSON")
     rate.add_argument("--plot", metavar="FILE.png", default=None, help="write a log-scale plot")
+    rate.add_argument(
+        "--repeater-segments",
+        type=_segments,
+        default=None,
+        metavar="N",
+        help="add a repeater chain of N segments (Barrett-Kok links, BBM92): bits per slot",
+    )
+    rate.add_argument("--memory-efficiency", type=_probability, default=0.9, metavar="E")
+    rate.add_argument("--repeater-detector-efficiency", type=_probability, default=0.9, metavar="E")
+    rate.add_argument("--repeater-swap-success", type=_probability, default=0.9, metavar="Q")
+    rate.add_argument("--repeater-fidelity", type=_werner, default=0.99, metavar="F0")
+    rate.add_argument(
+        "--twin-field-coefficient",
+        type=_probability,
+        default=None,
+        metavar="C",
+        help="add twin-field QKD at C * sqrt(eta) bits per pulse",
+    )
     rate.set_defaults(handler=run_rate)
+
+    rep = commands.add_parser(
+        "repeater",
+        help="a repeater chain: slots per end-to-end pair, fidelity and BBM92 key fraction",
+    )
+    rep.add_argument("--segments", type=_segments, required=True, metavar="N")
+    rep.add_argument("--link-success", type=_probability, required=True, metavar="P")
+    rep.add_argument("--swap-success", type=_probability, default=1.0, metavar="Q")
+    rep.add_argument("--fidelity", type=_werner, default=1.0, metavar="F0")
+    rep.add_argument("--t2-s", type=_seconds, default=None, metavar="T2", help="memory T2")
+    rep.add_argument("--slot-s", type=_seconds, default=None, metavar="TAU", help="slot length")
+    rep.add_argument("--chains", type=_chains, default=10_000, metavar="M")
+    rep.add_argument("--seed", type=int, default=None, help="reproducible run")
+    rep.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    rep.set_defaults(handler=run_repeater)
 
 
 def _count(text: str) -> int:
@@ -66,6 +99,51 @@ def _count(text: str) -> int:
     if not math.isfinite(value) or value < 1 or value != math.floor(value):
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
     return int(value)
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = _number(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a probability in (0, 1]")
+    return value
+
+
+def _werner(text: str) -> float:
+    value = _number(text)
+    if not 0.25 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a Werner fidelity lies in [0.25, 1]")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a time > 0 s")
+    return value
+
+
+def _segments(text: str) -> int:
+    value = _count(text)
+    if value > 1024:
+        raise argparse.ArgumentTypeError(f"{text!r}: at most 1024 segments")
+    return value
+
+
+def _chains(text: str) -> int:
+    value = _count(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"{text!r}: at least 2 chains give a standard error")
+    return value
 
 
 def _distance(text: str) -> float:
@@ -138,7 +216,7 @@ class _ProgressBar:
 
 def run_simulate(args: argparse.Namespace) -> int:
     from qkd import QKDError, simulate
-    from qkd.eve import parse_eve
+    from qkd.physics.eve import parse_eve
 
     try:
         eve = parse_eve(args.eve)
@@ -190,6 +268,10 @@ def run_rate(args: argparse.Namespace) -> int:
                 "plob": float(rates.plob(eta)),
             }
         )
+        if args.twin_field_coefficient is not None:
+            rows[-1]["twin_field"] = args.twin_field_coefficient * math.sqrt(eta)
+        if args.repeater_segments is not None:
+            rows[-1]["repeater"] = _repeater_key(args, d)
     limits = {
         "infinite": rates.max_distance(args.preset, method="infinite"),
         "vacuum+weak": rates.max_distance(args.preset, method="vacuum+weak", nu=args.nu),
@@ -219,6 +301,84 @@ def run_rate(args: argparse.Namespace) -> int:
         f"{limits['vacuum+weak']:.1f} km (vacuum+weak)"
     )
     return EXIT_OK
+
+
+def run_repeater(args: argparse.Namespace) -> int:
+    from qkd.physics.repeater import (
+        ChainParameters,
+        RepeaterConfigError,
+        bbm92_key_fraction,
+        simulate_chains,
+    )
+
+    if args.t2_s is not None and args.slot_s is None:
+        fail("qkd repeater: --t2-s needs --slot-s, the length of one attempt slot", EXIT_USAGE)
+    try:
+        chain = ChainParameters(
+            segments=args.segments,
+            link_success=args.link_success,
+            swap_success=args.swap_success,
+            fidelity=args.fidelity,
+            t2_s=args.t2_s,
+            slot_s=args.slot_s,
+        )
+        result = simulate_chains(chain, chains=args.chains, rng=args.seed)
+    except RepeaterConfigError as exc:
+        fail(f"qkd repeater: {exc}", EXIT_USAGE)
+    document: dict[str, Any] = {
+        "segments": chain.segments,
+        "mean_slots": chain.mean_slots,
+        "mc_mean_slots": result.mean_slots,
+        "mc_stderr": result.stderr_slots,
+        "fidelity": result.mean_fidelity,
+        "secret_key_fraction": bbm92_key_fraction(result.mean_fidelity),
+        "fidelity_analytic": chain.mean_fidelity,
+        "fidelity_stderr": result.stderr_fidelity,
+        "chains": result.chains,
+    }
+    if chain.slot_s is not None:
+        document["pairs_per_s"] = 1.0 / (chain.mean_slots * chain.slot_s)
+    if args.json:
+        emit_json(document)
+        return EXIT_OK
+    print(
+        f"{chain.segments} segments, P={chain.link_success:g}, Q={chain.swap_success:g}, "
+        f"F0={chain.fidelity:g}"
+    )
+    print(f"slots per end-to-end pair: {chain.mean_slots:.6g} (closed form)")
+    print(
+        f"                           {result.mean_slots:.6g} +- {result.stderr_slots:.2g} "
+        f"(Monte Carlo, {result.chains} pairs)"
+    )
+    print(
+        f"fidelity: {result.mean_fidelity:.6f} +- {result.stderr_fidelity:.1g} "
+        f"(closed form {chain.mean_fidelity:.6f})"
+    )
+    print(f"BBM92 secret-key fraction: {document['secret_key_fraction']:.4f}")
+    if "pairs_per_s" in document:
+        print(f"end-to-end pairs per second: {document['pairs_per_s']:.6g}")
+    return EXIT_OK
+
+
+def _repeater_key(args: argparse.Namespace, distance_km: float) -> float:
+    """Secret bits per slot of the repeater chain asked for, spanning ``distance_km``."""
+    from qkd.physics.link import PRESETS
+    from qkd.physics.repeater import ChainParameters, elementary_link_success, key_per_slot
+
+    n = args.repeater_segments
+    p = elementary_link_success(
+        distance_km / n,
+        attenuation_db_per_km=PRESETS[args.preset].alpha_db_per_km,
+        memory_efficiency=args.memory_efficiency,
+        detector_efficiency=args.repeater_detector_efficiency,
+    )
+    chain = ChainParameters(
+        segments=n,
+        link_success=p,
+        swap_success=args.repeater_swap_success,
+        fidelity=args.repeater_fidelity,
+    )
+    return key_per_slot(chain)
 
 
 def _plot(
@@ -266,6 +426,14 @@ def _plot(
         )
         if d.min() <= km <= d.max():
             ax.axvline(km, color=color, linestyle=":", linewidth=1)
+    for key, label, color in (
+        ("twin_field", "twin-field, $C\\sqrt{\\eta}$", "C2"),
+        ("repeater", "repeater chain, bits per slot (memories without dephasing)", "C3"),
+    ):
+        if key in rows[0]:
+            y = np.array([r[key] for r in rows])
+            mask = y > 0
+            ax.semilogy(d[mask], y[mask], "-", color=color, marker="s", markersize=3, label=label)
     ax.set_xlabel("fibre length (km)")
     ax.set_ylabel("secret key rate (bits per pulse)")
     ax.set_title(f"Key rate against distance, preset '{preset}'")

@@ -15,7 +15,7 @@ from agile.secret import SecretBytes
 
 if TYPE_CHECKING:
     from pqc import Kem, SignaturePrivateKey, SignaturePublicKey, SignatureScheme
-    from qkd.keysource import KeySource
+    from qkd.delivery.keysource import KeySource
 
 QKD_COMPONENT = "QKD"
 

@@ -67,7 +67,7 @@ from agile.session import HybridSession, expand_label, expand_label_info, expand
 
 if TYPE_CHECKING:
     from pqc import KemPrivateKey
-    from qkd.keysource import QkdKey
+    from qkd.delivery.keysource import QkdKey
 
 _SIGN_CONTEXT = {
     "initiator": b"qkd-agile v1 initiator auth\x00",

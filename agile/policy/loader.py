@@ -13,11 +13,8 @@ merge key by key, every other value (lists included) is replaced whole.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
-import re
-import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -27,8 +24,9 @@ from pydantic_core import ErrorDetails
 
 from agile import audit
 from agile._errors import PolicyError, PolicyProblem
-from agile.policy import _positions, builtin, rules
+from agile.policy import builtin, rules
 from agile.policy.model import Policy
+from qkd import _documents
 
 Format = Literal["toml", "json", "yaml"]
 FieldPath = tuple[str | int, ...]
@@ -39,6 +37,7 @@ MAX_EXTENDS_DEPTH = 8
 
 _SUFFIXES: dict[str, Format] = {".toml": "toml", ".json": "json", ".yaml": "yaml", ".yml": "yaml"}
 _ROOT = "<policy>"
+_YAML_MISSING = "YAML policies need PyYAML: pip install 'qkd-agile[yaml]' (or use TOML)"
 
 
 @dataclass
@@ -183,7 +182,9 @@ def _parse_text(
         raise _Problems([_problem(file, 1, 1, _ROOT, "a policy document is at most 1 MiB")])
     text = text.removeprefix("\ufeff")
     try:
-        data, positions = _PARSERS[fmt](text, file)
+        data, positions = _documents.parse(fmt, text, root=_ROOT, yaml_missing=_YAML_MISSING)
+    except _documents.DocumentSyntaxError as exc:
+        raise _Problems([_problem(file, exc.line, exc.col, exc.path, exc.message)]) from None
     except RecursionError:
         raise _Problems(
             [_problem(file, 1, 1, _ROOT, "the document is nested too deeply")]
@@ -201,79 +202,6 @@ def _parse_text(
     where = {path: (file, line, col) for path, (line, col) in positions.at.items()}
     document = _Document(data=data, where=where, file=file)
     return _resolve_extends(document, base_dir=base_dir, chain=chain)
-
-
-def _parse_toml(text: str, file: str) -> tuple[Any, _positions.Positions]:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        line, col, message = _split_toml_error(str(exc), text)
-        raise _Problems([_problem(file, line, col, "(syntax)", message)]) from None
-    return data, _positions.toml_positions(text)
-
-
-def _split_toml_error(message: str, text: str) -> tuple[int, int, str]:
-    match = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
-    if match:
-        return int(match.group(1)), int(match.group(2)), message[: match.start()]
-    match = re.search(r"\s*\(at end of document\)$", message)
-    if match:
-        lines = text.split("\n")
-        return (
-            len(lines),
-            len(lines[-1]) + 1,
-            message[: match.start()] + " at the end of the document",
-        )
-    return 1, 1, message
-
-
-def _parse_json(text: str, file: str) -> tuple[Any, _positions.Positions]:
-    def constant(name: str) -> None:
-        raise ValueError(f"{name} is not a valid JSON number")
-
-    try:
-        data = json.loads(text, parse_constant=constant)
-    except json.JSONDecodeError as exc:
-        raise _Problems([_problem(file, exc.lineno, exc.colno, "(syntax)", exc.msg)]) from None
-    except ValueError as exc:
-        raise _Problems([_problem(file, 1, 1, "(syntax)", str(exc))]) from None
-    return data, _positions.json_positions(text)
-
-
-def _parse_yaml(text: str, file: str) -> tuple[Any, _positions.Positions]:
-    try:
-        import yaml  # optional dependency, imported only when a YAML policy is read
-    except ImportError:
-        message = "YAML policies need PyYAML: pip install 'qkd-agile[yaml]' (or use TOML)"
-        raise _Problems([_problem(file, 1, 1, _ROOT, message)]) from None
-    try:
-        positions = _positions.yaml_positions(text)
-        if positions.problems:
-            return {}, positions
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-        message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
-        raise _Problems(
-            [_problem(file, line, col, "(syntax)", message or "invalid YAML")]
-        ) from None
-    except yaml.reader.ReaderError as exc:
-        line = text.count("\n", 0, exc.position) + 1
-        col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
-        message = f"character {exc.character!r} is not allowed in YAML ({exc.reason})"
-        raise _Problems([_problem(file, line, col, "(syntax)", message)]) from None
-    except (yaml.YAMLError, ValueError, TypeError) as exc:
-        # Non-marked errors: e.g. a tag that names an unsupported Python object.
-        raise _Problems([_problem(file, 1, 1, "(syntax)", f"invalid YAML: {exc}")]) from None
-    return data, positions
-
-
-_PARSERS: dict[Format, Callable[[str, str], tuple[Any, _positions.Positions]]] = {
-    "toml": _parse_toml,
-    "json": _parse_json,
-    "yaml": _parse_yaml,
-}
 
 
 # ----------------------------------------------------------------------------- extends
@@ -421,31 +349,7 @@ def _error_path(error: ErrorDetails) -> FieldPath:
 
 
 def _error_message(error: ErrorDetails) -> str:
-    kind = error["type"]
-    loc = error["loc"]
-    if kind == "extra_forbidden":
-        return f"unknown field {loc[-1]!r}; check its spelling against docs/policy.md"
-    if kind == "missing":
-        return "required field is missing"
-    message = error["msg"]
-    for prefix in ("Value error, ", "Assertion failed, "):
-        message = message.removeprefix(prefix)
-    if kind.endswith("_type") or kind in {"literal_error", "enum"}:
-        message = f"{message} (got {_describe(error.get('input'))})"
-    return message
-
-
-def _describe(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        shown = value if len(value) <= 40 else value[:37] + "..."
-        return f"string {shown!r}"
-    if isinstance(value, int | float):
-        return f"number {value!r}"
-    return {dict: "a table", list: "an array", type(None): "null"}.get(
-        type(value), type(value).__name__
-    )
+    return _documents.error_message(error, docs="docs/policy.md")
 
 
 def _locate(document: _Document, path: FieldPath, message: str) -> PolicyProblem:
@@ -458,10 +362,10 @@ def _locate(document: _Document, path: FieldPath, message: str) -> PolicyProblem
 
 
 def _dotted(path: FieldPath) -> str:
-    return ".".join(str(part) for part in path) or _ROOT
+    return _documents.dotted(path, _ROOT)
 
 
 def _problem(file: str, line: int, col: int, path: str, message: str) -> PolicyProblem:
-    # One problem is one line: parsers' messages sometimes span several.
-    one_line = re.sub(r"\s*[\r\n]+\s*", " ", message).strip()
-    return PolicyProblem(file=file, line=line, col=col, path=path, message=one_line)
+    return PolicyProblem(
+        file=file, line=line, col=col, path=path, message=_documents.one_line(message)
+    )

@@ -17,7 +17,7 @@ from agile.policy import builtin
 from agile.policy.loader import policy_from_dict
 from agile.policy.model import Policy
 from agile.session import HybridSession
-from qkd.keysource import KeyStatus, QkdKey, SimulatedLink
+from qkd.delivery.keysource import KeyStatus, QkdKey, SimulatedLink
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

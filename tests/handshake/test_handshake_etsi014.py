@@ -1,8 +1,8 @@
 """A handshake whose QKD keys come from a real ETSI GS QKD 014 KME pair over mutual TLS.
 
-The KME pair (``qkd.kme``) runs on 127.0.0.1 in a background thread; each engine builds its
+The KME pair (``qkd.delivery.kme``) runs on 127.0.0.1 in a background thread; each engine builds its
 own ``Etsi014Client`` from the policy's ``[qkd.etsi014]`` section (certificates made by
-``qkd.kme.certs``), so this also covers the engine's resolution of an ``etsi014`` source.
+``qkd.delivery.kme.certs``), so this also covers the engine's resolution of an ``etsi014`` source.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import pytest
 from agile import AgileError
 from agile.engine import Engine, Identity
 from agile.policy.model import Policy
-from qkd.kme.certs import write_certificates
-from qkd.kme.config import quick_config
-from qkd.kme.service import serve_pair
+from qkd.delivery.kme.certs import write_certificates
+from qkd.delivery.kme.config import quick_config
+from qkd.delivery.kme.service import serve_pair
 
 from .conftest import make_policy, run_in_memory
 

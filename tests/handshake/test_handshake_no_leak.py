@@ -19,7 +19,7 @@ from agile import AgileError, load_policy
 from agile.engine import Engine, Identity
 from agile.handshake.machine import Initiator, Responder
 from agile.secret import SecretBytes
-from qkd.keysource import QkdKey
+from qkd.delivery.keysource import QkdKey
 
 from .conftest import link_sources, make_policy, mismatched_link, run_in_memory
 

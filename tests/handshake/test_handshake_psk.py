@@ -29,7 +29,7 @@ from agile.handshake.messages import (
     encode,
     frame_length,
 )
-from qkd.keysource import QkdKey, SimulatedLink
+from qkd.delivery.keysource import QkdKey, SimulatedLink
 
 from .conftest import link_sources, make_policy, run_in_memory
 

@@ -17,8 +17,8 @@ import pytest
 from agile import AgileError, HandshakeError, QKDUnavailable
 from agile.handshake.events import QkdFallback
 from agile.policy.model import Policy
-from qkd.etsi014.client import Etsi014Client
-from qkd.keysource import KeyExhausted, SimulatedLink
+from qkd.delivery.etsi014.client import Etsi014Client
+from qkd.delivery.keysource import KeyExhausted, SimulatedLink
 
 from .conftest import (
     FaultySource,

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from qkd.etsi014 import Etsi014Client
-from qkd.kme.certs import write_certificates
-from qkd.kme.config import PairConfig, build_config
-from qkd.kme.service import serve_pair
+from qkd.delivery.etsi014 import Etsi014Client
+from qkd.delivery.kme.certs import write_certificates
+from qkd.delivery.kme.config import PairConfig, build_config
+from qkd.delivery.kme.service import serve_pair
 
 SAES = ("sae-a", "sae-b", "sae-c", "sae-d", "sae-e", "sae-x")
 

@@ -14,7 +14,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from agile.cli import main
-from qkd.etsi014 import Etsi014Client
+from qkd.delivery.etsi014 import Etsi014Client
 
 
 def test_certs_writes_the_quick_start_files(

@@ -26,7 +26,7 @@ from qkd import (
     KMEUnavailable,
     QkdKey,
 )
-from qkd.etsi014.server import Request, server_ssl_context, start_server
+from qkd.delivery.etsi014.server import Request, server_ssl_context, start_server
 from tests.kme.conftest import RunningPair, wait_for_keys
 
 Reply = Callable[[Request], Awaitable[tuple[int, dict[str, Any]]]]

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from qkd import KeyNotFound
-from qkd.etsi014 import client_ssl_context
+from qkd.delivery.etsi014 import client_ssl_context
 from tests.kme.conftest import RunningPair, wait_for_keys
 
 THREADS = 8

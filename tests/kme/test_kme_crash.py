@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from qkd import KeySourceError
-from qkd.etsi014 import Etsi014Client
+from qkd.delivery.etsi014 import Etsi014Client
 
 THREADS = 3
 

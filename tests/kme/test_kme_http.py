@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qkd.etsi014 import client_ssl_context
-from qkd.etsi014.server import (
+from qkd.delivery.etsi014 import client_ssl_context
+from qkd.delivery.etsi014.server import (
     MAX_BODY,
     MAX_HEAD,
     HttpError,

@@ -20,8 +20,8 @@ from qkd import (
     QkdKey,
     SimulatedLink,
 )
-from qkd.kme.config import ConfigError, LinkSettings
-from qkd.kme.link import make_supplier
+from qkd.delivery.kme.config import ConfigError, LinkSettings
+from qkd.delivery.kme.link import make_supplier
 from tests.kme.conftest import RunningPair, wait_for_keys
 
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qkd import InvalidResponse, KeyNotFound
-from qkd.etsi014.models import (
+from qkd.delivery.etsi014.models import (
     RequestRejected,
     parse_key_container,
     parse_key_ids,

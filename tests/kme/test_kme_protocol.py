@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from qkd import KeyExhausted, KeyNotFound, KMEError
-from qkd.etsi014 import client_ssl_context
+from qkd.delivery.etsi014 import client_ssl_context
 from tests.kme.conftest import RunningPair, wait_for_keys
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from qkd.kme.service import recover_blocks
-from qkd.store import (
+from qkd.delivery.kme.service import recover_blocks
+from qkd.delivery.store import (
     DELIVERED,
     READY,
     KeyStore,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from agile.policy import _positions
+from qkd import _positions
 
 
 def _at(text: str, line: int, col: int) -> str:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from qkd import rates
-from qkd.cascade import VARIANTS, block_sizes, reconcile
+from qkd.postprocessing.cascade import VARIANTS, block_sizes, reconcile
 
 
 def test_block_schedules_of_the_variants() -> None:

@@ -15,7 +15,7 @@ from qkd import (
     PhotonNumberSplitting,
     preset,
 )
-from qkd.eve import parse_eve
+from qkd.physics.eve import parse_eve
 
 
 def test_presets_carry_design_values() -> None:

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from qkd import BeamSplitting, InterceptResend, PhotonNumberSplitting, preset, rates
-from qkd.eve import Eavesdropper
-from qkd.protocols import Detections, Sampler, transmit
+from qkd.physics.eve import Eavesdropper
+from qkd.physics.protocols import Detections, Sampler, transmit
+from qkd.postprocessing.sifting import sift
 from qkd.randomness import KeyRandomness
-from qkd.sifting import sift
 
 from .conftest import sigma_binomial
 

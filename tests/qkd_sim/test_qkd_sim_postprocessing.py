@@ -11,13 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import qkd.toeplitz as toeplitz
+import qkd.postprocessing.toeplitz as toeplitz
 from qkd import rates
-from qkd.cascade import VARIANTS, _FeistelPermutation, block_sizes, reconcile
-from qkd.decoy import DecoyCounts, bound_single_photon, vacuum_weak_bounds
-from qkd.estimation import estimate_qber
+from qkd.physics.decoy import DecoyCounts, bound_single_photon, vacuum_weak_bounds
+from qkd.postprocessing.cascade import VARIANTS, _FeistelPermutation, block_sizes, reconcile
+from qkd.postprocessing.estimation import estimate_qber
+from qkd.postprocessing.verification import verify
 from qkd.randomness import KeyRandomness
-from qkd.verification import verify
 
 
 def _noisy_pair(

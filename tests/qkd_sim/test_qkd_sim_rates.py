@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from qkd import LinkConfigError, rates
@@ -56,3 +57,15 @@ def test_plob_is_minus_log2_one_minus_eta() -> None:
 def test_unknown_preset_names_the_choices() -> None:
     with pytest.raises(LinkConfigError, match="gys, ingaas, snspd"):
         rates.transmittance("nope", 1.0)
+
+
+def test_vacuum_weak_rate_over_an_array_matches_the_scalar_formula() -> None:
+    from qkd.physics.rates import vacuum_weak_rate_eta, vacuum_weak_rate_etas
+
+    etas = np.concatenate(([0.0, 1e-12], np.logspace(-9, 0, 60)))
+    params = {"y0": 1.7e-6, "e_d": 0.033, "mu": 0.48, "nu": 0.1, "f": 1.22}
+    vector = vacuum_weak_rate_etas(etas, **params)
+    scalar = [vacuum_weak_rate_eta(eta=float(e), **params) for e in etas]
+    assert vector == pytest.approx(scalar, rel=1e-9, abs=1e-15)
+    assert (vector > 0).any()
+    assert (vector == 0).any()

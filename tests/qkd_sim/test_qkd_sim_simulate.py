@@ -10,7 +10,7 @@ import pytest
 
 import qkd
 from qkd import FreeSpaceChannel, Link, rates
-from qkd.report import REPORT_FORMAT
+from qkd.physics.report import REPORT_FORMAT
 
 REQUIRED_FIELDS = {
     "protocol", "preset", "distance_km", "pulses", "mu", "nu", "detections", "sifted_bits",

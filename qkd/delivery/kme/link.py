@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import importlib
 
-from qkd.keysource import KeyMaterialSupplier, csprng_supplier
-from qkd.kme.config import ConfigError, LinkSettings
+from qkd.delivery.keysource import KeyMaterialSupplier, csprng_supplier
+from qkd.delivery.kme.config import ConfigError, LinkSettings
 
 __all__ = ["make_supplier"]
 
@@ -22,7 +22,7 @@ def make_supplier(link: LinkSettings) -> KeyMaterialSupplier:
     if link.source == "ideal":
         return csprng_supplier
     try:
-        simulated = importlib.import_module("qkd.kme._simulated")
+        simulated = importlib.import_module("qkd.delivery.kme._simulated")
     except ImportError as exc:
         raise ConfigError(
             f"link {link.name}: source='simulated' needs the QKD link simulator"

@@ -2,11 +2,11 @@
 
 Theory of operation
 -------------------
-Both KMEs run in one process; each has its own durable :class:`qkd.store.KeyStore`. For each
-configured link, a feeder task pulls matched key material from the link's supplier (the OS
+Both KMEs run in one process; each has its own durable :class:`qkd.delivery.store.KeyStore`. For
+each configured link, a feeder task pulls matched key material from the link's supplier (the OS
 CSPRNG for an ideal link, or the QKD simulator) and writes it to both stores in blocks (the
-pending/ready protocol of :mod:`qkd.store`), keeping up to ``max_key_count`` ready keys per
-direction and, when ``rate_bps`` is set, no more key bits per second than that.
+pending/ready protocol of :mod:`qkd.delivery.store`), keeping up to ``max_key_count`` ready keys
+per direction and, when ``rate_bps`` is set, no more key bits per second than that.
 
 - ``status`` and ``enc_keys`` go to the master's KME with the slave's SAE ID in the path. The
   master's KME hands out keys of its own direction and records master and slave.
@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from qkd.etsi014.models import (
+from qkd.delivery.etsi014.models import (
     API_PREFIX,
     KeyRequest,
     RequestRejected,
@@ -47,11 +47,11 @@ from qkd.etsi014.models import (
     parse_key_ids,
     parse_key_request,
 )
-from qkd.etsi014.server import HttpsServer, Request, server_ssl_context, start_server
-from qkd.keysource import KeyMaterialSupplier, KeyStatus
-from qkd.kme.config import KmeSettings, LinkSettings, PairConfig
-from qkd.kme.link import make_supplier
-from qkd.store import (
+from qkd.delivery.etsi014.server import HttpsServer, Request, server_ssl_context, start_server
+from qkd.delivery.keysource import KeyMaterialSupplier, KeyStatus
+from qkd.delivery.kme.config import KmeSettings, LinkSettings, PairConfig
+from qkd.delivery.kme.link import make_supplier
+from qkd.delivery.store import (
     Delivery,
     GroupCommitter,
     KeyStore,

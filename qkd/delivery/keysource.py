@@ -11,7 +11,7 @@ Backends:
 - :class:`SimulatedLinkSource` - both ends of a simulated link in this process, fed by a
   :data:`KeyMaterialSupplier` (the OS CSPRNG for an ideal link, optionally metered at a key
   rate in bit/s, or the QKD link simulator).
-- :class:`qkd.etsi014.Etsi014Client` - a KME (vendor hardware or ``agile kme serve``) over
+- :class:`qkd.delivery.etsi014.Etsi014Client` - a KME (vendor hardware or ``agile kme serve``) over
   ETSI GS QKD 014 REST with mutual TLS.
 
 This module is easy to misuse: keys are plain ``bytes``. Applications should go through

@@ -1,4 +1,8 @@
-"""Where each field of a policy document is written: ``path -> (line, column)``.
+"""Where each field of a document is written: ``path -> (line, column)``.
+
+Shared by the two loaders that locate their errors as ``FILE:LINE:COL: field.path: message``:
+``qkd.network`` (network files) and ``agile.policy`` (policy files). It lives in ``qkd``, the
+lower layer, because ``qkd`` may not import ``agile``; it knows nothing of either schema.
 
 The standard parsers give positions only for syntax errors. To point at the field behind a
 validation error, each format gets a small scanner that walks the already-parsed text again
@@ -311,8 +315,8 @@ def json_positions(text: str) -> Positions:
 def yaml_positions(text: str) -> Positions:
     """Positions of the fields of a YAML document that PyYAML accepted.
 
-    Also reports aliases (``*name``), which a policy may not use: they let a few bytes
-    expand into a huge document, and a policy has no need for them.
+    Also reports aliases (``*name``), which neither a policy nor a network file may use: they
+    let a few bytes expand into a huge document, and these documents have no need for them.
     """
     import yaml  # optional dependency: the caller checked that it is installed
 
@@ -320,7 +324,7 @@ def yaml_positions(text: str) -> Positions:
     for event in yaml.parse(text, Loader=yaml.SafeLoader):
         if isinstance(event, yaml.AliasEvent):
             line, col = _mark(event.start_mark)
-            out.problems.append(((), line, col, "YAML aliases are not allowed in a policy"))
+            out.problems.append(((), line, col, "YAML aliases are not allowed in a document"))
     if out.problems:
         return out
     root = yaml.compose(text, Loader=yaml.SafeLoader)

@@ -14,9 +14,9 @@ import inspect
 import threading
 from typing import Any
 
-from qkd.keysource import KeyExhausted, KeySourceError
-from qkd.kme.config import ConfigError, LinkSettings
-from qkd.simulation import simulate
+from qkd.delivery.keysource import KeyExhausted, KeySourceError
+from qkd.delivery.kme.config import ConfigError, LinkSettings
+from qkd.physics.simulation import simulate
 
 __all__ = ["SimulatedSupplier", "simulated_supplier"]
 

@@ -3,10 +3,12 @@
 Theory of operation
 -------------------
 The stages, each in its own module with its theory: the quantum stage
-(:mod:`qkd.protocols`), sifting (:mod:`qkd.sifting`), parameter estimation on a random sample
-(:mod:`qkd.estimation`), the decoy bounds (:mod:`qkd.decoy`), error correction by Cascade
-(:mod:`qkd.cascade`), error verification (:mod:`qkd.verification`), the secret length
-(:mod:`qkd.finite_key`) and privacy amplification by Toeplitz hashing (:mod:`qkd.toeplitz`).
+(:mod:`qkd.physics.protocols`), sifting (:mod:`qkd.postprocessing.sifting`), parameter
+estimation on a random sample (:mod:`qkd.postprocessing.estimation`), the decoy bounds
+(:mod:`qkd.physics.decoy`), error correction by Cascade (:mod:`qkd.postprocessing.cascade`),
+error verification (:mod:`qkd.postprocessing.verification`), the secret length
+(:mod:`qkd.postprocessing.finite_key`) and privacy amplification by Toeplitz hashing
+(:mod:`qkd.postprocessing.toeplitz`).
 
 A run aborts, and no key bit comes out, when the sampled QBER exceeds the threshold (11% by
 default, the limit of one-way BB84 post-processing), when a BBM92 CHSH test fails to exceed
@@ -29,20 +31,20 @@ import numpy as np
 from numpy.typing import NDArray
 
 from qkd._errors import QKDError
-from qkd.cascade import CascadeVariant, reconcile
-from qkd.decoy import DecoyBounds, DecoyCounts, bound_single_photon
-from qkd.estimation import QberEstimate, estimate_qber
-from qkd.eve import Eavesdropper, parse_eve
-from qkd.finite_key import KeyLength, decoy_key_length, single_photon_key_length
-from qkd.link import DecoySource, Link
-from qkd.link import preset as link_preset
-from qkd.protocols import Detections, Protocol, Sampler, transmit
+from qkd.physics.decoy import DecoyBounds, DecoyCounts, bound_single_photon
+from qkd.physics.eve import Eavesdropper, parse_eve
+from qkd.physics.link import DecoySource, Link
+from qkd.physics.link import preset as link_preset
+from qkd.physics.protocols import Detections, Protocol, Sampler, transmit
+from qkd.physics.rates import gain
+from qkd.physics.report import EcReport, LinkReport, StageTimings
+from qkd.postprocessing.cascade import CascadeVariant, reconcile
+from qkd.postprocessing.estimation import QberEstimate, estimate_qber
+from qkd.postprocessing.finite_key import KeyLength, decoy_key_length, single_photon_key_length
+from qkd.postprocessing.sifting import SiftedKey, sift
+from qkd.postprocessing.toeplitz import modified_toeplitz_hash_many
+from qkd.postprocessing.verification import verify
 from qkd.randomness import KeyRandomness, physics_rng
-from qkd.rates import gain
-from qkd.report import EcReport, LinkReport, StageTimings
-from qkd.sifting import SiftedKey, sift
-from qkd.toeplitz import modified_toeplitz_hash_many
-from qkd.verification import verify
 
 __all__ = ["Progress", "SimulationResult", "simulate"]
 

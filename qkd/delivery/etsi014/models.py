@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from qkd.keysource import InvalidResponse, KeyStatus, QkdKey
+from qkd.delivery.keysource import InvalidResponse, KeyStatus, QkdKey
 
 __all__ = [
     "API_PREFIX",

@@ -6,7 +6,7 @@ Bob announces which gates clicked and in which basis he measured; Alice announce
 and, in decoy-state BB84, the intensity of each of those pulses. Pulses measured in the other
 basis are discarded (with both bases equally likely, the sifting factor is ``q = 1/2``,
 Bennett and Brassard 1984). Decoy and vacuum pulses are not key: their sifted bits are
-announced in full, which gives their error counts for the decoy analysis (:mod:`qkd.decoy`).
+announced in full, which gives their error counts for the decoy analysis (:mod:`qkd.physics.decoy`).
 The signal pulses' sifted bits, in their order of arrival, are the raw key.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from qkd.protocols import Detections
+from qkd.physics.protocols import Detections
 
 __all__ = ["SiftedKey", "sift"]
 

@@ -2,10 +2,10 @@
 
 Theory of operation
 -------------------
-Protocols. ``bb84-decoy`` is BB84 with a weak-coherent source at three intensities (signal,
-weak decoy, vacuum; see :mod:`qkd.link`); ``bb84-single-photon`` is the ideal BB84 of an exact
-single-photon source; ``bbm92`` is the entanglement-based protocol of Bennett, Brassard and
-Mermin (PRL 68, 557 (1992)) with a pair source in the middle of the link, a fraction of
+Protocols. ``bb84-decoy`` is BB84 with a weak-coherent source at three intensities (signal, weak
+decoy, vacuum; see :mod:`qkd.physics.link`); ``bb84-single-photon`` is the ideal BB84 of an
+exact single-photon source; ``bbm92`` is the entanglement-based protocol of Bennett, Brassard
+and Mermin (PRL 68, 557 (1992)) with a pair source in the middle of the link, a fraction of
 whose coincidences is spent on the CHSH test of Ekert (PRL 67, 661 (1991)).
 
 Per-pulse physics (prepare and measure). A pulse of ``n`` photons reaches Bob's detectors as
@@ -19,7 +19,7 @@ the right/wrong detector stays silent and ``C`` that both do,
     P(click) = 1 - C,              P(error | click) = (A - C + (1 - A - B + C) / 2) / (1 - C)
 
 where the double clicks (``1 - A - B + C``) are given a random bit. Averaged over a Poisson
-``n`` these give the ``Q_mu`` and ``E_mu`` of :mod:`qkd.rates` up to terms of order
+``n`` these give the ``Q_mu`` and ``E_mu`` of :mod:`qkd.physics.rates` up to terms of order
 ``(eta mu)^2 e_d``.
 
 Two samplers, one model. The *event* sampler (the default) never materialises a pulse: it
@@ -55,8 +55,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from qkd._errors import QKDError
-from qkd.eve import BeamSplitting, Eavesdropper, InterceptResend, PhotonNumberSplitting
-from qkd.link import Link
+from qkd.physics.eve import BeamSplitting, Eavesdropper, InterceptResend, PhotonNumberSplitting
+from qkd.physics.link import Link
 from qkd.randomness import KeyRandomness
 
 __all__ = [

@@ -6,9 +6,9 @@ pools, client-certificate identities, once-only delivery. See ``docs/kme.md``.
 
 from __future__ import annotations
 
-from qkd.kme.certs import write_certificates
-from qkd.kme.config import ConfigError, PairConfig, load_config, quick_config
-from qkd.kme.service import KmePair, serve_pair
+from qkd.delivery.kme.certs import write_certificates
+from qkd.delivery.kme.config import ConfigError, PairConfig, load_config, quick_config
+from qkd.delivery.kme.service import KmePair, serve_pair
 
 __all__ = [
     "ConfigError",

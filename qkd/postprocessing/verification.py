@@ -2,12 +2,12 @@
 
 Theory of operation
 -------------------
-After error correction Alice picks a random member of a two-universal family, here a
-``t x n`` Toeplitz matrix (:mod:`qkd.toeplitz`), and sends its seed and her tag ``T x``; Bob
-compares it with ``T y``. If ``x != y`` the tags collide with probability ``2^-t``, so with
+After error correction Alice picks a random member of a two-universal family, here a ``t x n``
+Toeplitz matrix (:mod:`qkd.postprocessing.toeplitz`), and sends its seed and her tag ``T x``;
+Bob compares it with ``T y``. If ``x != y`` the tags collide with probability ``2^-t``, so with
 ``t = ceil(log2(1 / epsilon_cor))`` the keys that pass differ with probability at most
-``epsilon_cor`` (the correctness of Lim et al., PRA 89, 022307 (2014), Sec. II, which counts
-the ``log2(2/epsilon_cor)`` disclosed bits in the key length). The seed is drawn from the key
+``epsilon_cor`` (the correctness of Lim et al., PRA 89, 022307 (2014), Sec. II, which counts the
+``log2(2/epsilon_cor)`` disclosed bits in the key length). The seed is drawn from the key
 randomness; the tags are compared in constant time.
 """
 
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from qkd.postprocessing.toeplitz import toeplitz_hash_many
 from qkd.randomness import KeyRandomness
-from qkd.toeplitz import toeplitz_hash_many
 
 __all__ = ["Verification", "tag_bits", "verify"]
 

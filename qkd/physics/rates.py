@@ -13,10 +13,10 @@ The GLLP rate per pulse (Gottesman, Lo, Lütkenhaus and Preskill, QIC 4, 325 (20
 
     R >= q { -Q_mu f H2(E_mu) + Q1 [1 - H2(e1)] },     q = 1/2 (symmetric BB84 sifting)
 
-with the true ``Q1`` and ``e1`` for infinitely many decoys, or the vacuum+weak bounds
-``Y1_L`` and ``e1_U`` of :mod:`qkd.decoy` for a finite decoy set. The repeaterless PLOB bound
-(Pirandola, Laurenza, Ottaviani and Banchi, Nat. Commun. 8, 15043 (2017)) on any
-point-to-point protocol is ``-log2(1 - eta)`` bits per pulse.
+with the true ``Q1`` and ``e1`` for infinitely many decoys, or the vacuum+weak bounds ``Y1_L``
+and ``e1_U`` of :mod:`qkd.physics.decoy` for a finite decoy set. The repeaterless PLOB bound
+(Pirandola, Laurenza, Ottaviani and Banchi, Nat. Commun. 8, 15043 (2017)) on any point-to-point
+protocol is ``-log2(1 - eta)`` bits per pulse.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from qkd.decoy import vacuum_weak_bounds
-from qkd.link import PRESETS, LinkConfigError
+from qkd.physics.decoy import vacuum_weak_bounds
+from qkd.physics.link import PRESETS, LinkConfigError
 
 __all__ = [
     "Method",
@@ -42,6 +42,7 @@ __all__ = [
     "rate",
     "transmittance",
     "vacuum_weak_rate",
+    "vacuum_weak_rate_etas",
 ]
 
 Method = Literal["infinite", "vacuum+weak"]
@@ -148,6 +149,43 @@ def vacuum_weak_rate_eta(
     if y1 <= 0:
         return 0.0
     return max(0.0, _gllp(mu=mu, eta=eta, y0=y0, e_d=e_d, f=f, q=q, y1=y1, e1=e1))
+
+
+def vacuum_weak_rate_etas(
+    eta: ArrayLike, *, y0: float, e_d: float, mu: float, nu: float, f: float, q: float = 0.5
+) -> NDArray[np.float64]:
+    """:func:`vacuum_weak_rate_eta` over an array of transmittances, as whole-array numpy.
+
+    The same formulas (gains and errors of Ma et al. eqs. 1-10, the bounds of
+    :func:`qkd.physics.decoy.vacuum_weak_bounds`, GLLP), element by element; 0 where the
+    single-photon bound vanishes or the rate is negative.
+    """
+    eta_a = np.asarray(eta, dtype=np.float64)
+    q_mu = y0 + 1.0 - np.exp(-eta_a * mu)
+    q_nu = y0 + 1.0 - np.exp(-eta_a * nu)
+    e_mu = (0.5 * y0 + e_d * (1.0 - np.exp(-eta_a * mu))) / q_mu
+    e_nu = (0.5 * y0 + e_d * (1.0 - np.exp(-eta_a * nu))) / q_nu
+    y1 = (
+        mu
+        / (mu * nu - nu * nu)
+        * (
+            q_nu * math.exp(nu)
+            - q_mu * math.exp(mu) * nu * nu / (mu * mu)
+            - (mu * mu - nu * nu) / (mu * mu) * y0
+        )
+    )
+    positive = y1 > 0.0
+    safe_y1 = np.where(positive, y1, 1.0)
+    e1 = np.clip((e_nu * q_nu * math.exp(nu) - 0.5 * y0) / (safe_y1 * nu), 0.0, 0.5)
+    q1 = safe_y1 * mu * math.exp(-mu)
+    rate = q * (-q_mu * f * _h2(e_mu) + q1 * (1.0 - _h2(e1)))
+    return np.where(positive, np.maximum(rate, 0.0), 0.0)
+
+
+def _h2(p: NDArray[np.float64]) -> NDArray[np.float64]:
+    inside = (p > 0.0) & (p < 1.0)
+    x = np.where(inside, p, 0.5)
+    return np.where(inside, -x * np.log2(x) - (1.0 - x) * np.log2(1.0 - x), 0.0)
 
 
 def rate(

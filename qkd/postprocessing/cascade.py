@@ -68,8 +68,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from qkd._errors import QKDError
+from qkd.physics.rates import binary_entropy
 from qkd.randomness import RngLike, physics_rng
-from qkd.rates import binary_entropy
 
 __all__ = ["VARIANTS", "CascadeVariant", "Reconciliation", "block_sizes", "reconcile"]
 

@@ -6,22 +6,22 @@ Finite key (Lim, Curty, Walenta, Xu and Zbinden, PRA 89, 022307 (2014), eq. 1): 
 
     l = floor( s0 + s1 (1 - H2(phi)) - leak_EC - 6 log2(21 / eps_sec) - log2(2 / eps_cor) )
 
-bits is ``eps_sec``-secret and ``eps_cor``-correct, where ``s0`` and ``s1`` are lower bounds
-on the raw-key bits that came from vacuum and single-photon pulses, ``phi`` an upper bound on
-the phase-error rate of the single-photon bits, and ``leak_EC`` the bits disclosed by error
+bits is ``eps_sec``-secret and ``eps_cor``-correct, where ``s0`` and ``s1`` are lower bounds on
+the raw-key bits that came from vacuum and single-photon pulses, ``phi`` an upper bound on the
+phase-error rate of the single-photon bits, and ``leak_EC`` the bits disclosed by error
 correction (measured, not modelled). Here the raw key is the sifted signal bits of both bases
 (symmetric BB84): ``s0 = n Q0_L / Q_mu_U`` and ``s1 = n Q1_L / Q_mu_U`` from the decoy bounds
-(:mod:`qkd.decoy`), and ``phi = e1_U + mu`` where ``e1_U`` bounds the single-photon error rate
-measured on the decoy pulses (by basis symmetry, the bit-error rate in one basis is the
-phase-error rate in the other) and ``mu`` is the sampling deviation of :mod:`qkd.estimation`
-between the decoy's single-photon bits and the key's. For an exact single-photon source (and
-for BBM92, every bit of which comes from a pair) ``s1 = n``, ``s0 = 0`` and ``phi`` is the
-sampled QBER's upper bound.
+(:mod:`qkd.physics.decoy`), and ``phi = e1_U + mu`` where ``e1_U`` bounds the single-photon
+error rate measured on the decoy pulses (by basis symmetry, the bit-error rate in one basis is
+the phase-error rate in the other) and ``mu`` is the sampling deviation of
+:mod:`qkd.postprocessing.estimation` between the decoy's single-photon bits and the key's. For
+an exact single-photon source (and for BBM92, every bit of which comes from a pair) ``s1 = n``,
+``s0 = 0`` and ``phi`` is the sampled QBER's upper bound.
 
 Asymptotic (GLLP, Gottesman, Lo, Lütkenhaus and Preskill, QIC 4, 325 (2004)):
 ``l = n (Q1 / Q_mu) (1 - H2(e1)) - leak_EC`` with the point values of the decoy bounds (for a
 single-photon source or BBM92, ``l = n (1 - H2(E)) - leak_EC``), so that a long run matches
-:func:`qkd.rates.vacuum_weak_rate`.
+:func:`qkd.physics.rates.vacuum_weak_rate`.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from qkd.decoy import DecoyBounds
-from qkd.estimation import sampling_deviation
-from qkd.rates import binary_entropy
+from qkd.physics.decoy import DecoyBounds
+from qkd.physics.rates import binary_entropy
+from qkd.postprocessing.estimation import sampling_deviation
 
 __all__ = ["KeyLength", "decoy_key_length", "single_photon_key_length"]
 

@@ -30,8 +30,8 @@ from os import PathLike
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
-from qkd.etsi014.models import API_PREFIX, parse_key_container, parse_status
-from qkd.keysource import (
+from qkd.delivery.etsi014.models import API_PREFIX, parse_key_container, parse_status
+from qkd.delivery.keysource import (
     InvalidRequest,
     InvalidResponse,
     KeyExhausted,

@@ -1,0 +1,233 @@
+"""``agile net``: QKD network files: print their schema, check them, plan them.
+
+A network file (TOML, JSON or YAML; docs/networks.md) lists trusted nodes, links and key
+demands. ``check`` validates files and prints every problem as ``FILE:LINE:COL: field.path:
+message``; ``plan`` computes link rates, per-demand max-flow and paths, joint feasibility,
+bottlenecks and single failures (DESIGN.md, "QKD networks").
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from agile.cli._output import EXIT_OK, EXIT_REJECTED, emit_json, fail, print_error
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("net", help="QKD network files: schema, check, plan")
+    commands = parser.add_subparsers(dest="net_command", metavar="ACTION", required=True)
+
+    schema = commands.add_parser("schema", help="print the JSON Schema of network files")
+    schema.add_argument("--json", action="store_true", help="accepted for symmetry: always JSON")
+    schema.set_defaults(handler=_schema)
+
+    check = commands.add_parser("check", help="validate network files; exit 1 if any is invalid")
+    check.add_argument("files", nargs="+", metavar="FILE", help=".toml, .json or .yaml")
+    check.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    check.set_defaults(handler=_check)
+
+    plan = commands.add_parser(
+        "plan", help="link rates, max-flow per demand, feasibility, bottlenecks, failures"
+    )
+    plan.add_argument("file", metavar="FILE", help=".toml, .json or .yaml")
+    plan.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    plan.add_argument("--no-failures", action="store_true", help="skip the single-failure analysis")
+    plan.add_argument(
+        "--plot", metavar="MAP.png", default=None, help="draw nodes, links by key rate, demands"
+    )
+    plan.set_defaults(handler=_plan)
+
+
+def _problem_json(problem: Any) -> dict[str, Any]:
+    return {
+        "file": problem.file,
+        "line": problem.line,
+        "col": problem.col,
+        "path": problem.path,
+        "message": problem.message,
+    }
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from qkd.network.model import json_schema
+
+    emit_json(json_schema())
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    from qkd.network.loader import NetworkFileError, load_network
+
+    results: list[dict[str, Any]] = []
+    for source in args.files:
+        try:
+            network = load_network(source)
+        except NetworkFileError as exc:
+            results.append({"file": source, "valid": False, "problems": list(exc.problems)})
+            continue
+        results.append(
+            {
+                "file": source,
+                "valid": True,
+                "name": network.network.name,
+                "nodes": len(network.nodes),
+                "links": len(network.links),
+                "demands": len(network.demands),
+            }
+        )
+    invalid = sum(not r["valid"] for r in results)
+    if args.json:
+        emit_json(
+            {
+                "valid": invalid == 0,
+                "files": [
+                    {**r, "problems": [_problem_json(p) for p in r.get("problems", [])]}
+                    for r in results
+                ],
+            }
+        )
+    else:
+        for r in results:
+            for problem in r.get("problems", ()):
+                print(problem)
+            if r["valid"]:
+                print(
+                    f"{r['file']}: ok ({r['name']}: {r['nodes']} nodes, {r['links']} links, "
+                    f"{r['demands']} demands)"
+                )
+        if invalid:
+            noun = "file is" if invalid == 1 else "files are"
+            print(f"{invalid} of {len(results)} network {noun} invalid", file=sys.stderr)
+    return EXIT_REJECTED if invalid else EXIT_OK
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from qkd import QKDError
+    from qkd.network.loader import NetworkFileError, load_network
+    from qkd.network.planner import PlannerUnavailable, plan
+
+    try:
+        network = load_network(args.file)
+    except NetworkFileError as exc:
+        for problem in exc.problems:
+            print_error(str(problem))
+        return EXIT_REJECTED
+    try:
+        result = plan(network, failures=not args.no_failures)
+    except PlannerUnavailable as exc:
+        fail(f"net plan: {exc}")
+    except QKDError as exc:
+        fail(f"net plan: {args.file}: {exc}")
+    document = result.to_dict()
+    if args.plot:
+        _plot_map(args.plot, network, document)
+    if args.json:
+        emit_json(document)
+        return EXIT_OK
+    _print_plan(document)
+    return EXIT_OK
+
+
+def _print_plan(doc: dict[str, Any]) -> None:
+    print(f"network {doc['network']}")
+    print("links (secret key rate):")
+    for link in doc["links"]:
+        print(f"  {link['id']:<20} {link['kind']:<11} {link['key_rate_bps']:>14,.1f} bit/s")
+    print("demands (each alone):")
+    for d in doc["demands"]:
+        path = "-".join(d["path"]) if d["path"] else "(unreachable)"
+        trusted = "-" if d["trusted_nodes"] is None else d["trusted_nodes"]
+        verdict = "met" if d["met"] else "NOT MET"
+        print(
+            f"  {d['from']} -> {d['to']}: wants {d['requested_bps']:,.1f}, max "
+            f"{d['max_rate_bps']:,.1f} bit/s, {verdict}; path {path} "
+            f"({trusted} trusted nodes)"
+        )
+    scale = doc["common_scale"]
+    at_scale = "" if scale is None else f" (common scale {scale:.4g})"
+    print(f"all demands at once: {'feasible' if doc['feasible'] else 'NOT feasible'}{at_scale}")
+    print(f"bottlenecks: {', '.join(doc['bottlenecks']) or 'none'}")
+    if doc["single_failures"]:
+        print("single failures:")
+        for f in doc["single_failures"]:
+            failed = ", ".join(f"{a}->{b}" for a, b in f["failed_demands"]) or "none"
+            print(f"  {f['kind']} {f['failed']}: fails {failed}")
+
+
+def _plot_map(path: str, network: Any, doc: dict[str, Any]) -> None:
+    """Nodes (shape by kind), links coloured by key rate, demands as dashed arcs."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.colors import LogNorm
+        from matplotlib.lines import Line2D
+    except ImportError:
+        fail("--plot needs matplotlib: pip install 'qkd-agile[plot]'")
+    import networkx as nx
+    import numpy as np
+
+    graph = nx.Graph()
+    graph.add_nodes_from(node.name for node in network.nodes)
+    rates = {link["id"]: link["key_rate_bps"] for link in doc["links"]}
+    for link in network.links:
+        graph.add_edge(link.a, link.b)
+    # A deterministic layout: the same file always gives the same picture.
+    where = nx.kamada_kawai_layout(graph) if len(graph) > 1 else dict.fromkeys(graph, (0.0, 0.0))
+    fig, ax = plt.subplots(figsize=(8, 6.5), dpi=120)
+    positive = [r for r in rates.values() if r > 0]
+    low, high = min(positive, default=1.0), max(positive, default=10.0)
+    norm = LogNorm(vmin=low, vmax=high) if high > low else LogNorm(vmin=low / 2, vmax=high * 2)
+    cmap = plt.get_cmap("viridis")
+    bottlenecks = set(doc["bottlenecks"])
+    for link in network.links:
+        (xa, ya), (xb, yb) = where[link.a], where[link.b]
+        rate = rates[link.id]
+        colour = cmap(norm(rate)) if rate > 0 else "lightgrey"
+        width = 4.5 if link.id in bottlenecks else 2.5
+        ax.plot([xa, xb], [ya, yb], color=colour, linewidth=width, zorder=1, solid_capstyle="round")
+    for d in doc["demands"]:
+        ax.annotate(
+            "",
+            xy=tuple(where[d["to"]]),
+            xytext=tuple(where[d["from"]]),
+            arrowprops={
+                "arrowstyle": "->",
+                "linestyle": "--",
+                "color": "tab:green" if d["met"] else "tab:red",
+                "connectionstyle": "arc3,rad=0.25",
+                "linewidth": 1.3,
+            },
+            zorder=2,
+        )
+    markers = {"trusted": "o", "endpoint": "s", "ground-station": "^"}
+    for kind, marker in markers.items():
+        names = [node.name for node in network.nodes if node.kind == kind]
+        if names:
+            xy = np.array([where[n] for n in names])
+            ax.scatter(xy[:, 0], xy[:, 1], s=220, marker=marker, color="white",
+                       edgecolors="black", linewidths=1.5, zorder=3)  # fmt: skip
+    if len(graph) <= 60:
+        for name, (x, y) in where.items():
+            ax.text(x, y, name, ha="center", va="center", fontsize=7, zorder=4)
+    scalar = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
+    fig.colorbar(scalar, ax=ax, label="link secret key rate (bit/s)", shrink=0.8)
+    handles = [
+        Line2D([], [], marker=m, color="white", markeredgecolor="black", markersize=10,
+               linestyle="none", label=k)
+        for k, m in markers.items()
+    ] + [
+        Line2D([], [], color="tab:green", linestyle="--", label="demand met (alone)"),
+        Line2D([], [], color="tab:red", linestyle="--", label="demand not met"),
+        Line2D([], [], color="grey", linewidth=4.5, label="bottleneck (thick)"),
+    ]  # fmt: skip
+    ax.legend(handles=handles, loc="best", fontsize=7, framealpha=0.9)
+    verdict = "feasible" if doc["feasible"] else "NOT feasible"
+    ax.set_title(f"{doc['network']}: all demands at once {verdict}")
+    ax.set_axis_off()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,42 @@
+"""QKD networks: trusted-node networks of links, their model and planner.
+
+Hazmat: figures for planning, no policy. This room may import ``qkd.physics``,
+``qkd.postprocessing`` and ``qkd.delivery``; they never import it.
+
+- :mod:`qkd.network.model`: the network file's pydantic model and JSON Schema;
+- :mod:`qkd.network.loader`: TOML/JSON/YAML files with located errors
+  (``FILE:LINE:COL: field.path: message``), raising :class:`NetworkFileError`;
+- :mod:`qkd.network.planner`: link rates, per-demand max-flow and paths, joint feasibility,
+  bottlenecks and single failures (needs the ``network`` extra: networkx, scipy).
+
+Example::
+
+    >>> from qkd.network import load_network, plan  # doctest: +SKIP
+    >>> plan(load_network("docs/networks/metro-ring.toml")).feasible
+    True
+"""
+
+from __future__ import annotations
+
+from qkd.network.loader import (
+    NetworkFileError,
+    NetworkProblem,
+    load_network,
+    network_from_dict,
+    parse_network,
+)
+from qkd.network.model import Network, json_schema
+from qkd.network.planner import Plan, PlannerUnavailable, plan
+
+__all__ = [
+    "Network",
+    "NetworkFileError",
+    "NetworkProblem",
+    "Plan",
+    "PlannerUnavailable",
+    "json_schema",
+    "load_network",
+    "network_from_dict",
+    "parse_network",
+    "plan",
+]

@@ -1,0 +1,795 @@
+"""Plan a trusted-node QKD network: link rates, per-demand max-flow and paths, joint feasibility,
+bottlenecks and single failures.
+
+Hazmat: figures for planning, not guarantees. Needs the ``network`` extra (networkx, scipy).
+
+Theory of operation
+-------------------
+Key relay through trusted nodes (ITU-T Y.3800/Y.3803; DESIGN.md "QKD networks"): a key for
+A -> D over A-B-C-D is one-time-padded hop by hop with each link's QKD key, so relaying R bit/s
+over a path consumes R bit/s of key on every link of it. Links are undirected; parallel links
+between two nodes add their rates into one edge capacity ``c_uv``. A node of kind ``endpoint``
+carries no flow for anyone but its own demands: for a demand (s, t) every other endpoint is
+removed from the graph, everywhere below.
+
+- **Link rates** (:func:`link_key_rate`): ``fixed`` as given; ``fibre`` the decoy-state BB84
+  rate of :mod:`qkd.physics.rates` at the optimal intensity times the pulse rate; ``twin-field``
+  ``coefficient * sqrt(eta)`` per pulse (Lucamarini et al., Nature 557, 400 (2018));
+  ``repeater`` end-to-end pairs per second from :mod:`qkd.physics.repeater` times the sifting
+  ratio and the BBM92 key fraction.
+- **max_rate_bps** of a demand alone: the maximum s-t flow over the capacities (Ford and
+  Fulkerson 1956; networkx's preflow-push), split over as many paths as help. By the max-flow
+  min-cut theorem it equals the smallest total capacity of links whose removal separates s
+  from t; the tests check that on random graphs.
+- **path**: among all s-t paths of maximal bottleneck (the "widest path" rate ``W``), one with
+  the fewest hops. ``W`` is the capacity at which s and t first join when edges are added in
+  decreasing order of capacity (Kruskal's order, with union-find); the paths of bottleneck
+  ``W`` are exactly the s-t paths in the subgraph of edges with ``c >= W``, and breadth-first
+  search finds one with the fewest hops. (A Dijkstra over (width, hops) labels is not enough:
+  the label of a wide but long prefix can displace the one that leads to a short optimum.)
+- **feasible**: a multi-commodity flow linear programme (Ahuja, Magnanti and Orlin, "Network
+  Flows", ch. 17) over the shared capacities, solved by HiGHS through scipy:
+
+      maximise lambda  subject to  for every demand k and node n:
+          sum_out f_k - sum_in f_k = lambda d_k [n = s_k] - lambda d_k [n = t_k],
+      for every edge uv:  sum_k (f_k,uv + f_k,vu) <= c_uv,   f >= 0.
+
+  ``lambda*`` is the largest common scale at which every demand can be served at once; the
+  network is feasible when ``lambda* >= 1 - 1e-9``.
+- **bottlenecks**: the links of the edges that every optimal solution saturates at
+  ``lambda*``. Candidates are the edges saturated in the optimum found; each is kept if a second
+  LP, with ``lambda`` fixed at ``lambda*``, cannot bring its load below its capacity.
+- **single_failures**: for every link, and every trusted or ground-station node (with its
+  links), the demands whose max-flow alone falls below the requested rate without it.
+
+All comparisons with a requested rate use the tolerance ``1e-9`` (relative).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from qkd._errors import QKDError
+from qkd.network.model import (
+    FibreLink,
+    FixedLink,
+    Link,
+    Network,
+    RepeaterLink,
+    SatelliteLink,
+    TwinFieldLink,
+)
+
+__all__ = [
+    "TOLERANCE",
+    "DemandPlan",
+    "Failure",
+    "LinkRate",
+    "Plan",
+    "PlannerUnavailable",
+    "bottleneck_path",
+    "capacities",
+    "link_key_rate",
+    "link_rates",
+    "max_flow",
+    "plan",
+    "satellite_key_rate",
+]
+
+TOLERANCE = 1e-9
+# HiGHS simplex for small LPs; its interior-point method (with crossover) is about twice as
+# fast on the large multi-commodity LPs of networks with thousands of nodes.
+_IPM_ABOVE_VARIABLES = 50_000
+
+
+class PlannerUnavailable(QKDError):
+    """The planner's optional dependencies (networkx, scipy) are not installed."""
+
+
+@dataclass(frozen=True)
+class LinkRate:
+    """One link of the file with the secret key rate its physics gives."""
+
+    id: str
+    kind: str
+    a: str
+    b: str
+    key_rate_bps: float
+    # Satellite links: (station, start_s, end_s) of each pass the rate comes from.
+    windows: tuple[tuple[str, float, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class DemandPlan:
+    """One demand, planned alone."""
+
+    from_: str
+    to: str
+    requested_bps: float
+    max_rate_bps: float
+    path: tuple[str, ...]
+    trusted_nodes: int | None
+    met: bool
+
+
+@dataclass(frozen=True)
+class Failure:
+    """The demands that fail when one link or node fails."""
+
+    failed: str
+    kind: str
+    failed_demands: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything ``agile net plan`` prints."""
+
+    name: str
+    links: tuple[LinkRate, ...]
+    demands: tuple[DemandPlan, ...]
+    feasible: bool
+    common_scale: float | None
+    bottlenecks: tuple[str, ...]
+    single_failures: tuple[Failure, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of DESIGN.md (with ``network`` and ``common_scale`` besides)."""
+        return {
+            "network": self.name,
+            "links": [_link_dict(r) for r in self.links],
+            "demands": [
+                {
+                    "from": d.from_,
+                    "to": d.to,
+                    "requested_bps": d.requested_bps,
+                    "max_rate_bps": d.max_rate_bps,
+                    "path": list(d.path),
+                    "trusted_nodes": d.trusted_nodes,
+                    "met": d.met,
+                }
+                for d in self.demands
+            ],
+            "feasible": self.feasible,
+            "common_scale": self.common_scale,
+            "bottlenecks": list(self.bottlenecks),
+            "single_failures": [
+                {
+                    "failed": f.failed,
+                    "kind": f.kind,
+                    "failed_demands": [list(pair) for pair in f.failed_demands],
+                }
+                for f in self.single_failures
+            ],
+        }
+
+
+def _link_dict(rate: LinkRate) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": rate.id, "kind": rate.kind, "key_rate_bps": rate.key_rate_bps}
+    if rate.kind == "satellite":
+        out["pass_windows"] = [
+            {"station": station, "start_s": start, "end_s": end}
+            for station, start, end in rate.windows
+        ]
+    return out
+
+
+def _met(rate: float, requested: float) -> bool:
+    return rate >= requested * (1.0 - TOLERANCE)
+
+
+# ----------------------------------------------------------------------------- link rates
+
+
+def link_key_rate(link: Link) -> float:
+    """Secret key rate of one link in bit/s, from its physics (see the module docstring)."""
+    if isinstance(link, FixedLink):
+        return link.key_rate_bps
+    if isinstance(link, FibreLink):
+        from qkd.physics import rates
+
+        _, per_pulse = rates.optimal_mu(link.preset, link.length_km, method=link.method, nu=link.nu)
+        return per_pulse * link.pulse_rate_hz
+    if isinstance(link, TwinFieldLink):
+        return link.coefficient * math.sqrt(link.transmittance) * link.pulse_rate_hz
+    if isinstance(link, RepeaterLink):
+        from qkd.physics.repeater import ChainParameters, bbm92_key_fraction
+
+        chain = ChainParameters(
+            segments=link.segments,
+            link_success=link.link_success,
+            swap_success=link.swap_success,
+            fidelity=link.fidelity,
+            t2_s=link.t2_s,
+            slot_s=link.slot_s,
+        )
+        pairs_per_s = 1.0 / (chain.mean_slots * link.slot_s)
+        return pairs_per_s * link.sifting * bbm92_key_fraction(chain.mean_fidelity)
+    raise QKDError(
+        f"link kind {link.kind!r} needs the network (its ends' positions): use link_rates"
+    )
+
+
+def link_rates(network: Network) -> tuple[LinkRate, ...]:
+    """Every link of ``network`` with its key rate, in the order of the file."""
+    out = []
+    for link in network.links:
+        if isinstance(link, SatelliteLink):
+            rate, windows = satellite_key_rate(link, network)
+            out.append(LinkRate(link.id, link.kind, link.a, link.b, rate, windows))
+        else:
+            out.append(LinkRate(link.id, link.kind, link.a, link.b, link_key_rate(link)))
+    return tuple(out)
+
+
+def satellite_key_rate(
+    link: SatelliteLink, network: Network
+) -> tuple[float, tuple[tuple[str, float, float], ...]]:
+    """Average key rate of a satellite relay link over its days, and its pass windows."""
+    from qkd.physics import satellite
+
+    orbit = satellite.CircularOrbit(
+        altitude_km=link.altitude_km,
+        inclination_deg=link.inclination_deg,
+        raan_deg=link.raan_deg,
+        start_deg=link.start_deg,
+    )
+    optics = satellite.OpticalLink(
+        wavelength_m=link.wavelength_m,
+        transmitter_m=link.transmitter_m,
+        receiver_m=link.receiver_m,
+        divergence_rad=link.divergence_rad,
+        zenith_transmittance=link.zenith_transmittance,
+        pointing_loss_db=link.pointing_loss_db,
+        optics_loss_db=link.optics_loss_db,
+    )
+    seconds = link.days * 86_400.0
+    keys = []
+    windows: list[tuple[str, float, float]] = []
+    for end in (link.a, link.b):
+        node = network.node(end)
+        if node.latitude_deg is None or node.longitude_deg is None:
+            raise QKDError(f"ground station {end!r} has no latitude_deg/longitude_deg")
+        station = satellite.GroundStation(
+            name=end, latitude_deg=node.latitude_deg, longitude_deg=node.longitude_deg
+        )
+        day = satellite.track(orbit, station, duration_s=seconds, step_s=link.step_s)
+        found = satellite.passes(day, min_elevation_deg=link.min_elevation_deg, link=optics)
+        keys.append(
+            sum(
+                satellite.key_per_pass(
+                    day,
+                    one,
+                    link=optics,
+                    pulse_rate_hz=link.pulse_rate_hz,
+                    detector_efficiency=link.detector_efficiency,
+                )
+                for one in found
+            )
+        )
+        windows += [(end, one.start_s, one.end_s) for one in found]
+    windows.sort(key=lambda w: (w[1], w[0]))
+    return min(keys) / seconds, tuple(windows)
+
+
+# ----------------------------------------------------------------------------- graphs
+
+Edge = tuple[str, str]
+
+
+def _edge(a: str, b: str) -> Edge:
+    return (a, b) if a <= b else (b, a)
+
+
+def capacities(rates: Iterable[LinkRate]) -> dict[Edge, float]:
+    """Edge capacities: the rates of the links between each pair of nodes, added up."""
+    caps: dict[Edge, float] = {}
+    for r in rates:
+        if r.key_rate_bps > 0:
+            key = _edge(r.a, r.b)
+            caps[key] = caps.get(key, 0.0) + r.key_rate_bps
+    return caps
+
+
+def _nx() -> Any:
+    try:
+        import networkx
+    except ImportError:
+        raise PlannerUnavailable(
+            "the network planner needs networkx and scipy: pip install 'qkd-agile[network]'"
+        ) from None
+    return networkx
+
+
+@dataclass(frozen=True)
+class _Flow:
+    """One maximum flow: its value, the flow on each edge, and through each inner node."""
+
+    value: float
+    on_edge: dict[Edge, float]
+    through: dict[str, float]
+
+
+def _max_flow(caps: dict[Edge, float], allowed: set[str], s: str, t: str) -> _Flow:
+    if s not in allowed or t not in allowed:
+        return _Flow(0.0, {}, {})
+    graph = _graph(caps, allowed, s, t)
+    value, flow = _nx().maximum_flow(graph, s, t, capacity="capacity")
+    on_edge: dict[Edge, float] = {}
+    through: dict[str, float] = {}
+    for u, v in graph.edges:
+        net = float(flow[u][v] - flow[v][u])
+        if net == 0.0:
+            continue
+        on_edge[_edge(u, v)] = abs(net)
+        head = v if net > 0 else u
+        if head not in (s, t):
+            through[head] = through.get(head, 0.0) + abs(net)
+    return _Flow(float(value), on_edge, through)
+
+
+def max_flow(caps: dict[Edge, float], allowed: set[str], s: str, t: str) -> float:
+    """Maximum s-t flow over undirected capacities, using only nodes in ``allowed``."""
+    return _max_flow(caps, allowed, s, t).value
+
+
+def bottleneck_path(caps: dict[Edge, float], allowed: set[str], s: str, t: str) -> list[str]:
+    """Among the s-t paths of maximal bottleneck capacity, one with the fewest hops ([] if none)."""
+    if s not in allowed or t not in allowed:
+        return []
+    edges = sorted(
+        ((c, u, v) for (u, v), c in caps.items() if u in allowed and v in allowed),
+        key=lambda e: -e[0],
+    )
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        root = x
+        while parent.get(root, root) != root:
+            root = parent[root]
+        while parent.get(x, x) != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    width: float | None = None
+    for c, u, v in edges:
+        ru, rv = find(u), find(v)
+        if ru != rv:
+            parent[ru] = rv
+        if find(s) == find(t):
+            width = c
+            break
+    if width is None:
+        return []
+    adjacency: dict[str, list[str]] = {}
+    for c, u, v in edges:
+        if c < width:
+            break
+        adjacency.setdefault(u, []).append(v)
+        adjacency.setdefault(v, []).append(u)
+    previous: dict[str, str | None] = {s: None}
+    queue = deque([s])
+    while queue:
+        node = queue.popleft()
+        if node == t:
+            break
+        for nxt in sorted(adjacency.get(node, ())):
+            if nxt not in previous:
+                previous[nxt] = node
+                queue.append(nxt)
+    path: list[str] = []
+    step: str | None = t
+    while step is not None:
+        path.append(step)
+        step = previous[step]
+    return path[::-1]
+
+
+# ----------------------------------------------------------------------------- plan
+
+
+def plan(network: Network, *, failures: bool = True) -> Plan:
+    """Plan ``network``: see the module docstring for every figure.
+
+    Example::
+
+        >>> from qkd.network.loader import parse_network
+        >>> net = parse_network('''
+        ... [network]
+        ... name = "line"
+        ... [[nodes]]
+        ... name = "A"
+        ... kind = "endpoint"
+        ... [[nodes]]
+        ... name = "B"
+        ... kind = "trusted"
+        ... [[nodes]]
+        ... name = "C"
+        ... kind = "endpoint"
+        ... [[links]]
+        ... id = "A-B"
+        ... a = "A"
+        ... b = "B"
+        ... kind = "fixed"
+        ... key_rate_bps = 1000.0
+        ... [[links]]
+        ... id = "B-C"
+        ... a = "B"
+        ... b = "C"
+        ... kind = "fixed"
+        ... key_rate_bps = 500.0
+        ... [[demands]]
+        ... from = "A"
+        ... to = "C"
+        ... rate_bps = 100.0
+        ... ''')
+        >>> p = plan(net)
+        >>> p.demands[0].max_rate_bps, p.demands[0].path, p.bottlenecks
+        (500.0, ('A', 'B', 'C'), ())
+    """
+    _nx()
+    rates = link_rates(network)
+    caps = capacities(rates)
+    nodes = [node.name for node in network.nodes]
+    relays = {node.name for node in network.nodes if node.kind != "endpoint"}
+    pairs = [(d.from_, d.to, d.rate_bps) for d in network.demands]
+
+    demands = []
+    flows = []
+    for s, t, requested in pairs:
+        allowed = relays | {s, t}
+        flow = _max_flow(caps, allowed, s, t)
+        flows.append(flow)
+        rate = flow.value
+        path = tuple(bottleneck_path(caps, allowed, s, t)) if rate > 0 else ()
+        demands.append(
+            DemandPlan(
+                from_=s,
+                to=t,
+                requested_bps=requested,
+                max_rate_bps=rate,
+                path=path,
+                trusted_nodes=len(path) - 2 if path else None,
+                met=_met(rate, requested),
+            )
+        )
+
+    # No common scale exceeds the smallest max-flow / request of a demand alone.
+    ceiling = min((d.max_rate_bps / d.requested_bps for d in demands), default=None)
+    scale, saturated = _common_scale(caps, nodes, relays, pairs, ceiling)
+    bottlenecks = tuple(r.id for r in rates if r.key_rate_bps > 0 and _edge(r.a, r.b) in saturated)
+    single = (
+        _single_failures(network, rates=rates, caps=caps, relays=relays, pairs=pairs, flows=flows)
+        if failures
+        else ()
+    )
+    return Plan(
+        name=network.network.name,
+        links=rates,
+        demands=tuple(demands),
+        feasible=scale is None or scale >= 1.0 - TOLERANCE,
+        common_scale=scale,
+        bottlenecks=bottlenecks,
+        single_failures=single,
+    )
+
+
+def _single_failures(
+    network: Network,
+    *,
+    rates: Sequence[LinkRate],
+    caps: dict[Edge, float],
+    relays: set[str],
+    pairs: Sequence[tuple[str, str, float]],
+    flows: Sequence[_Flow],
+) -> tuple[Failure, ...]:
+    """The demands that fail without each link and each relaying node.
+
+    A flow is recomputed only when the flow found for the demand cannot vouch for it: if the
+    failed element carries none of that flow, the same flow is still feasible; if it carries
+    ``f``, removing ``f`` from the flow leaves a feasible flow of ``value - f`` (for a link,
+    only the part of ``f`` above what the parallel links can still carry). A recomputation
+    asks only whether the requested rate is reachable (augmenting paths with a cutoff), on the
+    demand's own graph with the element taken out and put back.
+    """
+    graphs: dict[int, _Reach] = {}
+
+    def graph_of(k: int) -> _Reach:
+        if k not in graphs:
+            s, t, _ = pairs[k]
+            graphs[k] = _Reach(caps, relays | {s, t}, s, t)
+        return graphs[k]
+
+    failing_links: list[list[tuple[str, str]]] = [[] for _ in rates]
+    failing_nodes: dict[str, list[tuple[str, str]]] = {
+        node.name: [] for node in network.nodes if node.kind != "endpoint"
+    }
+    for k, ((s, t, requested), flow) in enumerate(zip(pairs, flows, strict=True)):
+        if not _met(flow.value, requested):
+            for entry in (*failing_links, *failing_nodes.values()):
+                entry.append((s, t))
+            continue
+        for i, failed in enumerate(rates):
+            edge = _edge(failed.a, failed.b)
+            carried = flow.on_edge.get(edge, 0.0)
+            if carried == 0.0:
+                continue
+            remaining = max(0.0, caps[edge] - failed.key_rate_bps)
+            if _met(flow.value - max(0.0, carried - remaining), requested):
+                continue
+            if not graph_of(k).reaches(requested, edge=edge, capacity=remaining):
+                failing_links[i].append((s, t))
+        for name, entry in failing_nodes.items():
+            if name in (s, t):
+                entry.append((s, t))
+                continue
+            carried = flow.through.get(name, 0.0)
+            if carried == 0.0 or _met(flow.value - carried, requested):
+                continue
+            if not graph_of(k).reaches(requested, node=name):
+                entry.append((s, t))
+    out = [Failure(failed.id, "link", tuple(failing_links[i])) for i, failed in enumerate(rates)]
+    out += [Failure(name, "node", tuple(entry)) for name, entry in failing_nodes.items()]
+    return tuple(out)
+
+
+def _graph(caps: dict[Edge, float], allowed: set[str], s: str, t: str) -> Any:
+    nx = _nx()
+    graph = nx.Graph()
+    graph.add_nodes_from((s, t))
+    graph.add_edges_from(
+        (u, v, {"capacity": c}) for (u, v), c in caps.items() if u in allowed and v in allowed
+    )
+    return graph
+
+
+# Integer units of the requested rate in the fast check below; small enough that a node of
+# degree up to 127 cannot overflow scipy's 32-bit flow values.
+_UNITS = 1 << 24
+
+
+class _Reach:
+    """Is a requested rate reachable from s to t, with one edge or node taken out?
+
+    scipy's C max-flow takes integer capacities. Scaled so that the requested rate is
+    ``_UNITS``, capacities rounded down give a flow no larger than the true one, and rounded
+    up one no smaller; both are clipped at ``_UNITS``, which changes neither answer (a cut
+    through a clipped arc already holds the requested rate). When the two disagree the rate is
+    within rounding of the answer, and networkx decides in floating point.
+    """
+
+    def __init__(self, caps: dict[Edge, float], allowed: set[str], s: str, t: str) -> None:
+        self.caps, self.allowed, self.s, self.t = caps, allowed, s, t
+        names = sorted(allowed)
+        self.index = {name: i for i, name in enumerate(names)}
+        kept = [(e, c) for e, c in caps.items() if e[0] in allowed and e[1] in allowed]
+        self.edges = {e: j for j, (e, _) in enumerate(kept)}
+        self.u = np.array([self.index[e[0]] for e, _ in kept], dtype=np.int64)
+        self.v = np.array([self.index[e[1]] for e, _ in kept], dtype=np.int64)
+        self.cap = np.array([c for _, c in kept], dtype=np.float64)
+        self.n = len(names)
+        degree = np.bincount(np.concatenate([self.u, self.v]), minlength=self.n)
+        self.units = min(_UNITS, (2**31 - 1) // (int(degree.max(initial=0)) + 1))
+
+    def reaches(
+        self,
+        requested: float,
+        *,
+        edge: Edge | None = None,
+        capacity: float = 0.0,
+        node: str | None = None,
+    ) -> bool:
+        from scipy import sparse
+        from scipy.sparse.csgraph import maximum_flow
+
+        goal = requested * (1.0 - TOLERANCE)
+        cap = self.cap.copy()
+        if edge is not None:
+            cap[self.edges[edge]] = capacity
+        if node is not None:
+            i = self.index[node]
+            cap[(self.u == i) | (self.v == i)] = 0.0
+        # A request so small that units / goal overflows still compares right at 1e300.
+        scaled = cap * min(self.units / goal, 1e300)
+        s, t = self.index[self.s], self.index[self.t]
+        answers = []
+        for rounded in (np.floor(scaled), np.ceil(scaled)):
+            data = np.minimum(rounded, self.units).astype(np.int32)
+            graph = sparse.csr_array(
+                (np.concatenate([data, data]), (np.concatenate([self.u, self.v]),
+                 np.concatenate([self.v, self.u]))),
+                shape=(self.n, self.n),
+            )  # fmt: skip
+            graph.sum_duplicates()
+            answers.append(int(maximum_flow(graph, s, t).flow_value) >= self.units)
+        if answers[0] == answers[1]:
+            return answers[0]
+        exact = dict(self.caps)
+        if edge is not None:
+            exact[edge] = capacity
+        allowed = self.allowed - ({node} if node is not None else set())
+        return _met(max_flow(exact, allowed, self.s, self.t), requested)
+
+
+def _lp_method(variables: int) -> Literal["highs", "highs-ipm"]:
+    return "highs-ipm" if variables > _IPM_ABOVE_VARIABLES else "highs"
+
+
+def _still_saturated(
+    a_ub: Any,
+    a_eq: Any,
+    cap: np.ndarray,
+    bounds: list[tuple[float, float | None]],
+    edges: list[int],
+) -> list[int]:
+    """Of ``edges``, those left saturated by one optimum that unsaturates as many as it can.
+
+    With lambda fixed at its optimum, each edge e gets a variable ``0 <= z_e <= delta_e`` below
+    its slack, and the LP maximises ``sum z_e / delta_e``. Every edge that some optimum leaves
+    unsaturated is unsaturated at a point of the optimal face's relative interior, so for small
+    enough ``delta`` the maximiser unsaturates them all; an edge it leaves saturated is checked
+    on its own by the caller, so a ``delta`` too large costs time, never a wrong answer.
+    """
+    from scipy import sparse
+    from scipy.optimize import linprog
+
+    m = len(edges)
+    n_vars = a_ub.shape[1]
+    delta = cap[edges] * 1e-4
+    # load_e + z_e <= cap_e for the chosen edges.
+    extra = sparse.csr_array((np.ones(m), (np.arange(m), np.arange(m))), shape=(m, m))
+    a_sub = sparse.hstack([a_ub[edges, :], extra])
+    a_all = sparse.vstack(
+        [sparse.hstack([a_ub, sparse.csr_array((a_ub.shape[0], m))]), a_sub]
+    ).tocsr()
+    b_all = np.concatenate([cap, cap[edges]])
+    a_eq_all = sparse.hstack([a_eq, sparse.csr_array((a_eq.shape[0], m))]).tocsr()
+    objective = np.concatenate([np.zeros(n_vars), -1.0 / delta])
+    all_bounds = bounds + [(0.0, float(d)) for d in delta]
+    result = linprog(
+        objective,
+        A_ub=a_all,
+        b_ub=b_all,
+        A_eq=a_eq_all,
+        b_eq=np.zeros(a_eq.shape[0]),
+        bounds=all_bounds,
+        method=_lp_method(a_ub.shape[1]),
+    )
+    if result.status != 0:
+        return edges
+    z = result.x[n_vars:]
+    return [e for e, slack, d in zip(edges, z, delta, strict=True) if slack < 1e-3 * d]
+
+
+def _common_scale(
+    caps: dict[Edge, float],
+    nodes: Sequence[str],
+    relays: set[str],
+    pairs: Sequence[tuple[str, str, float]],
+    ceiling: float | None,
+) -> tuple[float | None, set[Edge]]:
+    """``lambda*`` of the multi-commodity LP, and the edges every optimum saturates.
+
+    ``ceiling`` is the smallest ratio max-flow / request of a demand alone, an upper bound on
+    ``lambda*``. Every optimum has a cycle-free version in which an edge carries at most
+    ``lambda* * sum(d_k)``, so capacities above ``ceiling * sum(d_k)`` can be lowered to it
+    without changing ``lambda*``. That bounds the LP's numbers: in units of the lowered
+    largest capacity HiGHS's absolute tolerances stay small against every figure that
+    matters. An edge so lowered never binds.
+    """
+    if not pairs or ceiling is None:
+        return None, set()
+    if ceiling <= 0:
+        return 0.0, set()
+    try:
+        from scipy import sparse
+        from scipy.optimize import linprog
+    except ImportError:
+        raise PlannerUnavailable(
+            "the network planner needs networkx and scipy: pip install 'qkd-agile[network]'"
+        ) from None
+    edges = list(caps)
+    if not edges:
+        return 0.0, set()
+    index = {name: i for i, name in enumerate(nodes)}
+    n_nodes, n_edges = len(nodes), len(edges)
+    top = ceiling * sum(p[2] for p in pairs) * (1.0 + 1e-6)
+    original = np.array([caps[e] for e in edges])
+    lowered = original > top
+    unit = float(np.minimum(original, top).max())
+    cap = np.minimum(original, top) / unit
+    eu = np.array([index[u] for u, _ in edges])
+    ev = np.array([index[v] for _, v in edges])
+    relay_mask = np.array([name in relays for name in nodes])
+
+    rows_eq: list[np.ndarray] = []
+    cols_eq: list[np.ndarray] = []
+    vals_eq: list[np.ndarray] = []
+    rows_ub: list[np.ndarray] = []
+    cols_ub: list[np.ndarray] = []
+    column = 0
+    for k, (s, t, demand) in enumerate(pairs):
+        allowed = relay_mask.copy()
+        allowed[[index[s], index[t]]] = True
+        usable = np.flatnonzero(allowed[eu] & allowed[ev])
+        m = usable.size
+        plus = column + np.arange(m)
+        minus = column + m + np.arange(m)
+        column += 2 * m
+        base = k * n_nodes
+        # u -> v leaves u and enters v; v -> u the reverse.
+        rows_eq += [base + eu[usable], base + ev[usable], base + ev[usable], base + eu[usable]]
+        cols_eq += [plus, plus, minus, minus]
+        vals_eq += [np.ones(m), -np.ones(m), np.ones(m), -np.ones(m)]
+        rows_ub += [usable, usable]
+        cols_ub += [plus, minus]
+        del demand
+    lam = column
+    n_vars = column + 1
+    # The LP's variable is mu = lambda / ceiling in [0, 1], so that its coefficients
+    # d_k * ceiling / unit stay near 1 (HiGHS drops matrix entries below 1e-9).
+    d = np.array([p[2] for p in pairs]) * (ceiling / unit)
+    s_rows = np.array([k * n_nodes + index[p[0]] for k, p in enumerate(pairs)])
+    t_rows = np.array([k * n_nodes + index[p[1]] for k, p in enumerate(pairs)])
+    rows_eq += [s_rows, t_rows]
+    cols_eq += [np.full(len(pairs), lam), np.full(len(pairs), lam)]
+    vals_eq += [-d, d]
+    a_eq = sparse.csr_array(
+        (np.concatenate(vals_eq), (np.concatenate(rows_eq), np.concatenate(cols_eq))),
+        shape=(len(pairs) * n_nodes, n_vars),
+    )
+    ub_rows = np.concatenate(rows_ub) if rows_ub else np.zeros(0, dtype=int)
+    ub_cols = np.concatenate(cols_ub) if cols_ub else np.zeros(0, dtype=int)
+    a_ub = sparse.csr_array((np.ones(ub_rows.size), (ub_rows, ub_cols)), shape=(n_edges, n_vars))
+    b_eq = np.zeros(len(pairs) * n_nodes)
+    objective = np.zeros(n_vars)
+    objective[lam] = -1.0
+    result = linprog(
+        objective,
+        A_ub=a_ub,
+        b_ub=cap,
+        A_eq=a_eq,
+        b_eq=b_eq,
+        bounds=[(0.0, None)] * column + [(0.0, 1.0)],
+        method=_lp_method(a_ub.shape[1]),
+    )
+    if result.status != 0:
+        raise QKDError(f"the multi-commodity LP did not solve: {result.message}")
+    mu = min(float(result.x[lam]), 1.0)
+    scale = mu * ceiling
+    if scale <= 0:
+        return 0.0, set()
+    load = a_ub @ result.x
+    saturated_now = np.flatnonzero((load >= cap * (1 - 1e-7)) & ~lowered)
+    # An edge whose capacity has a nonzero dual price is tight in every optimal solution
+    # (complementary slackness): it binds without further checks.
+    dual = np.asarray(result.ineqlin.marginals)
+    binding = {int(e) for e in saturated_now if dual[e] < -1e-9}
+    unsure = [int(e) for e in saturated_now if int(e) not in binding]
+    bounds: list[tuple[float, float | None]] = [(0.0, None)] * column
+    bounds.append((mu * (1 - TOLERANCE), mu))
+    if unsure:
+        unsure = _still_saturated(a_ub, a_eq, cap, bounds, unsure)
+    # What remains may be tight in every optimum without a dual price (edges in series):
+    # with lambda fixed at its optimum, minimise each one's load; if it cannot drop, it binds.
+    for e in unsure:
+        row = a_ub[[e], :].toarray().ravel()
+        second = linprog(
+            row,
+            A_ub=a_ub,
+            b_ub=cap,
+            A_eq=a_eq,
+            b_eq=b_eq,
+            bounds=bounds,
+            method=_lp_method(a_ub.shape[1]),
+        )
+        if second.status != 0 or second.fun >= cap[e] * (1 - 1e-7):
+            binding.add(e)
+    saturated = {edges[e] for e in binding}
+    return scale, saturated

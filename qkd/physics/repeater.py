@@ -1,0 +1,372 @@
+"""Quantum repeater chains: waiting time, Werner fidelity with memory dephasing, BBM92 key.
+
+Hazmat: explicit parameters, no policy. Easy to misuse: a chain's figures are per delivered
+end-to-end pair and per time slot; turning them into bits per second needs the slot length.
+
+Theory of operation
+-------------------
+A chain of ``N`` elementary links (segments) joined by ``N - 1`` entanglement swaps, in the
+protocol of DESIGN.md ("QKD networks"), which is the simplest of the schemes analysed by
+Briegel, Dür, Cirac and Zoller (PRL 81, 5932 (1998)) and surveyed by Sangouard, Simon,
+de Riedmatten and Gisin (Rev. Mod. Phys. 83, 33 (2011)):
+
+- Time runs in slots of length ``tau``. In each slot every link that holds no pair attempts
+  once and succeeds with probability ``P`` (independent of the others). A link that has
+  succeeded keeps its pair in memory until all ``N`` hold one. Link ``i``'s success slot is
+  therefore geometric, ``s_i ~ Geom(P)`` on ``{1, 2, ...}``, and the round ends at
+  ``T = max_i s_i``.
+- In slot ``T`` the ``N - 1`` swaps run, each succeeding with probability ``Q``. If any fails,
+  every pair is discarded and all links start again in the next slot.
+
+Waiting time. The expected maximum of ``N`` independent geometric variables is, by
+inclusion-exclusion over ``P(T <= t) = (1 - (1 - P)^t)^N`` (Bernardes, Praxmeyer and van Loock,
+PRA 83, 012323 (2011), eq. 5; also Shchukin, Schmidt and van Loock, PRA 100, 032322 (2019)):
+
+    E_N = sum_{k=1..N} (-1)^(k+1) C(N, k) / (1 - (1 - P)^k),     E_1 = 1 / P,
+    E_2 = (3 - 2P) / (P (2 - P)).
+
+Rounds are independent and a round delivers with probability ``Q^(N - 1)`` regardless of how
+long it took, so the number of rounds per delivered pair is ``Geom(Q^(N - 1))`` and (Wald)
+
+    mean slots per delivered pair = E_N / Q^(N - 1).
+
+Fidelity. Every elementary pair is a Werner state of fidelity ``F0``, ``rho = w |Phi+><Phi+| +
+(1 - w) I/4`` with ``w = (4 F0 - 1) / 3``. A pair stored for time ``t`` in memories that dephase
+(or depolarise) with time constant ``T2`` keeps ``w exp(-t / T2)``: one factor per pair, as
+DESIGN.md fixes it (a model of the decay of the whole pair's coherence; per-qubit dephasing of
+both halves would square it). In the successful round link ``i`` has waited
+``t_i = (T - s_i) tau``. Swapping two Werner states with a Bell measurement gives a Werner state
+whose ``w`` is the product of the two (Dür and Briegel, Rep. Prog. Phys. 70, 1381 (2007),
+Sec. 3), so the end-to-end pair has
+
+    w_end = w^N prod_i exp(-t_i / T2),     F = (1 + 3 w_end) / 4.
+
+Because ``F`` is linear in ``w_end``, its mean over the chains has a closed form. With
+``x = exp(-tau / T2)``, ``g_T = sum_{s=1..T} P (1 - P)^(s-1) x^(T-s)`` (the weight of all
+``s_i <= T``) and ``h_T = x g_{T-1}`` (all ``s_i <= T - 1``),
+
+    E[prod_i x^(T - s_i)] = sum_{T >= 1} (g_T^N - h_T^N),
+
+and for ``N = 2`` it reduces to ``P / (2 - P) * (1 + 2 (1 - P) x / (1 - (1 - P) x))``, the mean
+of ``x^|s_1 - s_2|``. The series is summed until its terms fall below double precision.
+
+Key. BBM92 (Bennett, Brassard and Mermin, PRL 68, 557 (1992)) on a Werner state measured in
+the Z and X bases has QBER ``e = 2 (1 - F) / 3`` in both; its asymptotic secret-key fraction
+(Shor and Preskill, PRL 85, 441 (2000)) is ``max(0, 1 - 2 H2(e))``. ``F = 0.95`` gives 0.578;
+the key vanishes near ``F = 0.835``.
+
+Elementary links from loss. ``elementary_link_success`` gives P for a link of length
+``L_0`` heralded in the middle by a two-photon Bell measurement (Barrett and Kok, PRA 71,
+060310(R) (2005)): each memory emits a photon that travels ``L_0 / 2``, both must arrive and
+be detected, and a linear-optics Bell measurement succeeds with probability 1/2:
+
+    P = (1/2) (p_s eta_m eta_d)^2 10^(-alpha L_0 / 10),
+
+with ``p_s`` the emission probability, ``eta_m`` the memory's read-out efficiency and
+``eta_d`` the detectors'. ``key_per_slot`` turns a chain into secret bits per slot,
+``sifting * BBM92(F) / mean_slots``, comparable with per-pulse rates and with PLOB on the same
+axis (one slot is one use of each elementary channel).
+
+Monte Carlo. ``simulate_chains`` draws, for ``M`` delivered pairs at once, the number of rounds
+each needed (``Geom(Q^(N - 1))``), then one ``(rounds, N)`` array of geometric success slots,
+takes row maxima, sums them per pair with ``np.add.reduceat``, and reads the storage times of
+each pair's last (successful) round from the same array. No Python loop runs per chain or per
+slot; chains are processed in batches only to bound memory.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from qkd._errors import QKDError
+from qkd.physics.rates import binary_entropy
+from qkd.randomness import RngLike, physics_rng
+
+__all__ = [
+    "ChainParameters",
+    "ChainResult",
+    "RepeaterConfigError",
+    "bbm92_key_fraction",
+    "elementary_link_success",
+    "expected_rounds_slots",
+    "expected_slots",
+    "key_per_slot",
+    "mean_fidelity",
+    "mean_storage_factor",
+    "simulate_chains",
+    "stored_fidelity",
+    "werner_fidelity",
+    "werner_parameter",
+]
+
+# Upper bound on the number of geometric draws held in memory at once (rows x segments).
+_BATCH_DRAWS = 1 << 22
+# A run that needs more geometric draws than this in all is refused: it would take minutes.
+_MAX_DRAWS = 1 << 32
+
+
+class RepeaterConfigError(QKDError, ValueError):
+    """A repeater chain parameter is out of range."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChainParameters:
+    """One repeater chain: ``segments`` links, each succeeding with ``link_success`` per slot.
+
+    ``swap_success`` is each swap's probability, ``fidelity`` each elementary pair's Werner
+    fidelity. ``t2_s`` (memory time constant) needs ``slot_s`` (slot length); without ``t2_s``
+    memories are perfect.
+
+    >>> ChainParameters(segments=2, link_success=0.1).mean_slots  # doctest: +ELLIPSIS
+    14.736...
+    """
+
+    segments: int
+    link_success: float
+    swap_success: float = 1.0
+    fidelity: float = 1.0
+    t2_s: float | None = None
+    slot_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.segments, bool) or not isinstance(self.segments, int):
+            raise RepeaterConfigError("segments must be a whole number >= 1")
+        if self.segments < 1:
+            raise RepeaterConfigError(f"segments is {self.segments}; give at least 1")
+        for name in ("link_success", "swap_success"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and 0.0 < value <= 1.0):
+                raise RepeaterConfigError(f"{name} is {value}; give a probability in (0, 1]")
+        if not (math.isfinite(self.fidelity) and 0.25 <= self.fidelity <= 1.0):
+            raise RepeaterConfigError(
+                f"fidelity is {self.fidelity}; a Werner fidelity lies in [0.25, 1]"
+            )
+        if self.t2_s is not None:
+            if self.slot_s is None:
+                raise RepeaterConfigError("t2_s needs slot_s, the length of one attempt slot")
+            if not (math.isfinite(self.t2_s) and self.t2_s > 0):
+                raise RepeaterConfigError(f"t2_s is {self.t2_s}; give a time > 0 s")
+        if self.slot_s is not None and not (math.isfinite(self.slot_s) and self.slot_s > 0):
+            raise RepeaterConfigError(f"slot_s is {self.slot_s}; give a time > 0 s")
+
+    @property
+    def mean_slots(self) -> float:
+        """Closed-form slots per delivered end-to-end pair, ``E_N / Q^(N - 1)``."""
+        return expected_slots(self.segments, self.link_success, self.swap_success)
+
+    @property
+    def storage_decay(self) -> float:
+        """``x = exp(-tau / T2)``, the factor one slot of storage applies to ``w``; 1 without T2."""
+        if self.t2_s is None or self.slot_s is None:
+            return 1.0
+        return math.exp(-self.slot_s / self.t2_s)
+
+    @property
+    def mean_fidelity(self) -> float:
+        """Closed-form mean end-to-end fidelity over delivered pairs."""
+        return mean_fidelity(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChainResult:
+    """Monte Carlo figures over ``chains`` delivered end-to-end pairs."""
+
+    parameters: ChainParameters
+    chains: int
+    mean_slots: float
+    stderr_slots: float
+    mean_fidelity: float
+    stderr_fidelity: float
+
+    @property
+    def secret_key_fraction(self) -> float:
+        """BBM92 key fraction of the mean fidelity."""
+        return bbm92_key_fraction(self.mean_fidelity)
+
+
+def werner_parameter(fidelity: float) -> float:
+    """``w = (4 F - 1) / 3`` of a Werner state of fidelity ``F``."""
+    return (4.0 * fidelity - 1.0) / 3.0
+
+
+def werner_fidelity(w: float) -> float:
+    """``F = (1 + 3 w) / 4``, the inverse of :func:`werner_parameter`."""
+    return (1.0 + 3.0 * w) / 4.0
+
+
+def stored_fidelity(fidelity: float, storage_s: float, t2_s: float) -> float:
+    """Fidelity of a Werner pair of fidelity ``fidelity`` after ``storage_s`` in memory.
+
+    >>> round(stored_fidelity(1.0, 1.0, 1.0), 4)
+    0.5259
+    """
+    return werner_fidelity(werner_parameter(fidelity) * math.exp(-storage_s / t2_s))
+
+
+def bbm92_key_fraction(fidelity: float) -> float:
+    """Asymptotic BBM92 key fraction ``max(0, 1 - 2 H2(e))`` with ``e = 2 (1 - F) / 3``.
+
+    >>> round(bbm92_key_fraction(0.95), 3)
+    0.578
+    """
+    e = 2.0 * (1.0 - fidelity) / 3.0
+    return max(0.0, 1.0 - 2.0 * binary_entropy(e))
+
+
+def expected_rounds_slots(segments: int, link_success: float) -> float:
+    """``E_N``: expected maximum of ``segments`` independent geometric waiting times (slots)."""
+    q = 1.0 - link_success
+    if q == 0.0:
+        return 1.0
+    # The alternating sum loses precision for large N and small P (terms of size C(N, N/2)/P
+    # cancel); the tail sum sum_{t >= 0} [1 - (1 - q^t)^N] is exact and converges like q^t.
+    if segments <= 20:
+        return math.fsum(
+            (-1) ** (k + 1) * math.comb(segments, k) / (1.0 - q**k) for k in range(1, segments + 1)
+        )
+    t = np.arange(0, _tail_length(q), dtype=np.float64)
+    return float(np.sum(-np.expm1(segments * np.log1p(-(q ** t[1:])))) + 1.0)
+
+
+def _tail_length(q: float) -> int:
+    # Enough terms that q^t < 1e-18 (N q^t bounds a term), capped against q extremely near 1.
+    return min(math.ceil(math.log(1e-18) / math.log(q)) + 2, 50_000_000)
+
+
+def expected_slots(segments: int, link_success: float, swap_success: float = 1.0) -> float:
+    """Closed-form slots per delivered end-to-end pair: ``E_N / Q^(N - 1)``.
+
+    >>> round(expected_slots(2, 0.5), 4)  # (3 - 2P) / (P (2 - P))
+    2.6667
+    """
+    return expected_rounds_slots(segments, link_success) / swap_success ** (segments - 1)
+
+
+def mean_storage_factor(segments: int, link_success: float, decay: float) -> float:
+    """``E[prod_i x^(T - s_i)]`` over one round, for per-slot decay ``x`` (closed-form series)."""
+    if decay == 1.0 or segments == 1:
+        return 1.0
+    p, q, x, n = link_success, 1.0 - link_success, decay, segments
+    if q == 0.0:
+        return 1.0
+    total, g = 0.0, 0.0
+    t_max = _tail_length(q) + 1
+    for t in range(1, t_max + 1):
+        h = x * g
+        g = h + p * q ** (t - 1)
+        term = g**n - h**n
+        total += term
+        if t > 1 and term < 1e-17 * total:
+            break
+    return total
+
+
+def mean_fidelity(parameters: ChainParameters) -> float:
+    """Closed-form mean end-to-end Werner fidelity over delivered pairs."""
+    w = werner_parameter(parameters.fidelity) ** parameters.segments
+    factor = mean_storage_factor(
+        parameters.segments, parameters.link_success, parameters.storage_decay
+    )
+    return werner_fidelity(w * factor)
+
+
+def elementary_link_success(
+    segment_km: float,
+    *,
+    attenuation_db_per_km: float = 0.2,
+    memory_efficiency: float = 1.0,
+    detector_efficiency: float = 1.0,
+    emission_probability: float = 1.0,
+) -> float:
+    """P of one attempt on an elementary link heralded in the middle (Barrett-Kok).
+
+    >>> round(elementary_link_success(0.0), 3)
+    0.5
+    """
+    for name, value in (
+        ("memory_efficiency", memory_efficiency),
+        ("detector_efficiency", detector_efficiency),
+        ("emission_probability", emission_probability),
+    ):
+        if not (math.isfinite(value) and 0.0 < value <= 1.0):
+            raise RepeaterConfigError(f"{name} is {value}; give a probability in (0, 1]")
+    if not (math.isfinite(segment_km) and segment_km >= 0 and attenuation_db_per_km >= 0):
+        raise RepeaterConfigError("segment_km and attenuation_db_per_km must be >= 0")
+    efficiency = emission_probability * memory_efficiency * detector_efficiency
+    return float(0.5 * efficiency**2 * 10.0 ** (-attenuation_db_per_km * segment_km / 10.0))
+
+
+def key_per_slot(parameters: ChainParameters, *, sifting: float = 0.5) -> float:
+    """Secret bits per slot of a chain: ``sifting * BBM92(mean F) / mean_slots`` (closed forms)."""
+    fraction = bbm92_key_fraction(parameters.mean_fidelity)
+    return sifting * fraction / parameters.mean_slots
+
+
+def simulate_chains(
+    parameters: ChainParameters, chains: int = 10_000, rng: RngLike = None
+) -> ChainResult:
+    """Monte Carlo over ``chains`` delivered end-to-end pairs, vectorised over the chains.
+
+    >>> r = simulate_chains(ChainParameters(segments=2, link_success=0.5), 2000, rng=1)
+    >>> abs(r.mean_slots - 8 / 3) < 5 * r.stderr_slots
+    True
+    """
+    if isinstance(chains, bool) or not isinstance(chains, int) or chains < 2:
+        raise RepeaterConfigError(f"chains is {chains!r}; give a whole number >= 2")
+    generator = physics_rng(rng)
+    n, p = parameters.segments, parameters.link_success
+    deliver = parameters.swap_success ** (n - 1)
+    expected_draws = chains * n / deliver
+    if expected_draws > _MAX_DRAWS:
+        raise RepeaterConfigError(
+            f"{chains} chains need about {expected_draws:.2g} link attempts to simulate; "
+            "use fewer chains or a larger swap_success"
+        )
+    batch = max(1, min(chains, int(_BATCH_DRAWS * deliver / n)))
+    slots = np.empty(chains, dtype=np.float64)
+    log_w = np.empty(chains, dtype=np.float64)
+    log_decay = math.log(parameters.storage_decay)
+    for start in range(0, chains, batch):
+        stop = min(start + batch, chains)
+        slots[start:stop], log_w[start:stop] = _simulate_batch(
+            generator,
+            stop - start,
+            segments=n,
+            link_success=p,
+            deliver=deliver,
+            log_decay=log_decay,
+        )
+    w0 = werner_parameter(parameters.fidelity) ** n
+    fidelity = (1.0 + 3.0 * w0 * np.exp(log_w)) / 4.0
+    return ChainResult(
+        parameters=parameters,
+        chains=chains,
+        mean_slots=float(slots.mean()),
+        stderr_slots=float(slots.std(ddof=1) / math.sqrt(chains)),
+        mean_fidelity=float(fidelity.mean()),
+        stderr_fidelity=float(fidelity.std(ddof=1) / math.sqrt(chains)),
+    )
+
+
+def _simulate_batch(
+    rng: np.random.Generator,
+    count: int,
+    *,
+    segments: int,
+    link_success: float,
+    deliver: float,
+    log_decay: float,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Slots per delivered pair, and ``sum_i log x^(T - s_i)`` of each final round."""
+    rounds = rng.geometric(deliver, size=count) if deliver < 1.0 else np.ones(count, np.int64)
+    success = rng.geometric(link_success, size=(int(rounds.sum()), segments))
+    last = success.max(axis=1)
+    starts = np.concatenate(([0], np.cumsum(rounds)[:-1]))
+    slots = np.add.reduceat(last, starts).astype(np.float64)
+    final = np.cumsum(rounds) - 1
+    waited = (last[final, None] - success[final]).sum(axis=1)
+    return slots, waited.astype(np.float64) * log_decay

@@ -1,0 +1,96 @@
+"""``agile net schema|check|plan``."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from agile.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+METRO = str(ROOT / "docs" / "networks" / "metro-ring.toml")
+LOCATED = re.compile(r"^.+:\d+:\d+: .+: .+$")
+
+
+def _run(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+
+
+def test_plan_json_has_the_design_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["net", "plan", METRO, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {"links", "demands", "feasible", "bottlenecks", "single_failures"} <= set(doc)
+    assert {"id", "kind", "key_rate_bps"} <= set(doc["links"][0])
+    assert {
+        "from", "to", "requested_bps", "max_rate_bps", "path", "trusted_nodes", "met"
+    } <= set(doc["demands"][0])  # fmt: skip
+    assert {"failed", "kind", "failed_demands"} <= set(doc["single_failures"][0])
+    for demand in doc["demands"]:
+        assert demand["trusted_nodes"] == len(demand["path"]) - 2
+        assert demand["met"] == (demand["max_rate_bps"] >= demand["requested_bps"] * (1 - 1e-9))
+    # One entry per link, and per trusted or ground-station node: the endpoint G has none.
+    nodes = [f["failed"] for f in doc["single_failures"] if f["kind"] == "node"]
+    assert nodes == ["A", "B", "C", "D", "E", "F"]
+
+
+def test_plan_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["net", "plan", METRO, "--no-failures"]) == 0
+    out = capsys.readouterr().out
+    assert "A -> C" in out
+    assert "single failures" not in out
+
+
+def test_check_valid_and_invalid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[network]\nname = "x"\n[[nodes]]\nname = "A"\nkind = "hub"\n', encoding="utf-8")
+    assert _run(["net", "check", METRO]) == 0
+    assert "ok (metro-ring" in capsys.readouterr().out
+    assert _run(["net", "check", METRO, str(bad)]) == 1
+    captured = capsys.readouterr()
+    problems = [line for line in captured.out.splitlines() if "bad.toml" in line]
+    assert problems == [
+        f"{bad}:5:1: nodes.0.kind: Input should be 'trusted', 'endpoint' or 'ground-station' "
+        "(got string 'hub')"
+    ]
+    assert "1 of 2 network file is invalid" in captured.err
+    assert _run(["net", "check", str(bad), "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["valid"] is False
+    assert doc["files"][0]["problems"][0]["path"] == "nodes.0.kind"
+
+
+def test_plan_of_a_bad_file_exits_1_with_located_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"network": {"name": "x"}, "nodes": []}', encoding="utf-8")
+    assert _run(["net", "plan", str(bad)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err
+    assert all(line.startswith("agile: error: ") for line in err)
+    assert all(LOCATED.match(line.removeprefix("agile: error: ")) for line in err)
+    assert "Traceback" not in "\n".join(err)
+
+
+def test_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["net", "schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["$schema"].endswith("2020-12/schema")
+
+
+def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["net", "plan"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_plan_draws_a_map(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    png = tmp_path / "map.png"
+    assert _run(["net", "plan", METRO, "--no-failures", "--json", "--plot", str(png)]) == 0
+    assert json.loads(capsys.readouterr().out)["feasible"] is True
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
