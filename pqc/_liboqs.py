@@ -318,13 +318,14 @@ def _attempt(call: Callable[..., _T], *args: Any) -> _T | _Failure:
         return _Failure("rejected by liboqs-python before calling liboqs", f"ValueError: {exc}")
 
 
-def _raise(
+def _translated(
     error: type[PQCError],
     info: KemInfo | SignatureInfo,
     operation: str,
     message: str,
     failed: _Failure,
 ) -> PQCError:
+    """The pqc error for a failed liboqs call, to raise outside the ``except`` block."""
     return library_error(
         error,
         f"{info.name} ({NAME}): {message}",
@@ -472,7 +473,7 @@ class _OqsKem(Kem):
                 raise bad_seed(info.name, NAME, info.seed_size, seed)
             outcome = keypair_from_seed(self._oqs, self._oqs_name, seed)
         if isinstance(outcome, _Failure):
-            raise _raise(
+            raise _translated(
                 InvalidKey, info, "keypair", "liboqs failed to generate a key pair", outcome
             )
         return outcome
@@ -491,7 +492,7 @@ class _OqsKem(Kem):
             raise bad_public_key(info.name, NAME, info.public_key_size, public_key)
         outcome = _attempt(self._encaps, public_key)
         if isinstance(outcome, _Failure):
-            raise _raise(InvalidKey, info, "encaps", "liboqs rejected the public key", outcome)
+            raise _translated(InvalidKey, info, "encaps", "liboqs rejected the public key", outcome)
         return Encapsulation(*outcome)
 
     def _decaps(self, secret_key: bytes, ciphertext: bytes) -> bytes:
@@ -523,8 +524,12 @@ class _OqsKem(Kem):
             if self._is_mlkem:
                 # ML-KEM decapsulation of a ciphertext of the right size cannot fail (implicit
                 # rejection): a failure is the key's.
-                raise _raise(InvalidKey, info, "decaps", "liboqs rejected the secret key", outcome)
-            raise _raise(InvalidCiphertext, info, "decaps", "liboqs failed to decapsulate", outcome)
+                raise _translated(
+                    InvalidKey, info, "decaps", "liboqs rejected the secret key", outcome
+                )
+            raise _translated(
+                InvalidCiphertext, info, "decaps", "liboqs failed to decapsulate", outcome
+            )
         return outcome
 
 
@@ -565,7 +570,7 @@ class _OqsSignature(SignatureScheme):
             )
         outcome = _attempt(self._keypair)
         if isinstance(outcome, _Failure):
-            raise _raise(
+            raise _translated(
                 InvalidKey, self.info, "keypair", "liboqs failed to generate a key pair", outcome
             )
         return outcome
@@ -591,7 +596,7 @@ class _OqsSignature(SignatureScheme):
         self._check_context(context)
         outcome = _attempt(self._sign, secret_key, message, context)
         if isinstance(outcome, _Failure):
-            raise _raise(InvalidKey, info, "sign", "liboqs failed to sign", outcome)
+            raise _translated(InvalidKey, info, "sign", "liboqs failed to sign", outcome)
         return outcome
 
     def _verify(self, public_key: bytes, message: bytes, signature: bytes, context: bytes) -> bool:
@@ -614,7 +619,7 @@ class _OqsSignature(SignatureScheme):
             )
         outcome = _attempt(self._verify, public_key, message, signature, context)
         if isinstance(outcome, _Failure):
-            raise _raise(InvalidSignature, info, "verify", "signature did not verify", outcome)
+            raise _translated(InvalidSignature, info, "verify", "signature did not verify", outcome)
         if not outcome:
             raise InvalidSignature(f"{info.name} ({NAME}): signature did not verify")
 
