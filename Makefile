@@ -17,7 +17,7 @@ LATEST_VENV := .venv-latest
 LOCK_VENV := .venv-lock
 UV_VERSION := 0.13.9
 
-.PHONY: demo test test-slow test-latest bench lint lock venv clean
+.PHONY: demo test test-slow test-liboqs-all test-latest bench lint lock venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,14 @@ test: $(DEV_STAMP)
 
 test-slow: $(DEV_STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+# The liboqs provider over every algorithm liboqs enables (the default suite runs one
+# parameter set per family and every ML-KEM and ML-DSA set). Fails when liboqs is not
+# found: point OQS_INSTALL_PATH at an installed liboqs.
+test-liboqs-all: $(DEV_STAMP)
+	$(BIN)/python -c "import pqc, sys; s = {p.name: p for p in pqc.providers()}['liboqs']; \
+		print('liboqs:', s.version if s.available else s.reason); sys.exit(not s.available)"
+	$(BIN)/python -m pytest -q -k liboqs tests/pqc
 
 bench: $(DEV_STAMP)
 	$(BIN)/agile bench --json

@@ -28,6 +28,11 @@ Errors::
     ├── InvalidCiphertext      ciphertext of the wrong size or malformed
     ├── InvalidSignature       signature did not verify (verify raises, never returns False)
     └── ProviderConflict       a different provider is already registered under that name
+
+An error raised where a provider's library failed says so in plain data: ``algorithm``,
+``provider``, ``operation`` and ``status`` (liboqs: ``"OQS_ERROR"``), with a
+``pqc._errors.LibraryFailure`` of the same strings as its ``__cause__``. No library object
+is kept, so the whole chain is safe to repr and format.
 """
 
 from __future__ import annotations

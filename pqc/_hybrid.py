@@ -89,7 +89,8 @@ class CombinedKem(Kem):
         if mlkem.info.seed_size != 64:
             raise UnsupportedAlgorithm(
                 f"{name} needs {component} key generation from a 64-byte seed, which provider "
-                f"{mlkem.info.provider!r} cannot do; use provider='cryptography'"
+                f"{mlkem.info.provider!r} cannot do here; use provider='cryptography', or "
+                "install liboqs (which expands ML-KEM seeds, for pqcrypto too)"
             )
         self._mlkem = mlkem
         self._group = group

@@ -3,15 +3,15 @@
 KEMs: ML-KEM-512/768/1024, HQC-128/192/256, Classic-McEliece-* and sntrup*; signatures:
 ML-DSA-44/65/87 and SLH-DSA-*.
 
-pqcrypto's ML-KEM takes only the expanded FIPS 203 decapsulation key (2400 bytes for
-ML-KEM-768). This adapter nevertheless uses the standard 64-byte seed d || z as the secret
-key (``info.secret_key_format`` is ``fips203-seed``, ``info.seed_size`` is 64, as with
-pyca): it expands the seed itself (``pqc._mlkem_keygen``, FIPS 203 ML-KEM.KeyGen_internal)
-and hands the expanded key to pqcrypto. The bytes API expands at every ``decapsulate``; a
-prepared key (``load_private_key``, ``generate_private_key``) expands once. For keys made
-before the adapter took seeds, ``decapsulate`` and ``load_private_key`` also accept the
-expanded key, after the FIPS 203 section 7.3 hash check; such a key cannot be turned back
-into its seed, so its ``secret_bytes()`` stays the expanded key.
+pqcrypto's ML-KEM takes and returns the expanded FIPS 203 decapsulation key (2400 bytes for
+ML-KEM-768), and that is this adapter's secret key (``info.secret_key_format`` is
+``fips203-expanded``), hash-checked (FIPS 203 section 7.3) before use. pqcrypto cannot
+generate a key from a seed; this adapter never expands one itself. Where liboqs is present,
+its ``OQS_KEM_keypair_derand`` expands seeds (``pqc._liboqs.mlkem_seed_expander``) and
+``info.seed_size`` is 64; elsewhere ``info.seed_size`` is None and ``generate_keypair(seed=...)``
+raises ``UnsupportedAlgorithm`` saying to install liboqs (pyca serves seeded ML-KEM-768 and
+ML-KEM-1024 anyway). A 64-byte seed given as the secret key (this adapter's format before)
+is expanded the same way.
 
 pqcrypto's ML-DSA takes no seed: its secret key is the expanded FIPS 204 key.
 ``info.secret_key_format`` says so, ``info.seed_size`` is None, and
@@ -24,7 +24,7 @@ import hashlib
 import hmac
 import importlib
 import importlib.metadata
-import os
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -38,7 +38,7 @@ from pqc._checks import (
 )
 from pqc._errors import InvalidKey, InvalidSignature, UnsupportedAlgorithm
 from pqc._interface import (
-    SK_FIPS203_SEED,
+    SK_FIPS203_EXPANDED,
     SK_FIPS204_EXPANDED,
     SK_PROVIDER_NATIVE,
     Encapsulation,
@@ -52,6 +52,18 @@ from pqc._interface import (
 )
 
 NAME = "pqcrypto"
+MLKEM_SEED_SIZE = 64  # d || z (FIPS 203 Algorithm 16 inputs)
+
+# name -> (expand(d || z) -> (ek, expanded dk), or None; who expands, or why nobody can)
+SeedExpander = Callable[[str], tuple[Callable[[bytes], tuple[bytes, bytes]] | None, str]]
+
+
+def _liboqs_expander(name: str) -> tuple[Callable[[bytes], tuple[bytes, bytes]] | None, str]:
+    from pqc._liboqs import mlkem_seed_expander
+
+    return mlkem_seed_expander(name)
+
+
 _INSTALL = "install it with: pip install 'qkd-agile[pqcrypto]'"
 
 # standard name -> (pqcrypto module, family, NIST level, standard, secret-key format)
@@ -62,7 +74,7 @@ _KEMS: dict[str, tuple[str, str, int | None, str, str]] = {
             "ML-KEM",
             MLKEM_LEVEL[name],
             "FIPS 203",
-            SK_FIPS203_SEED,
+            SK_FIPS203_EXPANDED,
         )
         for name in ("ML-KEM-512", "ML-KEM-768", "ML-KEM-1024")
     },
@@ -175,79 +187,54 @@ class _PqcryptoKem(Kem):
 
 
 class _PqcryptoMlKem(Kem):
-    """ML-KEM through pqcrypto, with the 64-byte seed d || z as the secret key.
+    """ML-KEM through pqcrypto, with pqcrypto's own key format: the expanded FIPS 203 key.
 
-    pqcrypto decapsulates only with the expanded key, so seeds are expanded here (FIPS 203
-    Algorithm 16, ``pqc._mlkem_keygen``); the expanded key (legacy format) is accepted too.
+    pqcrypto has no seeded key generation. A seed is expanded by liboqs where it is present
+    (``expander``); without it ``info.seed_size`` is None and a seed is refused with the way
+    out. A 64-byte seed given as a secret key (the format this adapter used before) is
+    expanded the same way.
     """
 
-    def __init__(self, name: str, module: ModuleType) -> None:
-        from pqc._mlkem_keygen import SEED_SIZE, expand_seed
-
+    def __init__(self, name: str, module: ModuleType, expander: SeedExpander) -> None:
         _, family, level, standard, sk_format = _KEMS[name]
-        self._expand_seed = expand_seed
+        self._keygen = module.keygen
         self._encaps = module.encaps
         self._decaps = module.decaps
-        self._expanded_size: int = module.SECRET_KEY_SIZE
-        self._public_size: int = module.PUBLIC_KEY_SIZE
+        self._expand, self._expander_reason = expander(name)
         self.info = KemInfo(
             name=name,
             provider=NAME,
             family=family,
             nist_level=level,
             public_key_size=module.PUBLIC_KEY_SIZE,
-            secret_key_size=SEED_SIZE,
+            secret_key_size=module.SECRET_KEY_SIZE,
             ciphertext_size=module.CIPHERTEXT_SIZE,
             shared_secret_size=module.SHARED_SECRET_SIZE,
             standard=standard,
             secret_key_format=sk_format,
-            seed_size=SEED_SIZE,
+            seed_size=MLKEM_SEED_SIZE if self._expand is not None else None,
         )
 
-    def _seed(self, seed: bytes | None) -> bytes:
-        """A fresh seed from the OS CSPRNG (FIPS 203 Algorithm 19), or the caller's, checked."""
+    def _expand_seed(self, seed: bytes) -> tuple[bytes, bytes]:
         info = self.info
-        if seed is None:
-            return os.urandom(info.secret_key_size)
-        seed = require_bytes(seed, "seed", info.name)
-        if len(seed) != info.secret_key_size:
-            raise bad_seed(info.name, NAME, info.secret_key_size, seed)
-        return seed
-
-    def _expand(self, secret_key: bytes) -> tuple[bytes, bytes]:
-        """Return (public key, expanded decapsulation key) for a seed or an expanded key."""
-        info = self.info
-        if not isinstance(secret_key, bytes):
-            secret_key = require_bytes(secret_key, "secret key", info.name)
-        if len(secret_key) == info.secret_key_size:
-            return self._expand_seed(info.name, secret_key)
-        if len(secret_key) == self._expanded_size:
-            # FIPS 203 7.3 hash check: dk = dk_PKE || ek || H(ek) || z with H = SHA3-256.
-            start = self._expanded_size - self._public_size - 64
-            public_key = secret_key[start : start + self._public_size]
-            stored_hash = secret_key[start + self._public_size : start + self._public_size + 32]
-            if not hmac.compare_digest(hashlib.sha3_256(public_key).digest(), stored_hash):
-                raise InvalidKey(
-                    f"{info.name} ({NAME}): expanded secret key of {self._expanded_size} bytes "
-                    "fails the FIPS 203 hash check (H(ek) does not match); it is corrupt"
-                )
-            return public_key, secret_key
-        raise InvalidKey(
-            f"{info.name} ({NAME}): secret key must be the {info.secret_key_size}-byte seed "
-            f"d || z (or a {self._expanded_size}-byte expanded key), got {len(secret_key)} bytes"
-        )
-
-    def _decapsulate_expanded(self, expanded: bytes, ciphertext: bytes) -> bytes:
-        try:
-            return bytes(self._decaps(expanded, ciphertext))
-        except (ValueError, TypeError) as exc:
-            info = self.info
-            raise bad_ciphertext(info.name, NAME, info.ciphertext_size, ciphertext) from exc
+        if self._expand is None:
+            raise UnsupportedAlgorithm(
+                f"{info.name} ({NAME}) cannot generate a key pair from a seed: pqcrypto has no "
+                "seeded ML-KEM key generation, and no kept library here can expand a FIPS 203 "
+                f"seed for it ({self._expander_reason}); install liboqs (pip install "
+                "'qkd-agile[liboqs]' and the C library), or use provider='cryptography' for "
+                "ML-KEM-768 and ML-KEM-1024"
+            )
+        return self._expand(seed)
 
     def generate_keypair(self, seed: bytes | None = None) -> tuple[bytes, bytes]:
-        seed = self._seed(seed)
-        public_key, _ = self._expand_seed(self.info.name, seed)
-        return public_key, seed
+        if seed is None:
+            public_key, secret_key = self._keygen()
+            return bytes(public_key), bytes(secret_key)
+        seed = require_bytes(seed, "seed", self.info.name)
+        if len(seed) != MLKEM_SEED_SIZE:
+            raise bad_seed(self.info.name, NAME, MLKEM_SEED_SIZE, seed)
+        return self._expand_seed(seed)
 
     def encapsulate(self, public_key: bytes) -> Encapsulation:
         # pqcrypto runs the FIPS 203 length and modulus checks itself (a test pins this).
@@ -258,43 +245,36 @@ class _PqcryptoMlKem(Kem):
             raise bad_public_key(info.name, NAME, info.public_key_size, public_key) from exc
         return Encapsulation(bytes(ciphertext), bytes(shared_secret))
 
-    def decapsulate(self, secret_key: bytes, ciphertext: bytes) -> bytes:
-        _, expanded = self._expand(secret_key)
-        return self._decapsulate_expanded(expanded, ciphertext)
+    def _expanded(self, secret_key: bytes) -> bytes:
+        """The expanded key, hash-checked; a 64-byte seed is expanded first."""
+        info = self.info
+        secret_key = require_bytes(secret_key, "secret key", info.name)
+        if len(secret_key) == MLKEM_SEED_SIZE:
+            return self._expand_seed(secret_key)[1]
+        if len(secret_key) != info.secret_key_size:
+            raise bad_secret_key(info.name, NAME, info.secret_key_size, secret_key)
+        # FIPS 203 7.3 hash check: dk = dk_PKE || ek || H(ek) || z with H = SHA3-256.
+        start = info.secret_key_size - info.public_key_size - 64
+        public_key = secret_key[start : start + info.public_key_size]
+        stored_hash = secret_key[start + info.public_key_size : start + info.public_key_size + 32]
+        if not hmac.compare_digest(hashlib.sha3_256(public_key).digest(), stored_hash):
+            raise InvalidKey(
+                f"{info.name} ({NAME}): expanded secret key of {info.secret_key_size} bytes "
+                "fails the FIPS 203 hash check (H(ek) does not match); it is corrupt"
+            )
+        return secret_key
 
-    def generate_private_key(self, seed: bytes | None = None) -> KemPrivateKey:
-        seed = self._seed(seed)
-        public_key, expanded = self._expand_seed(self.info.name, seed)
-        return _PqcryptoMlKemPrivateKey(self, public_key, expanded, seed)
+    def decapsulate(self, secret_key: bytes, ciphertext: bytes) -> bytes:
+        expanded = self._expanded(secret_key)
+        try:
+            return bytes(self._decaps(expanded, ciphertext))
+        except (ValueError, TypeError) as exc:
+            info = self.info
+            raise bad_ciphertext(info.name, NAME, info.ciphertext_size, ciphertext) from exc
 
     def load_private_key(self, secret_key: bytes) -> KemPrivateKey:
-        public_key, expanded = self._expand(secret_key)
-        return _PqcryptoMlKemPrivateKey(self, public_key, expanded, secret_key)
-
-
-class _PqcryptoMlKemPrivateKey(KemPrivateKey):
-    """A pqcrypto ML-KEM key with its seed expanded once, at load."""
-
-    __slots__ = ("_expanded", "_kem", "_public", "_secret")
-
-    def __init__(
-        self, kem: _PqcryptoMlKem, public_key: bytes, expanded: bytes, secret_key: bytes
-    ) -> None:
-        self.info = kem.info
-        self._kem = kem
-        self._public = public_key
-        self._expanded = expanded
-        self._secret = secret_key
-
-    @property
-    def public_key(self) -> bytes:
-        return self._public
-
-    def secret_bytes(self) -> bytes:
-        return self._secret
-
-    def decapsulate(self, ciphertext: bytes) -> bytes:
-        return self._kem._decapsulate_expanded(self._expanded, ciphertext)
+        expanded = self._expanded(secret_key)
+        return super().load_private_key(expanded)
 
 
 class _PqcryptoSignature(SignatureScheme):
@@ -349,11 +329,15 @@ class _PqcryptoSignature(SignatureScheme):
 
 
 class PqcryptoProvider(Provider):
-    """pqcrypto, imported lazily; unavailable (with the reason) when not installed."""
+    """pqcrypto, imported lazily; unavailable (with the reason) when not installed.
+
+    ``seed_expander`` says who expands ML-KEM seeds for it (default: liboqs, where present).
+    """
 
     name = NAME
 
-    def __init__(self) -> None:
+    def __init__(self, seed_expander: SeedExpander = _liboqs_expander) -> None:
+        self._seed_expander = seed_expander
         self._import_error: str | None = None
         self._kem_modules: dict[str, ModuleType] | None = None
         self._sig_modules: dict[str, ModuleType] = {}
@@ -410,7 +394,7 @@ class PqcryptoProvider(Provider):
         if name not in self._kems:
             module = self._kem_modules[name]
             if _KEMS[name][1] == "ML-KEM":
-                self._kems[name] = _PqcryptoMlKem(name, module)
+                self._kems[name] = _PqcryptoMlKem(name, module, self._seed_expander)
             else:
                 self._kems[name] = _PqcryptoKem(name, module)
         return self._kems[name]

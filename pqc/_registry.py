@@ -13,11 +13,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Sequence
 
-from pqc import _hybrid
+from pqc import _hybrid, _names
 from pqc._errors import ProviderConflict, UnsupportedAlgorithm
 from pqc._interface import Kem, Provider, ProviderStatus, SignatureScheme
 
 DEFAULT_PREFERENCE: tuple[str, ...] = ("cryptography", "pqcrypto", "liboqs")
+_ALIASES = {**_hybrid.ALIASES, **_names.ALIASES}
 
 
 class Registry:
@@ -90,10 +91,10 @@ class Registry:
 
     def canonical_name(self, name: str) -> str:
         """Map an alias or a differently-cased name to the standard spelling."""
-        if name in _hybrid.ALIASES:
-            return _hybrid.ALIASES[name]
+        if name in _ALIASES:
+            return _ALIASES[name]
         lowered = name.lower()
-        for alias, target in _hybrid.ALIASES.items():
+        for alias, target in _ALIASES.items():
             if alias.lower() == lowered:
                 return target
         for known in (*_hybrid.HYBRID_NAMES, *self._all_names()):

@@ -17,7 +17,7 @@ import pqc
 
 def _params(pairs: list[tuple[str, str]], slow: object) -> Iterator[object]:
     for provider, name in pairs:
-        marks = [pytest.mark.slow] if slow(name) else []  # type: ignore[operator]
+        marks = [pytest.mark.slow] if slow(name, provider) else []  # type: ignore[operator]
         yield pytest.param((provider, name), id=f"{provider}:{name}", marks=marks)
 
 

@@ -12,7 +12,7 @@ import contextlib
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pqc_testing import is_slow_kem, kem_pairs, signature_pairs
+from pqc_testing import is_slow_kem, is_slow_signature, kem_pairs, signature_pairs
 
 import pqc
 
@@ -38,7 +38,13 @@ def _near(size: int) -> st.SearchStrategy[bytes]:
     )
 
 
-_KEM_CASES = [pytest.param(p, n, id=f"{p}:{n}") for p, n in kem_pairs() if not is_slow_kem(n)]
+# Classic McEliece's large sets are left out (their keys alone take seconds); liboqs's
+# algorithms outside the default subset run under -m slow.
+_KEM_CASES = [
+    pytest.param(p, n, id=f"{p}:{n}", marks=[pytest.mark.slow] if is_slow_kem(n, p) else [])
+    for p, n in kem_pairs()
+    if not is_slow_kem(n)
+]
 
 
 @pytest.mark.parametrize(("provider", "name"), _KEM_CASES)
@@ -66,10 +72,20 @@ def test_kem_inputs_raise_only_pqc_errors(provider: str, name: str) -> None:
     check()
 
 
-@pytest.mark.parametrize(
-    ("provider", "name"),
-    [pytest.param(p, n, id=f"{p}:{n}") for p, n in signature_pairs()],
-)
+# Verification is cheap even for SLH-DSA "s" sets; only liboqs's non-default algorithms
+# wait for -m slow.
+_SIGNATURE_CASES = [
+    pytest.param(
+        p,
+        n,
+        id=f"{p}:{n}",
+        marks=[pytest.mark.slow] if p == "liboqs" and is_slow_signature(n, p) else [],
+    )
+    for p, n in signature_pairs()
+]
+
+
+@pytest.mark.parametrize(("provider", "name"), _SIGNATURE_CASES)
 def test_verify_inputs_raise_only_pqc_errors(provider: str, name: str) -> None:
     scheme = pqc.signature(name, provider=provider)
     info = scheme.info

@@ -2,9 +2,10 @@
 
 - FIPS 203 ``kat_MLKEM_*.rsp``: all 1000 records per parameter set, on every provider: key
   generation from d || z (seed-capable providers), decapsulation and implicit rejection
-  (``ct_n`` -> ``ss_n``). Seed-format providers (cryptography, pqcrypto) decapsulate with
-  d || z, expanded-key providers (liboqs) with the record's expanded ``sk``; pqcrypto's
-  legacy expanded-key path has the same all-records check in ``test_pqc_mlkem_keygen.py``.
+  (``ct_n`` -> ``ss_n``). Seed-format providers (cryptography) decapsulate with d || z,
+  expanded-key providers (liboqs, pqcrypto) with the record's expanded ``sk``. Key generation
+  from d || z runs on every provider that accepts seeds (pyca; liboqs; pqcrypto where liboqs
+  expands its seeds).
 - ``HPKE/hpke-pq-test-vectors.json``: ML-KEM (0x0040-0x0042), X-Wing (0x647A),
   MLKEM768-P256 (0x0050), MLKEM1024-P384 (0x0051) and the DHKEMs: keys from ``skRm``,
   decapsulation of ``enc``; for the DHKEMs also DeriveKeyPair(ikmR) and the derandomised

@@ -1,9 +1,10 @@
 """The liboqs provider: safe detection without liboqs, and the adapter's mapping.
 
-Where liboqs is installed, the contract, KAT and interop suites run on it automatically
-(their fixtures take every available provider); here it is not, so these tests show that
-it is reported unavailable without the process dying, and check the adapter against the
-``fake_oqs`` stand-in.
+Where liboqs is installed, the contract, KAT, interop and agreement suites run on it
+automatically (their fixtures take every available provider), and ``test_pqc_liboqs_real.py``
+pins the defects found against the real library. Where it is not, these tests show that it
+is reported unavailable without the process dying; everywhere, they check the adapter against
+the ``fake_oqs`` stand-in.
 """
 
 from __future__ import annotations
@@ -111,6 +112,11 @@ def test_adapter_signatures_raise_on_failure_and_map_names() -> None:
     provider = _standin()
     assert "SLH-DSA-SHA2-128s" in provider.signature_names()
     assert canonical_name("SLH_DSA_PURE_SHAKE_256F") == "SLH-DSA-SHAKE-256f"
+    assert canonical_name("SLH_DSA_SHA3_384_PREHASH_SHAKE_192S") == (
+        "HashSLH-DSA-SHAKE-192s-with-SHA3-384"
+    )
+    assert "HQC-128" in provider.kem_names()  # the stand-in says HQC-1, as liboqs 0.16 does
+    assert provider.kem("HQC-1") is provider.kem("HQC-128")
     scheme = provider.signature("ML-DSA-44")
     public_key, secret_key = scheme.generate_keypair()
     signature = scheme.sign(secret_key, b"m", context=b"c")

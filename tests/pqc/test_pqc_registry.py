@@ -35,9 +35,10 @@ def test_preference_changes_which_provider_serves() -> None:
     registry.set_preference(["pqcrypto", "cryptography"])
     assert registry.kem("ML-KEM-768").info.provider == "pqcrypto"
     assert registry.kem("X25519MLKEM768").info.provider == "pqcrypto"
-    # X-Wing needs seeded ML-KEM, which pqcrypto's adapter now offers (it expands the seed
-    # itself). Passing over a provider without seeds is pinned by the liboqs stand-in tests.
-    assert registry.kem("X-Wing").info.provider == "pqcrypto"
+    # X-Wing needs seeded ML-KEM: pqcrypto has it only where liboqs expands its seeds;
+    # elsewhere the registry passes over pqcrypto to pyca.
+    seeded = registry.provider("pqcrypto").kem("ML-KEM-768").info.seed_size is not None
+    assert registry.kem("X-Wing").info.provider == ("pqcrypto" if seeded else "cryptography")
     assert registry.kem("ML-KEM-768", preference=["cryptography"]).info.provider == "cryptography"
     with pytest.raises(pqc.UnsupportedAlgorithm, match="nope"):
         registry.set_preference(["nope"])
@@ -46,7 +47,11 @@ def test_preference_changes_which_provider_serves() -> None:
 def test_explicit_provider_flows_to_hybrid_components() -> None:
     hybrid = pqc.kem("SecP256r1MLKEM768", provider="pqcrypto")
     assert hybrid.info.provider == "pqcrypto"
-    assert hybrid.info.secret_key_size == 32 + 64  # P-256 scalar + ML-KEM seed d || z
+    assert hybrid.info.secret_key_size == 32 + 2400  # P-256 scalar + expanded ML-KEM key
+    if pqc.kem("ML-KEM-768", provider="pqcrypto").info.seed_size is None:
+        with pytest.raises(pqc.UnsupportedAlgorithm, match="install liboqs"):
+            pqc.kem("X-Wing", provider="pqcrypto")
+        return
     assert hybrid.info.seed_size == 32 + 64
     xwing = pqc.kem("X-Wing", provider="pqcrypto")
     assert xwing.info.provider == "pqcrypto"
