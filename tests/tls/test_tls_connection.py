@@ -315,3 +315,40 @@ def test_connection_repr_and_states() -> None:
     server.receive_data(client.close())
     assert server.read() == b""
     assert server.closed
+
+
+def _refusal_wrong_psk() -> tuple[TlsConnection, bytes]:
+    policy = make_policy(HYBRID, qkd=False)
+    client = _static("11" * 32, policy, "client").connection()
+    return _static("22" * 32, policy, "server").connection(), client.start()
+
+
+def _refusal_unknown_key_id() -> tuple[TlsConnection, bytes]:
+    policy = make_policy(HYBRID)
+    client = TlsContext.client(policy, key_source=simulated_link(policy).source("a", peer="b"))
+    server = TlsContext.server(policy, key_source=simulated_link(policy).source("b", peer="a"))
+    return server.connection(), client.connection().start()
+
+
+def _refusal_classical_only() -> tuple[TlsConnection, bytes]:
+    client = _static("44" * 32, make_policy(X25519, qkd=False), "client").connection()
+    server = _static("44" * 32, make_policy(HYBRID, qkd=False), "server").connection()
+    return server, client.start()
+
+
+def _refusal_garbage() -> tuple[TlsConnection, bytes]:
+    return _contexts()[1].connection(), b"GET / HTTP/1.1\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [_refusal_wrong_psk, _refusal_unknown_key_id, _refusal_classical_only, _refusal_garbage],
+    ids=["wrong-psk", "unknown-key-id", "classical-only", "garbage"],
+)
+def test_every_refusal_is_an_audit_event(scenario: Any, caplog: pytest.LogCaptureFixture) -> None:
+    server, first_flight = scenario()
+    with caplog.at_level(logging.INFO, logger="agile.audit"), pytest.raises(TlsError):
+        server.receive_data(first_flight)
+    (event,) = [r for r in caplog.records if r.event == "handshake_failed"]  # type: ignore[attr-defined]
+    assert event.role == "tls-server"  # type: ignore[attr-defined]
+    assert event.reason  # type: ignore[attr-defined]
