@@ -109,6 +109,8 @@ class TlsContext:
         ca: str | os.PathLike[str] | None = None,
         server_name: str | None = None,
     ) -> None:
+        if role not in ("client", "server"):
+            raise TlsError(f"role must be 'client' or 'server', not {role!r}")
         reason = _openssl.unavailable_reason()
         if reason is not None:
             raise TlsError(f"agile.tls is unavailable: {reason}")
@@ -560,7 +562,8 @@ class TlsConnection:
             if self.role == "server":
                 if self.context.certificate is None:
                     self._fail(TlsError("the client offered no usable PSK; refused"))
-                self.fallback_reason = "the client offered no QKD PSK: certificate-authenticated"
+                offered = f"its PSK was refused ({self.refusal})" if self.refusal else "no QKD PSK"
+                self.fallback_reason = f"the client offered {offered}: certificate-authenticated"
                 self._audit_fallback(self.fallback_reason)
         settings = self.context.settings
         group = canonical_group(ssl.get_group_name() or "none")
