@@ -5,13 +5,22 @@ creates ``.venv-sequence``); it imports nothing from this project. Prints one JS
 
 What runs: SeQUeNCe's discrete-event ``Timeline`` with one ``Event``/``Process`` per link
 attempt per slot, each elementary link a SeQUeNCe ``Entity`` drawing from the numpy generator
-of the ``Node`` at its left end, and one end-of-slot event that runs the N - 1 swaps (each
-succeeding with Q) once all N links hold a pair, and discards every pair on any failure. This is
-exactly the slot protocol of DESIGN.md ("agile qkd repeater"). SeQUeNCe's own stack (Barrett-Kok
-generation with photons and detectors, RSVP reservations, rule-driven swapping) runs a
-different protocol (no common slot, no global restart, and in 0.8.5 its rules cannot set the
-swap success probability: ``action_condition_set.py`` leaves it as a TODO), and it costs more
-events per attempt, so the time measured here is a lower bound on what that stack would need.
+of the ``Node`` at its left end, and one end-of-slot event that runs the N - 1 swaps once all N
+links hold a pair. Every qubit lives in SeQUeNCe's ket-vector ``QuantumManager``: a successful
+attempt sets its two memories' qubits to |Phi+>; a swap that succeeds (probability Q) runs
+SeQUeNCe's own Bell-measurement circuit (``EntanglementSwappingA.circuit``) on the station's two
+qubits and the Pauli correction of ``EntanglementSwappingB`` on the far end; any failure
+discards every pair. This is exactly the slot protocol of DESIGN.md ("agile qkd repeater"),
+with perfect elementary pairs and memories; the fidelity of each delivered pair to |Phi+> is
+computed from SeQUeNCe's state as a check that the swaps are right (it must be 1).
+
+What does not run: SeQUeNCe's physical generation (Barrett-Kok with photons, channels and
+detectors), its RSVP reservations and rule-driven protocols. They run a different protocol (no
+common slot, no global restart), their P comes out of loss and efficiencies rather than being
+set, and in 0.8.5 the rules cannot set the swap success probability (``action_condition_set.py``
+leaves it as a TODO); they also cost more events per attempt, so the time measured here is a
+lower bound on what that stack would need. Memory decoherence is not compared: SeQUeNCe's
+memories expire after a coherence time (a cutoff), they do not dephase as exp(-t/T2).
 
 The run stops when the standard error of the mean slots per delivered pair falls to the target
 fraction of the mean, or when the wall-clock cap is reached; then the time to reach the target
@@ -27,6 +36,11 @@ import sys
 import time
 from importlib.metadata import version
 
+from sequence.components.circuit import Circuit
+from sequence.entanglement_management.swapping import (
+    EntanglementSwappingA,
+    EntanglementSwappingB,
+)
 from sequence.kernel.entity import Entity
 from sequence.kernel.event import Event
 from sequence.kernel.process import Process
@@ -34,15 +48,25 @@ from sequence.kernel.timeline import Timeline
 from sequence.topology.node import Node
 
 SLOT_PS = 1_000_000  # one slot is 1 us of simulated time; only the slot count matters
+PHI_PLUS = [complex(math.sqrt(0.5)), complex(0), complex(0), complex(math.sqrt(0.5))]
+# The correction of the far end for each Bell-measurement outcome, as EntanglementSwappingB has it.
+CORRECTIONS: dict[tuple[int, int], Circuit] = {
+    (1, 0): EntanglementSwappingB.z_cir,
+    (0, 1): EntanglementSwappingB.x_cir,
+    (1, 1): EntanglementSwappingB.x_z_cir,
+}
 
 
 class ElementaryLink(Entity):
     """One elementary link: attempts once per slot while it holds no pair."""
 
-    def __init__(self, name: str, timeline: Timeline, node: Node, success: float) -> None:
+    def __init__(
+        self, name: str, timeline: Timeline, node: Node, success: float, qubits: tuple[int, int]
+    ) -> None:
         super().__init__(name, timeline)
         self.node = node
         self.success = success
+        self.qubits = qubits  # the left station's right memory, the right station's left memory
         self.holding = False
 
     def init(self) -> None:
@@ -50,6 +74,7 @@ class ElementaryLink(Entity):
 
     def attempt(self) -> None:
         if self.node.get_generator().random() < self.success:
+            self.timeline.quantum_manager.set(list(self.qubits), PHI_PLUS)
             self.holding = True
 
 
@@ -66,6 +91,7 @@ class Chain(Entity):
         self.slot = 0
         self.started = 0
         self.samples: list[int] = []
+        self.fidelities: list[float] = []
 
     def init(self) -> None:
         self.schedule_slot()
@@ -80,14 +106,40 @@ class Chain(Entity):
 
     def end_slot(self) -> None:
         if all(link.holding for link in self.links):
-            generator = self.node.get_generator()
-            swapped = all(generator.random() < self.swap for _ in self.links[1:])
-            for link in self.links:
-                link.holding = False
-            if swapped:
+            if self.swap_all():
                 self.samples.append(self.slot - self.started)
                 self.started = self.slot
+            for link in self.links:
+                link.holding = False
         self.schedule_slot()
+
+    def swap_all(self) -> bool:
+        """Swap at every inner station, left to right; False at the first failure."""
+        manager = self.timeline.quantum_manager
+        generator = self.node.get_generator()
+        for left, right in zip(self.links, self.links[1:], strict=False):
+            if generator.random() >= self.swap:
+                return False
+            held, stored = left.qubits[1], right.qubits[0]
+            outcome = manager.run_circuit(
+                EntanglementSwappingA.circuit, [held, stored], generator.random()
+            )
+            correction = CORRECTIONS.get((outcome[held], outcome[stored]))
+            if correction is not None:
+                manager.run_circuit(correction, [right.qubits[1]])
+        ends = [self.links[0].qubits[0], self.links[-1].qubits[1]]
+        state = manager.get(ends[0])
+        amplitudes = dict(zip(state.keys, range(len(state.keys)), strict=True))
+        # The end pair is a two-qubit ket; its overlap with |Phi+> in the keys' order.
+        vector = state.state
+        i, j = amplitudes[ends[0]], amplitudes[ends[1]]
+        overlap = sum(
+            vector[k] * math.sqrt(0.5)
+            for k in range(len(vector))
+            if ((k >> (len(state.keys) - 1 - i)) & 1) == ((k >> (len(state.keys) - 1 - j)) & 1)
+        )
+        self.fidelities.append(abs(overlap) ** 2)
+        return True
 
 
 def main() -> None:
@@ -103,8 +155,11 @@ def main() -> None:
     start = time.perf_counter()
     timeline = Timeline()
     nodes = [Node(f"station{i}", timeline, seed=args.seed + i) for i in range(args.segments + 1)]
+    manager = timeline.quantum_manager
     links = [
-        ElementaryLink(f"link{i}", timeline, nodes[i], args.link_success)
+        ElementaryLink(
+            f"link{i}", timeline, nodes[i], args.link_success, (manager.new(), manager.new())
+        )
         for i in range(args.segments)
     ]
     chain = Chain(timeline, nodes[-1], links, args.swap_success)
@@ -134,6 +189,7 @@ def main() -> None:
             "events": timeline.run_counter,
             "mean_slots": mean,
             "stderr_slots": stderr,
+            "mean_fidelity": sum(chain.fidelities) / max(1, len(chain.fidelities)),
             "seconds": elapsed,
             "reached_target": reached,
             "seconds_to_target": needed,
