@@ -243,7 +243,7 @@ def _compare_with_sequence(
         {
             "name": "qkd.repeater.vs_sequence",
             "value": their_seconds / best,
-            "unit": f"x (SeQUeNCe {version} kernel time / ours; {what}; SeQUeNCe {how})",
+            "unit": f"x (SeQUeNCe {version} time / ours; {what}; SeQUeNCe {how})",
         },
         {
             "name": "qkd.repeater.sequence_seconds_to_1pct",
