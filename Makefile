@@ -14,10 +14,14 @@ INSTALL_LOCK := $(BIN)/python -m pip install --quiet --require-hashes --no-deps 
 INSTALL_SELF := $(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 
 LATEST_VENV := .venv-latest
+# SeQUeNCe, the peer of `qkd.repeater.vs_sequence`, in a venv of its own (never in the locks):
+# 0.8.5 is the newest release that installs on Python 3.11 (it requires >= 3.11).
+SEQUENCE_VENV := .venv-sequence
+SEQUENCE_VERSION := 0.8.5
 LOCK_VENV := .venv-lock
 UV_VERSION := 0.13.9
 
-.PHONY: demo test test-slow test-liboqs-all test-latest bench lint lock venv clean
+.PHONY: demo test test-slow test-liboqs-all test-latest bench bench-sequence lint lock venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +58,16 @@ test-liboqs-all: $(DEV_STAMP)
 bench: $(DEV_STAMP)
 	$(BIN)/agile bench --json
 
+$(SEQUENCE_VENV)/.installed:
+	$(PYTHON) -m venv $(SEQUENCE_VENV)
+	$(SEQUENCE_VENV)/bin/python -m pip install --quiet sequence==$(SEQUENCE_VERSION)
+	touch $@
+
+# The repeater figures of bench/network.py with SeQUeNCe present, so that they include
+# `qkd.repeater.vs_sequence` (`agile bench` measures it too whenever .venv-sequence exists).
+bench-sequence: $(DEV_STAMP) $(SEQUENCE_VENV)/.installed
+	$(BIN)/python bench/network.py --repeater-only
+
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check agile qkd pqc bench tests requirements
 	$(BIN)/ruff format --check agile qkd pqc bench tests requirements
@@ -81,4 +95,4 @@ test-latest:
 	$(LATEST_VENV)/bin/python -m pytest -q -m "not slow" -p no:cacheprovider
 
 clean:
-	rm -rf $(VENV) $(LATEST_VENV) $(LOCK_VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LATEST_VENV) $(LOCK_VENV) $(SEQUENCE_VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -10,7 +10,17 @@ Prints one JSON document ``{"results": [...]}``:
   graph, timed in the same run (the machines are shared and noisy);
 - ``qkd.repeater.mc_chains_per_s``: delivered end-to-end pairs simulated per second for an
   8-segment chain, and ``qkd.repeater.mc_vs_numpy_geometric``: that time over one
-  ``rng.geometric`` call drawing the same number of link attempts.
+  ``rng.geometric`` call drawing the same number of link attempts;
+- ``qkd.repeater.vs_sequence``: for the same 8-segment chain, the wall-clock time that SeQUeNCe
+  needs to estimate the mean slots per delivered pair (the inverse of the entanglement rate) to
+  a 1% standard error, over the time ``qkd.physics.repeater.simulate_chains`` needs for the same
+  precision, both measured in this run; beside it both times
+  (``qkd.repeater.sequence_seconds_to_1pct``, ``qkd.repeater.mc_seconds_to_1pct``) and both
+  rate estimates (``qkd.repeater.sequence_pairs_per_slot``, ``qkd.repeater.mc_pairs_per_slot``).
+  SeQUeNCe runs in a venv of its own (``make bench-sequence`` creates ``.venv-sequence``, or
+  ``QKD_SEQUENCE_PYTHON`` names a Python that has it) through ``bench/_sequence_chain.py``, whose
+  docstring says exactly what it simulates. Without it the ratio is reported with a null value
+  and the reason in its unit.
 
 The generated networks: N nodes uniform in a 1,000 km square, each joined to its 3 nearest
 neighbours by a fixed-rate link whose rate falls with length like fibre (0.2 dB/km from
@@ -22,9 +32,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -38,7 +52,12 @@ import numpy as np  # noqa: E402
 from qkd.network.loader import network_from_dict  # noqa: E402
 from qkd.network.model import Network  # noqa: E402
 from qkd.network.planner import capacities, link_rates, max_flow, plan  # noqa: E402
-from qkd.physics.repeater import ChainParameters, simulate_chains  # noqa: E402
+from qkd.physics.repeater import ChainParameters, ChainResult, simulate_chains  # noqa: E402
+
+# The precision both simulators must reach, as standard error over mean (slots per pair).
+_TARGET = 0.01
+_SEQUENCE_SCRIPT = _HERE / "_sequence_chain.py"
+_SEQUENCE_VENV_PYTHON = _HERE.parent / ".venv-sequence" / "bin" / "python"
 
 
 def _best(fn: Callable[[], Any], repeat: int) -> float:
@@ -48,6 +67,83 @@ def _best(fn: Callable[[], Any], repeat: int) -> float:
         fn()
         best = min(best, time.perf_counter() - start)
     return best
+
+
+@dataclass
+class _Pooled:
+    """Mean and spread of slots per pair over several runs (Chan et al.'s pairwise update)."""
+
+    count: int = 0
+    mean: float = 0.0
+    squares: float = 0.0  # sum of squared deviations from the mean
+
+    def add(self, result: ChainResult) -> None:
+        n, mean = result.chains, result.mean_slots
+        squares = (result.stderr_slots * math.sqrt(n)) ** 2 * (n - 1)
+        total = self.count + n
+        delta = mean - self.mean
+        self.squares += squares + delta**2 * self.count * n / total
+        self.mean += delta * n / total
+        self.count = total
+
+    @property
+    def stderr(self) -> float:
+        return math.sqrt(self.squares / (self.count - 1) / self.count)
+
+
+def _mc_to_target(chain: ChainParameters, rng: np.random.Generator) -> tuple[float, _Pooled]:
+    """Seconds for ``simulate_chains`` to reach ``_TARGET``.
+
+    A pilot run sizes the next; runs are pooled, never redrawn, until the pooled standard error
+    is small enough. Redrawing until one run passes would favour samples of low spread, and so
+    (the waiting time being skewed) of low mean: a bias of one or two standard errors.
+    """
+    start = time.perf_counter()
+    pooled = _Pooled()
+    chains = 1000
+    while True:
+        pooled.add(simulate_chains(chain, chains=chains, rng=rng))
+        if pooled.stderr <= _TARGET * pooled.mean:
+            return time.perf_counter() - start, pooled
+        spread = pooled.stderr * math.sqrt(pooled.count) / pooled.mean
+        chains = max(1000, math.ceil(1.05 * (spread / _TARGET) ** 2) - pooled.count)
+
+
+def _sequence_python() -> Path | None:
+    named = os.environ.get("QKD_SEQUENCE_PYTHON")
+    if named:
+        return Path(named)
+    return _SEQUENCE_VENV_PYTHON if _SEQUENCE_VENV_PYTHON.exists() else None
+
+
+def _sequence_to_target(chain: ChainParameters, cap_s: float) -> dict[str, Any] | str:
+    """SeQUeNCe's figures for the same chain, or the reason it could not run."""
+    python = _sequence_python()
+    if python is None:
+        return "SeQUeNCe not installed (make bench-sequence creates .venv-sequence)"
+    command = [
+        str(python),
+        str(_SEQUENCE_SCRIPT),
+        f"--segments={chain.segments}",
+        f"--link-success={chain.link_success}",
+        f"--swap-success={chain.swap_success}",
+        f"--target={_TARGET}",
+        f"--cap-s={cap_s}",
+    ]
+    try:
+        proc = subprocess.run(
+            command, capture_output=True, text=True, check=False, timeout=cap_s + 120
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"SeQUeNCe run failed ({exc})"
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
+        return f"SeQUeNCe run exited {proc.returncode}: {tail[0]}"
+    try:
+        figures: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return "SeQUeNCe run printed no JSON"
+    return figures
 
 
 def generate(n: int, seed: int = 1) -> Network:
@@ -97,17 +193,83 @@ def generate(n: int, seed: int = 1) -> Network:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="one repetition, smaller networks")
-    args = parser.parse_args()
-    repeat = 1 if args.quick else 3
-    sizes = (100, 300, 1000) if args.quick else (100, 1000, 10_000)
-    results: list[dict[str, Any]] = []
+def _compare_with_sequence(
+    chain: ChainParameters,
+    rng: np.random.Generator,
+    results: list[dict[str, Any]],
+    *,
+    repeat: int,
+    cap_s: float,
+) -> None:
+    """Append ``qkd.repeater.vs_sequence`` and its figures (see the module docstring)."""
+    what = (
+        f"{chain.segments} segments, P={chain.link_success}, Q={chain.swap_success}, "
+        f"time to {_TARGET:.0%} stderr on mean slots per pair"
+    )
+    theirs = _sequence_to_target(chain, cap_s)
+    if isinstance(theirs, str):
+        results.append(
+            {"name": "qkd.repeater.vs_sequence", "value": None, "unit": f"unavailable: {theirs}"}
+        )
+        return
+    best = float("inf")
+    ours: _Pooled | None = None
+    for _ in range(repeat):
+        seconds, result = _mc_to_target(chain, rng)
+        if seconds < best:
+            best, ours = seconds, result
+    assert ours is not None
+    version = theirs["sequence_version"]
+    their_seconds = float(theirs["seconds_to_target"])
+    how = (
+        "measured"
+        if theirs["reached_target"]
+        else f"extrapolated as 1/sqrt(n) from {theirs['seconds']:.0f} s "
+        f"at {theirs['stderr_slots'] / theirs['mean_slots']:.2%}"
+    )
+    closed = 1.0 / chain.mean_slots
 
-    def add(name: str, value: float, unit: str) -> None:
-        results.append({"name": name, "value": value, "unit": unit})
+    def rate(name: str, mean: float, stderr: float, pairs: int) -> None:
+        results.append(
+            {
+                "name": name,
+                "value": 1.0 / mean,
+                "unit": f"pairs/slot (stderr {stderr / mean**2:.2g}, {pairs} pairs; "
+                f"closed form {closed:.6g})",
+            }
+        )
 
+    results += [
+        {
+            "name": "qkd.repeater.vs_sequence",
+            "value": their_seconds / best,
+            "unit": f"x (SeQUeNCe {version} time / ours; {what}; SeQUeNCe {how})",
+        },
+        {
+            "name": "qkd.repeater.sequence_seconds_to_1pct",
+            "value": their_seconds,
+            "unit": f"s (SeQUeNCe {version}: event per attempt, qubits in its ket manager, "
+            f"end fidelity {theirs['mean_fidelity']:.6f}; {how})",
+        },
+        {
+            "name": "qkd.repeater.mc_seconds_to_1pct",
+            "value": best,
+            "unit": "s (qkd.physics.repeater.simulate_chains, pilot run included)",
+        },
+    ]
+    rate(
+        "qkd.repeater.sequence_pairs_per_slot",
+        float(theirs["mean_slots"]),
+        float(theirs["stderr_slots"]),
+        int(theirs["pairs"]),
+    )
+    rate("qkd.repeater.mc_pairs_per_slot", ours.mean, ours.stderr, ours.count)
+
+
+def _plan_figures(
+    sizes: tuple[int, ...], repeat: int, add: Callable[[str, float, str], None]
+) -> None:
+    """``net.plan.*``: the plan's time per size, over one max-flow, and its growth exponent."""
     seconds = []
     for n in sizes:
         network = generate(n)
@@ -124,6 +286,24 @@ def main() -> None:
     slope = float(np.polyfit(np.log(sizes), np.log(seconds), 1)[0])
     add("net.plan.growth_exponent", slope, f"seconds ~ N^k, fitted over N = {list(sizes)}")
 
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="one repetition, smaller networks")
+    parser.add_argument(
+        "--repeater-only", action="store_true", help="only the repeater figures (no planner)"
+    )
+    args = parser.parse_args()
+    repeat = 1 if args.quick else 3
+    sizes = (100, 300, 1000) if args.quick else (100, 1000, 10_000)
+    results: list[dict[str, Any]] = []
+
+    def add(name: str, value: float, unit: str) -> None:
+        results.append({"name": name, "value": value, "unit": unit})
+
+    if not args.repeater_only:
+        _plan_figures(sizes, repeat, add)
+
     chain = ChainParameters(segments=8, link_success=0.1, swap_success=0.9)
     chains = 20_000 if args.quick else 100_000
     rng = np.random.default_rng(1)
@@ -132,6 +312,7 @@ def main() -> None:
     t_geo = _best(lambda: rng.geometric(0.1, size=draws), repeat)
     add("qkd.repeater.mc_chains_per_s", chains / t_mc, "pairs/s (8 segments, P=0.1, Q=0.9)")
     add("qkd.repeater.mc_vs_numpy_geometric", t_mc / t_geo, "x (the same number of draws)")
+    _compare_with_sequence(chain, rng, results, repeat=repeat, cap_s=5.0 if args.quick else 180.0)
     json.dump({"results": results}, sys.stdout, indent=2)
     sys.stdout.write("\n")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,7 +34,30 @@ def test_network_bench_prints_its_stable_names() -> None:
         "qkd.repeater.mc_vs_numpy_geometric",
     } <= set(names)
     assert any(name.startswith("net.plan.seconds.") for name in names)
+    assert "qkd.repeater.vs_sequence" in names
     for result in results:
         assert set(result) == {"name", "value", "unit"}
+        if result["value"] is None:
+            # Only a peer that is missing on this machine may be unavailable, with its reason.
+            assert result["name"] == "qkd.repeater.vs_sequence"
+            assert result["unit"].startswith("unavailable: ")
+            continue
         assert isinstance(result["value"], int | float)
         assert math.isfinite(result["value"])
+
+
+def test_network_bench_reports_sequence_unavailable_without_failing() -> None:
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "network.py"), "--quick", "--repeater-only"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        timeout=600,
+        env={**os.environ, "QKD_SEQUENCE_PYTHON": str(ROOT / "no-such-venv" / "python")},
+    )
+    results = {r["name"]: r for r in json.loads(run.stdout)["results"]}
+    ratio = results["qkd.repeater.vs_sequence"]
+    assert ratio["value"] is None
+    assert ratio["unit"].startswith("unavailable: SeQUeNCe run failed")
+    assert "qkd.repeater.sequence_seconds_to_1pct" not in results

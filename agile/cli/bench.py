@@ -64,5 +64,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         width = max((len(r["name"]) for r in results), default=0)
         for r in results:
-            print(f"{r['name']:<{width}}  {r['value']:>14.6g} {r.get('unit', '')}")
+            # A figure that could not be measured here (a peer not installed) has a null value
+            # and says why in its unit.
+            value = "n/a" if r["value"] is None else format(r["value"], ">14.6g")
+            print(f"{r['name']:<{width}}  {value:>14} {r.get('unit', '')}")
     return EXIT_OK
