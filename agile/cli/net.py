@@ -351,7 +351,7 @@ def _plot_pools(path: str, doc: dict[str, Any]) -> None:
         for span in link["down"]:
             colour = "tab:red" if span["kind"] == "eve" else "grey"
             ax.axvspan(span["start_s"] / unit, span["end_s"] / unit, color=colour, alpha=0.15)
-    ax.set_xlabel(f"time ({label})")
+    ax.set_xlabel(f"time ({label}); shaded: link down (grey: failure, red: Eve)")
     ax.set_ylabel("key in pool (bits)")
     ax.set_xlim(0, doc["steps"] * doc["step_s"] / unit)
     ax.set_ylim(bottom=0)

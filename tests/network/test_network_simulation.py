@@ -198,3 +198,19 @@ def test_bad_arguments_raise() -> None:
             simulate_network(net, **kwargs)
     with pytest.raises(QKDError, match="link 'nope'"):
         simulate_network(net, days=1, events=[LinkEvent("nope", 0.0, 1.0, "eve")])
+
+
+def test_the_example_event_file_reroutes_the_metro_ring() -> None:
+    from qkd.network.events import load_events
+
+    net = load_network(ROOT / "docs" / "networks" / "metro-ring.toml")
+    events = load_events(ROOT / "docs" / "networks" / "events" / "metro-ring.toml", net)
+    assert [(e.link, e.kind) for e in events] == [("B-C", "failure"), ("D-E", "eve")]
+    sim = simulate_network(net, days=1, step_s=600.0, events=events)
+    a_to_c = _demand(sim, "A", "C")
+    assert [r.path for r in a_to_c.routes] == [
+        ("A", "B", "C"),
+        ("A", "F", "E", "D", "C"),
+        ("A", "B", "C"),
+    ]
+    assert sim.epochs == 5
