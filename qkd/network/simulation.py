@@ -69,7 +69,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -231,7 +231,7 @@ class _Fill:
 @dataclass
 class _DemandState:
     delivered: float = 0.0
-    starved: list[list[int]] | None = None
+    starved: list[list[int]] = field(default_factory=list)
     pool_min: float = math.inf
     pool_sum: float = 0.0
     pool_steps: int = 0
@@ -305,7 +305,7 @@ def simulate_network(
     stride = max(1, math.ceil(n / samples))
     sample_steps: list[np.ndarray] = []
     sample_levels: list[np.ndarray] = []
-    states = [_DemandState(starved=[]) for _ in demands]
+    states = [_DemandState() for _ in demands]
     routes: list[list[Route]] = [[] for _ in demands]
     cache: dict[frozenset[int], list[tuple[tuple[str, ...], list[tuple[int, float]]]]] = {}
     chunk = max(64, _CHUNK_CELLS // max(1, n_links + n_demands))
@@ -404,7 +404,7 @@ def simulate_network(
     demand_out = []
     for k, d in enumerate(demands):
         state = states[k]
-        runs = tuple((s0 * step_s, s1 * step_s) for s0, s1 in state.starved or [])
+        runs = tuple((s0 * step_s, s1 * step_s) for s0, s1 in state.starved)
         demand_out.append(
             DemandTimeline(
                 from_=d.from_,
@@ -437,14 +437,13 @@ def _add_runs(state: _DemandState, short: np.ndarray, offset: int) -> None:
         return
     flags = np.concatenate([[False], short, [False]]).astype(np.int8)
     change = np.flatnonzero(np.diff(flags))
-    runs = state.starved if state.starved is not None else []
+    runs = state.starved
     for first, end in zip(change[::2], change[1::2], strict=True):
         first_step, end_step = offset + int(first), offset + int(end)
         if runs and runs[-1][1] == first_step:
             runs[-1][1] = end_step
         else:
             runs.append([first_step, end_step])
-    state.starved = runs
 
 
 def _paths(

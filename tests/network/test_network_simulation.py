@@ -214,3 +214,23 @@ def test_the_example_event_file_reroutes_the_metro_ring() -> None:
         ("A", "B", "C"),
     ]
     assert sim.epochs == 5
+
+
+def test_chunks_do_not_change_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    from qkd.network import simulation
+
+    net = _net(
+        {"A": "trusted", "B": "trusted", "C": "trusted", "D": "trusted"},
+        [("A", "B", 300.0), ("B", "C", 120.0), ("C", "D", 500.0), ("D", "A", 80.0)],
+        [("A", "C", 100.0), ("B", "D", 90.0), ("A", "D", 20.0)],
+    )
+    events = [LinkEvent("B-C", 3_000.0, 9_000.0, "failure"), LinkEvent("D-A", 500.0, 900.0, "eve")]
+    whole = simulate_network(net, days=0.25, step_s=20.0, events=events)
+    monkeypatch.setattr(simulation, "_CHUNK_CELLS", 1)  # chunks of 64 steps
+    pieces = simulate_network(net, days=0.25, step_s=20.0, events=events)
+    for a, b in zip(whole.demands, pieces.demands, strict=True):
+        assert b.delivered_bits == pytest.approx(a.delivered_bits, rel=1e-9)
+        assert b.starved == a.starved
+        assert b.pool_min_bits == pytest.approx(a.pool_min_bits, abs=1e-6)
+    for la, lb in zip(whole.links, pieces.links, strict=True):
+        assert lb.levels_bits == pytest.approx(la.levels_bits, rel=1e-9, abs=1e-6)
