@@ -8,6 +8,11 @@ Prints one JSON document ``{"results": [...]}``:
   log(seconds) against log(N) fitted over those sizes;
 - ``net.plan.vs_one_max_flow.N``: the plan's time over one networkx max-flow on the same
   graph, timed in the same run (the machines are shared and noisy);
+- ``net.simulate.sim_seconds_per_s``: simulated seconds per wall-clock second when
+  :func:`~qkd.network.simulation.simulate_network` steps the example backbone
+  (docs/networks/backbone.toml: 34 links, 4 demands over up to 33 hops) through one day in
+  1-second steps, with a 10-minute failure of one hop every hour (48 routing epochs); the
+  link rates are computed once beforehand and not timed;
 - ``qkd.repeater.mc_chains_per_s``: delivered end-to-end pairs simulated per second for an
   8-segment chain, and ``qkd.repeater.mc_vs_numpy_geometric``: that time over one
   ``rng.geometric`` call drawing the same number of link attempts;
@@ -49,15 +54,19 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 import numpy as np  # noqa: E402
 
-from qkd.network.loader import network_from_dict  # noqa: E402
+from qkd.network.events import LinkEvent  # noqa: E402
+from qkd.network.loader import load_network, network_from_dict  # noqa: E402
 from qkd.network.model import Network  # noqa: E402
 from qkd.network.planner import capacities, link_rates, max_flow, plan  # noqa: E402
+from qkd.network.simulation import simulate_network  # noqa: E402
 from qkd.physics.repeater import ChainParameters, ChainResult, simulate_chains  # noqa: E402
 
 # The precision both simulators must reach, as standard error over mean (slots per pair).
 _TARGET = 0.01
 _SEQUENCE_SCRIPT = _HERE / "_sequence_chain.py"
 _SEQUENCE_VENV_PYTHON = _HERE.parent / ".venv-sequence" / "bin" / "python"
+
+BACKBONE = _HERE.parent / "docs" / "networks" / "backbone.toml"
 
 
 def _best(fn: Callable[[], Any], repeat: int) -> float:
@@ -303,6 +312,15 @@ def main() -> None:
 
     if not args.repeater_only:
         _plan_figures(sizes, repeat, add)
+        backbone = load_network(BACKBONE)
+        rates = link_rates(backbone)
+        cuts = [LinkEvent("R10-R11", 3600.0 * h, 3600.0 * h + 600.0, "failure") for h in range(24)]
+        t_sim = _best(
+            partial(simulate_network, backbone, days=1.0, step_s=1.0, events=cuts, rates=rates),
+            repeat,
+        )
+        add("net.simulate.sim_seconds_per_s", 86_400.0 / t_sim,
+            "simulated s per s (backbone example, 1 day in 1-s steps, 24 failures)")  # fmt: skip
 
     chain = ChainParameters(segments=8, link_success=0.1, swap_success=0.9)
     chains = 20_000 if args.quick else 100_000

@@ -30,6 +30,7 @@ def test_network_bench_prints_its_stable_names() -> None:
     assert len(names) == len(set(names))
     assert {
         "net.plan.growth_exponent",
+        "net.simulate.sim_seconds_per_s",
         "qkd.repeater.mc_chains_per_s",
         "qkd.repeater.mc_vs_numpy_geometric",
     } <= set(names)

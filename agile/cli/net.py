@@ -1,22 +1,25 @@
-"""``agile net``: QKD network files: print their schema, check them, plan them.
+"""``agile net``: QKD network files: print their schema, check them, plan and simulate them.
 
 A network file (TOML, JSON or YAML; docs/networks.md) lists trusted nodes, links and key
 demands. ``check`` validates files and prints every problem as ``FILE:LINE:COL: field.path:
 message``; ``plan`` computes link rates, per-demand max-flow and paths, joint feasibility,
-bottlenecks and single failures (DESIGN.md, "QKD networks").
+bottlenecks and single failures (DESIGN.md, "QKD networks"); ``simulate`` steps the key pools
+of the links in time, with demands drawing through their relay paths, failures and Eve
+(:mod:`qkd.network.simulation`).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Any
 
-from agile.cli._output import EXIT_OK, EXIT_REJECTED, emit_json, fail, print_error
+from agile.cli._output import EXIT_OK, EXIT_REJECTED, EXIT_USAGE, emit_json, fail, print_error
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("net", help="QKD network files: schema, check, plan")
+    parser = subparsers.add_parser("net", help="QKD network files: schema, check, plan, simulate")
     commands = parser.add_subparsers(dest="net_command", metavar="ACTION", required=True)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of network files")
@@ -38,6 +41,33 @@ def register(subparsers: Any) -> None:
         "--plot", metavar="MAP.png", default=None, help="draw nodes, links by key rate, demands"
     )
     plan.set_defaults(handler=_plan)
+
+    simulate = commands.add_parser(
+        "simulate", help="key pools over time: demands drawing through relay paths, failures, Eve"
+    )
+    simulate.add_argument("file", metavar="FILE", help=".toml, .json or .yaml")
+    simulate.add_argument("--days", type=_positive, required=True, metavar="D", help="run length")
+    simulate.add_argument(
+        "--step-s", type=_positive, default=60.0, metavar="S", help="step length (default 60 s)"
+    )
+    simulate.add_argument(
+        "--events", metavar="FILE", default=None, help="link failures and Eve (docs/networks.md)"
+    )
+    simulate.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    simulate.add_argument(
+        "--plot", metavar="POOLS.png", default=None, help="draw the pool levels over time"
+    )
+    simulate.set_defaults(handler=_simulate)
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: need a positive number")
+    return value
 
 
 def _problem_json(problem: Any) -> dict[str, Any]:
@@ -228,6 +258,111 @@ def _plot_map(path: str, network: Any, doc: dict[str, Any]) -> None:
     verdict = "feasible" if doc["feasible"] else "NOT feasible"
     ax.set_title(f"{doc['network']}: all demands at once {verdict}")
     ax.set_axis_off()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from agile.cli.qkd import _ProgressBar
+    from qkd import QKDError
+    from qkd.network.events import load_events
+    from qkd.network.loader import NetworkFileError, load_network
+    from qkd.network.planner import PlannerUnavailable
+    from qkd.network.simulation import simulate_network
+
+    try:
+        network = load_network(args.file)
+        events = load_events(args.events, network) if args.events else ()
+    except NetworkFileError as exc:
+        for problem in exc.problems:
+            print_error(str(problem))
+        return EXIT_REJECTED
+    if args.days * 86_400.0 / args.step_s > 1e8:
+        fail("net simulate: more than 10^8 steps; use a longer --step-s", EXIT_USAGE)
+    with _ProgressBar(enabled=True) as bar:
+        try:
+            result = simulate_network(
+                network, days=args.days, step_s=args.step_s, events=events, progress=bar.update
+            )
+        except PlannerUnavailable as exc:
+            fail(f"net simulate: {exc}")
+        except QKDError as exc:
+            fail(f"net simulate: {args.file}: {exc}")
+    document = result.to_dict()
+    if args.plot:
+        _plot_pools(args.plot, document)
+    if args.json:
+        emit_json(document)
+        return EXIT_OK
+    _print_simulation(document)
+    return EXIT_OK
+
+
+def _print_simulation(doc: dict[str, Any]) -> None:
+    epochs = doc["epochs"]
+    print(
+        f"network {doc['network']}: {doc['days']:g} day(s) in {doc['steps']:,} steps of "
+        f"{doc['step_s']:g} s, {epochs} routing epoch{'s' if epochs != 1 else ''}"
+    )
+    print("demands:")
+    for d in doc["demands"]:
+        fraction = d["delivered_fraction"]
+        runs = len(d["starved"])
+        low, mean = d["pool_min_bits"], d["pool_mean_bits"]
+        pools = "no path" if low is None else f"pools on path min {low:,.0f}, mean {mean:,.0f} bits"
+        print(
+            f"  {d['from']} -> {d['to']}: delivered {d['delivered_bits']:,.0f} of "
+            f"{d['requested_bits']:,.0f} bits ({100 * fraction:.1f}%), starved "
+            f"{d['starved_s']:,.0f} s in {runs} interval{'s' if runs != 1 else ''}; {pools}"
+        )
+        if len(d["routes"]) > 1:
+            for route in d["routes"]:
+                path = "-".join(route["path"]) or "(no path)"
+                print(f"      from {route['from_s']:,.0f} s: {path}")
+    print("links (bits):")
+    for link in doc["links"]:
+        down = f", down {len(link['down'])}x" if link["down"] else ""
+        print(
+            f"  {link['id']:<20} filled {link['filled_bits']:>18,.0f}  drawn "
+            f"{link['drawn_bits']:>18,.0f}  pool {link['final_bits']:>18,.0f} "
+            f"(min {link['min_bits']:,.0f}){down}"
+        )
+
+
+def _plot_pools(path: str, doc: dict[str, Any]) -> None:
+    """Pool level of every link over time; down intervals shaded."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        fail("--plot needs matplotlib: pip install 'qkd-agile[plot]'")
+    hours = 3600.0
+    long_run = doc["days"] > 3
+    unit, label = (86_400.0, "days") if long_run else (hours, "hours")
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    shown = doc["links"]
+    for link in shown:
+        times = [0.0] + [t / unit for t in link["levels"]["times_s"]]
+        bits = [0.0, *link["levels"]["bits"]]
+        ax.plot(times, bits, linewidth=1.2, label=link["id"])
+        for span in link["down"]:
+            colour = "tab:red" if span["kind"] == "eve" else "grey"
+            ax.axvspan(span["start_s"] / unit, span["end_s"] / unit, color=colour, alpha=0.15)
+    ax.set_xlabel(f"time ({label}); shaded: link down (grey: failure, red: Eve)")
+    ax.set_ylabel("key in pool (bits)")
+    ax.set_xlim(0, doc["steps"] * doc["step_s"] / unit)
+    ax.set_ylim(bottom=0)
+    if len(shown) <= 12:
+        ax.legend(fontsize=7, loc="upper left", ncol=2)
+    starved = sum(1 for d in doc["demands"] if d["starved"])
+    ax.set_title(
+        f"{doc['network']}: pool levels ({len(shown)} links; {starved} of "
+        f"{len(doc['demands'])} demands starved at times)",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -7,7 +7,9 @@ Hazmat: figures for planning, no policy. This room may import ``qkd.physics``,
 - :mod:`qkd.network.loader`: TOML/JSON/YAML files with located errors
   (``FILE:LINE:COL: field.path: message``), raising :class:`NetworkFileError`;
 - :mod:`qkd.network.planner`: link rates, per-demand max-flow and paths, joint feasibility,
-  bottlenecks and single failures (needs the ``network`` extra: networkx, scipy).
+  bottlenecks and single failures (needs the ``network`` extra: networkx, scipy);
+- :mod:`qkd.network.simulation`: the network over time: key pools per link, demands drawing
+  through relay paths, link failures and Eve (:mod:`qkd.network.events` reads event files).
 
 Example::
 
@@ -18,6 +20,7 @@ Example::
 
 from __future__ import annotations
 
+from qkd.network.events import LinkEvent, load_events
 from qkd.network.loader import (
     NetworkFileError,
     NetworkProblem,
@@ -27,16 +30,21 @@ from qkd.network.loader import (
 )
 from qkd.network.model import Network, json_schema
 from qkd.network.planner import Plan, PlannerUnavailable, plan
+from qkd.network.simulation import Simulation, simulate_network
 
 __all__ = [
+    "LinkEvent",
     "Network",
     "NetworkFileError",
     "NetworkProblem",
     "Plan",
     "PlannerUnavailable",
+    "Simulation",
     "json_schema",
+    "load_events",
     "load_network",
     "network_from_dict",
     "parse_network",
     "plan",
+    "simulate_network",
 ]

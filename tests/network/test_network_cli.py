@@ -94,3 +94,89 @@ def test_plan_draws_a_map(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert _run(["net", "plan", METRO, "--no-failures", "--json", "--plot", str(png)]) == 0
     assert json.loads(capsys.readouterr().out)["feasible"] is True
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+SATELLITE = str(ROOT / "docs" / "networks" / "satellite-relay.toml")
+
+
+def test_simulate_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["net", "simulate", METRO, "--days", "0.5", "--step-s", "300", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {"network", "days", "step_s", "steps", "epochs", "demands", "links"} <= set(doc)
+    assert doc["steps"] == 144
+    demand = doc["demands"][0]
+    assert {
+        "from", "to", "requested_bps", "requested_bits", "delivered_bits", "delivered_fraction",
+        "starved_s", "starved", "pool_min_bits", "pool_mean_bits", "routes",
+    } <= set(demand)  # fmt: skip
+    assert demand["routes"][0] == {"from_s": 0.0, "path": ["A", "B", "C"]}
+    link = doc["links"][0]
+    assert {"id", "kind", "filled_bits", "drawn_bits", "final_bits", "down", "levels"} <= set(link)
+    assert len(link["levels"]["times_s"]) == len(link["levels"]["bits"]) == 144
+    for link in doc["links"]:
+        assert link["final_bits"] == pytest.approx(link["filled_bits"] - link["drawn_bits"])
+
+
+def test_simulate_with_events_prints_the_reroute(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events = tmp_path / "cut.toml"
+    events.write_text(
+        '[[events]]\nlink = "B-C"\nkind = "failure"\nstart_s = 3600\nend_s = 7200\n',
+        encoding="utf-8",
+    )
+    argv = ["net", "simulate", METRO, "--days", "0.25", "--events", str(events)]
+    assert _run(argv) == 0
+    out = capsys.readouterr().out
+    assert "3 routing epochs" in out
+    assert "from 3,600 s: A-F-E-D-C" in out
+
+
+def test_simulate_bad_event_file_gives_a_located_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events = tmp_path / "bad.toml"
+    events.write_text(
+        '[[events]]\nlink = "B-C"\nkind = "failure"\nstart_s = 10\nend_s = 7200\n\n'
+        '[[events]]\nlink = "X-Y"\nkind = "flood"\nstart_s = 10\nend_s = 5\n\n'
+        '[[events]]\nlink = "A-B"\nkind = "eve"\nstart_s = 10\nend_s = 5\n',
+        encoding="utf-8",
+    )
+    argv = ["net", "simulate", METRO, "--days", "0.1", "--events", str(events)]
+    assert _run(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"agile: error: {events}:9:1: events.1.kind: Input should be 'failure' or 'eve' "
+        "(got string 'flood')",
+        f"agile: error: {events}:13:1: events.2: end_s (5) must be after start_s (10)",
+    ]
+    events.write_text('[[events]]\nlink = "X-Y"\nkind = "eve"\nstart_s = 1\nend_s = 5\n')
+    assert _run(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"agile: error: {events}:2:1: events.0.link: no link 'X-Y' in network 'metro-ring'; "
+        "use one of its link ids"
+    ]
+
+
+def test_simulate_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["net", "simulate", METRO]) == 2  # --days is required
+    assert _run(["net", "simulate", METRO, "--days", "-1"]) == 2
+    assert _run(["net", "simulate", METRO, "--days", "1", "--step-s", "nan"]) == 2
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"network": {"name": "x"}, "nodes": []}', encoding="utf-8")
+    assert _run(["net", "simulate", str(bad), "--days", "1"]) == 1
+    assert (
+        _run(["net", "simulate", METRO, "--days", "1", "--events", str(tmp_path / "no.toml")]) == 1
+    )
+    err = capsys.readouterr().err
+    assert "cannot read the event file" in err
+    assert "Traceback" not in err
+
+
+def test_simulate_draws_pools(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    png = tmp_path / "pools.png"
+    assert _run(["net", "simulate", SATELLITE, "--days", "1", "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "Xinglong -> Graz" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

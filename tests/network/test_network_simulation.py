@@ -1,0 +1,236 @@
+"""The network over time (qkd.network.simulation): pools, draws, windows, failures, Eve."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from qkd.network.events import LinkEvent
+from qkd.network.loader import load_network, network_from_dict
+from qkd.network.planner import LinkRate
+from qkd.network.simulation import simulate_network
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _net(
+    nodes: dict[str, str],
+    links: list[tuple[str, str, float]],
+    demands: list[tuple[str, str, float]],
+) -> Any:
+    return network_from_dict(
+        {
+            "network": {"name": "test"},
+            "nodes": [{"name": n, "kind": k} for n, k in nodes.items()],
+            "links": [
+                {"id": f"{a}-{b}", "a": a, "b": b, "kind": "fixed", "key_rate_bps": r}
+                for a, b, r in links
+            ],
+            "demands": [{"from": a, "to": b, "rate_bps": r} for a, b, r in demands],
+        }
+    )
+
+
+def _demand(sim: Any, a: str, b: str) -> Any:
+    return next(d for d in sim.demands if (d.from_, d.to) == (a, b))
+
+
+def _link(sim: Any, link_id: str) -> Any:
+    return next(lk for lk in sim.links if lk.id == link_id)
+
+
+@pytest.mark.parametrize(("rate", "demand"), [(100.0, 40.0), (100.0, 250.0)])
+def test_one_link_follows_the_closed_form(rate: float, demand: float) -> None:
+    net = _net({"A": "endpoint", "B": "endpoint"}, [("A", "B", rate)], [("A", "B", demand)])
+    step = 10.0
+    sim = simulate_network(net, days=0.5, step_s=step, samples=10_000)
+    link, d = sim.links[0], sim.demands[0]
+    seconds = sim.steps * step
+    times = np.array(link.times_s)
+    levels = np.array(link.levels_bits)
+    if demand <= rate:
+        # The pool grows at rate - demand; the demand gets all it asks for.
+        assert levels == pytest.approx((rate - demand) * times, rel=1e-9)
+        assert d.delivered_bits == pytest.approx(demand * seconds, rel=1e-9)
+        assert d.starved == ()
+    else:
+        # The demand takes every bit as it arrives; the pool stays empty; starved throughout.
+        assert levels == pytest.approx(np.zeros_like(times), abs=1e-6)
+        assert d.delivered_bits == pytest.approx(rate * seconds, rel=1e-9)
+        assert d.starved == ((0.0, seconds),)
+        assert d.starved_s == seconds
+
+
+def test_conservation_on_every_link_with_shared_pools() -> None:
+    # A ring where three demands share links, one of them oversubscribed, and a failure.
+    net = _net(
+        {"A": "trusted", "B": "trusted", "C": "trusted", "D": "trusted"},
+        [("A", "B", 300.0), ("B", "C", 120.0), ("C", "D", 500.0), ("D", "A", 80.0)],
+        [("A", "C", 100.0), ("B", "D", 90.0), ("A", "D", 20.0)],
+    )
+    events = [LinkEvent("B-C", 3_000.0, 9_000.0, "failure")]
+    sim = simulate_network(net, days=0.25, step_s=30.0, events=events, samples=100)
+    for link in sim.links:
+        assert link.final_bits == pytest.approx(link.filled_bits - link.drawn_bits, abs=1e-6)
+        assert link.min_bits >= 0.0
+        assert link.levels_bits[-1] == pytest.approx(link.final_bits, abs=1e-6)
+    delivered = sum(d.delivered_bits for d in sim.demands)
+    assert 0 < delivered <= sum(d.requested_bits for d in sim.demands)
+    # Key only ever leaves a pool for a demand: what all links lost is a multiple of hops.
+    assert sum(lk.drawn_bits for lk in sim.links) >= delivered
+
+
+def test_oversubscribed_link_shares_in_proportion_to_requests() -> None:
+    net = _net(
+        {"A": "trusted", "B": "trusted", "X": "endpoint", "Y": "endpoint"},
+        [("X", "A", 1e6), ("Y", "A", 1e6), ("A", "B", 100.0)],
+        [("X", "B", 150.0), ("Y", "B", 50.0)],
+    )
+    sim = simulate_network(net, days=0.1, step_s=60.0)
+    x, y = _demand(sim, "X", "B"), _demand(sim, "Y", "B")
+    seconds = sim.steps * 60.0
+    assert x.delivered_bits == pytest.approx(75.0 * seconds, rel=1e-9)
+    assert y.delivered_bits == pytest.approx(25.0 * seconds, rel=1e-9)
+    assert x.starved_s == y.starved_s == seconds
+
+
+def test_failure_reroutes_and_recovers() -> None:
+    net = _net(
+        {"A": "endpoint", "B": "trusted", "C": "trusted", "D": "endpoint"},
+        [("A", "B", 1000.0), ("B", "D", 1000.0), ("A", "C", 500.0), ("C", "D", 500.0)],
+        [("A", "D", 200.0)],
+    )
+    events = [LinkEvent("B-D", 3_600.0, 7_200.0, "failure")]
+    sim = simulate_network(net, days=0.25, step_s=60.0, events=events)
+    d = sim.demands[0]
+    assert [(r.from_s, r.path) for r in d.routes] == [
+        (0.0, ("A", "B", "D")),
+        (3_600.0, ("A", "C", "D")),
+        (7_200.0, ("A", "B", "D")),
+    ]
+    assert d.starved == ()
+    assert d.delivered_bits == pytest.approx(200.0 * sim.steps * 60.0, rel=1e-9)
+    cut = _link(sim, "B-D")
+    assert cut.down == ((3_600.0, 7_200.0, "failure"),)
+    # The cut link neither filled nor served while down: 1 h of 6 at 1000 bit/s.
+    assert cut.filled_bits == pytest.approx(1000.0 * (6 - 1) * 3_600.0, rel=1e-9)
+    assert sim.epochs == 3
+
+
+def test_eve_stops_a_link_and_a_demand_without_another_path_starves() -> None:
+    net = _net({"A": "endpoint", "B": "endpoint"}, [("A", "B", 1000.0)], [("A", "B", 100.0)])
+    events = [LinkEvent("A-B", 600.0, 1_200.0, "eve")]
+    sim = simulate_network(net, days=1 / 24, step_s=60.0, events=events)
+    d, link = sim.demands[0], sim.links[0]
+    assert d.starved == ((600.0, 1_200.0),)
+    assert [r.path for r in d.routes] == [("A", "B"), (), ("A", "B")]
+    assert link.filled_bits == pytest.approx(1000.0 * 3_000.0, rel=1e-9)
+    assert d.delivered_bits == pytest.approx(100.0 * 3_000.0, rel=1e-9)
+    # The stored key waits out the alarm: the pool at its end is what it was at its start.
+    times = np.array(link.times_s)
+    levels = np.array(link.levels_bits)
+    assert levels[times == 1_200.0] == pytest.approx(levels[times == 600.0])
+
+
+def test_satellite_link_fills_only_inside_pass_windows() -> None:
+    net = network_from_dict(
+        {
+            "network": {"name": "sat"},
+            "nodes": [
+                {"name": n, "kind": "ground-station", "latitude_deg": 0, "longitude_deg": lon}
+                for n, lon in (("P", 0), ("Q", 90))
+            ],
+            "links": [
+                {
+                    "id": "P-Q",
+                    "a": "P",
+                    "b": "Q",
+                    "kind": "satellite",
+                    "altitude_km": 500,
+                    "inclination_deg": 97.4,
+                }
+            ],
+            "demands": [{"from": "P", "to": "Q", "rate_bps": 1.0}],
+        }
+    )
+    # Given windows, so that the test does not depend on the orbit: P passes at 1000-1100 s,
+    # Q at 3000-3200 s; the relayed key exists only once both have passed.
+    rate = LinkRate(
+        "P-Q", "satellite", "P", "Q", 3.0, (("P", 1000.0, 1100.0), ("Q", 3000.0, 3200.0))
+    )
+    sim = simulate_network(net, days=0.1, step_s=50.0, rates=[rate], samples=10_000)
+    link, d = sim.links[0], sim.demands[0]
+    times = np.array(link.times_s)
+    levels = np.array(link.levels_bits)
+    delivered = link.drawn_bits
+    assert levels[times <= 3000.0] == pytest.approx(0.0)
+    # Q's share arrives during its window; nothing after 3200 s but the draws.
+    total = 3.0 * 86_400.0
+    assert link.filled_bits == pytest.approx(total, rel=1e-9)
+    after = levels[times >= 3200.0]
+    assert np.all(np.diff(after) <= 1e-9)
+    assert d.starved[0] == (0.0, 3_000.0)
+    assert delivered == pytest.approx(d.delivered_bits)
+
+
+def test_example_networks_simulate() -> None:
+    for name in ("metro-ring", "backbone"):
+        net = load_network(ROOT / "docs" / "networks" / f"{name}.toml")
+        sim = simulate_network(net, days=0.5, step_s=120.0)
+        assert len(sim.demands) == len(net.demands)
+        for link in sim.links:
+            assert math.isclose(link.final_bits, link.filled_bits - link.drawn_bits, abs_tol=1e-3)
+    backbone = simulate_network(load_network(ROOT / "docs/networks/backbone.toml"), days=0.25)
+    # Feasible along single paths: nobody starves.
+    assert all(d.starved == () for d in backbone.demands)
+
+
+def test_bad_arguments_raise() -> None:
+    from qkd import QKDError
+
+    net = _net({"A": "endpoint", "B": "endpoint"}, [("A", "B", 1.0)], [])
+    for kwargs in ({"days": 0}, {"days": 1, "step_s": -1}, {"days": math.inf}):
+        with pytest.raises(QKDError):
+            simulate_network(net, **kwargs)
+    with pytest.raises(QKDError, match="link 'nope'"):
+        simulate_network(net, days=1, events=[LinkEvent("nope", 0.0, 1.0, "eve")])
+
+
+def test_the_example_event_file_reroutes_the_metro_ring() -> None:
+    from qkd.network.events import load_events
+
+    net = load_network(ROOT / "docs" / "networks" / "metro-ring.toml")
+    events = load_events(ROOT / "docs" / "networks" / "events" / "metro-ring.toml", net)
+    assert [(e.link, e.kind) for e in events] == [("B-C", "failure"), ("D-E", "eve")]
+    sim = simulate_network(net, days=1, step_s=600.0, events=events)
+    a_to_c = _demand(sim, "A", "C")
+    assert [r.path for r in a_to_c.routes] == [
+        ("A", "B", "C"),
+        ("A", "F", "E", "D", "C"),
+        ("A", "B", "C"),
+    ]
+    assert sim.epochs == 5
+
+
+def test_chunks_do_not_change_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    from qkd.network import simulation
+
+    net = _net(
+        {"A": "trusted", "B": "trusted", "C": "trusted", "D": "trusted"},
+        [("A", "B", 300.0), ("B", "C", 120.0), ("C", "D", 500.0), ("D", "A", 80.0)],
+        [("A", "C", 100.0), ("B", "D", 90.0), ("A", "D", 20.0)],
+    )
+    events = [LinkEvent("B-C", 3_000.0, 9_000.0, "failure"), LinkEvent("D-A", 500.0, 900.0, "eve")]
+    whole = simulate_network(net, days=0.25, step_s=20.0, events=events)
+    monkeypatch.setattr(simulation, "_CHUNK_CELLS", 1)  # chunks of 64 steps
+    pieces = simulate_network(net, days=0.25, step_s=20.0, events=events)
+    for a, b in zip(whole.demands, pieces.demands, strict=True):
+        assert b.delivered_bits == pytest.approx(a.delivered_bits, rel=1e-9)
+        assert b.starved == a.starved
+        assert b.pool_min_bits == pytest.approx(a.pool_min_bits, abs=1e-6)
+    for la, lb in zip(whole.links, pieces.links, strict=True):
+        assert lb.levels_bits == pytest.approx(la.levels_bits, rel=1e-9, abs=1e-6)
