@@ -41,3 +41,25 @@ def test_console_script_runs_in_a_fresh_interpreter() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("agile ")
+
+
+def test_a_reader_that_goes_away_is_no_error() -> None:
+    # `agile qkd rate ... | head -1`: the pipe closes after the first line, while the command
+    # still has more than a pipe buffer (64 KiB) of table to write.
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "agile.cli", "qkd", "rate", "--preset", "gys"),
+            "--distance-km",
+            "0:100:0.05",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=60)
+    assert first.strip()
+    assert proc.returncode == 0, err
+    assert b"Traceback" not in err
+    assert b"BrokenPipeError" not in err
