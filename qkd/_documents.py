@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic_core import ErrorDetails
@@ -46,6 +47,29 @@ class DocumentSyntaxError(Exception):
     def __init__(self, line: int, col: int, path: str, message: str) -> None:
         super().__init__(f"{line}:{col}: {path}: {message}")
         self.line, self.col, self.path, self.message = line, col, path, message
+
+
+def read_text(path: Path, *, what: str, max_bytes: int, limit: str) -> str:
+    """The UTF-8 text of the file at ``path``, for the ``what`` loader (``"policy"``, ...).
+
+    A file over ``max_bytes`` ("file is N bytes; " + ``limit``), one that cannot be read, or
+    one that is not UTF-8 raises :class:`DocumentSyntaxError` at its line and column, with an
+    empty path for the caller to name its document's root.
+    """
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise DocumentSyntaxError(1, 1, "", f"file is {size} bytes; {limit}")
+        raw = path.read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise DocumentSyntaxError(1, 1, "", f"cannot read the {what} file: {reason}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise DocumentSyntaxError(line, col, "", "the file is not UTF-8 text") from None
 
 
 def parse(

@@ -155,23 +155,11 @@ def _read_source(source: str | os.PathLike[str], *, chain: tuple[str, ...]) -> _
     if str(path.resolve()) in {str(Path(c).resolve()) for c in chain if not c.startswith("<")}:
         raise _Problems([_problem(chain[-1], 1, 1, "extends", f"extends cycle through {label}")])
     try:
-        size = path.stat().st_size
-        if size > MAX_DOCUMENT_BYTES:
-            raise _Problems(
-                [_problem(label, 1, 1, _ROOT, f"file is {size} bytes; a policy is at most 1 MiB")]
-            )
-        raw = path.read_bytes()
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise _Problems(
-            [_problem(label, 1, 1, _ROOT, f"cannot read the policy file: {reason}")]
-        ) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise _Problems([_problem(label, line, col, _ROOT, "the file is not UTF-8 text")]) from None
+        text = _documents.read_text(
+            path, what="policy", max_bytes=MAX_DOCUMENT_BYTES, limit="a policy is at most 1 MiB"
+        )
+    except _documents.DocumentSyntaxError as exc:
+        raise _Problems([_problem(label, exc.line, exc.col, _ROOT, exc.message)]) from None
     return _parse_text(text, label, fmt, base_dir=path.parent, chain=(*chain, label))
 
 

@@ -89,16 +89,11 @@ def load_events(path: str | os.PathLike[str], network: Network) -> tuple[LinkEve
             ]
         )
     try:
-        if file.stat().st_size > MAX_DOCUMENT_BYTES:
-            raise NetworkFileError([_problem(label, 1, 1, (), "the file is over 64 MiB")])
-        text = file.read_bytes().decode("utf-8")
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise NetworkFileError(
-            [_problem(label, 1, 1, (), f"cannot read the event file: {reason}")]
-        ) from None
-    except UnicodeDecodeError:
-        raise NetworkFileError([_problem(label, 1, 1, (), "the file is not UTF-8 text")]) from None
+        text = _documents.read_text(
+            file, what="event", max_bytes=MAX_DOCUMENT_BYTES, limit="at most 64 MiB"
+        )
+    except _documents.DocumentSyntaxError as exc:
+        raise NetworkFileError([_problem(label, exc.line, exc.col, (), exc.message)]) from None
     return parse_events(text, network=network, filename=label, format=fmt)
 
 

@@ -92,25 +92,11 @@ def load_network(path: str | os.PathLike[str]) -> Network:
             ]
         )
     try:
-        size = file.stat().st_size
-        if size > MAX_DOCUMENT_BYTES:
-            raise NetworkFileError(
-                [_problem(label, 1, 1, _ROOT, f"file is {size} bytes; at most 64 MiB")]
-            )
-        raw = file.read_bytes()
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise NetworkFileError(
-            [_problem(label, 1, 1, _ROOT, f"cannot read the network file: {reason}")]
-        ) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise NetworkFileError(
-            [_problem(label, line, col, _ROOT, "the file is not UTF-8 text")]
-        ) from None
+        text = _documents.read_text(
+            file, what="network", max_bytes=MAX_DOCUMENT_BYTES, limit="at most 64 MiB"
+        )
+    except _documents.DocumentSyntaxError as exc:
+        raise NetworkFileError([_problem(label, exc.line, exc.col, _ROOT, exc.message)]) from None
     return parse_network(text, filename=label, format=fmt)
 
 
