@@ -11,8 +11,9 @@ Link key. The two ends of a link hold the same QKD key; each holds it in a
 side, ``consume`` on the receiving side, both by offset). One direction of a link uses one
 pair of ledgers (a link that relays both ways splits its key by direction).
 
-One hop. For a key ``K`` of ``n`` bytes, the sender takes ``m = n + 32`` fresh bytes at
-offset ``o`` from its ledger and splits them ``r_bytes (16) | s_bytes (16) | pad (n)``:
+One hop. For a key ``K`` of ``n`` bytes, the sender takes ``m = 32 + 32 * ceil(n / 32)``
+fresh bytes at an offset ``o`` that is a multiple of 32 and splits them
+``r_bytes (16) | s_bytes (16) | pad (n) | unused (m - 32 - n)``:
 
 - the relayed key travels as ``C = K XOR pad`` (a one-time pad: ``C`` is independent of
   ``K`` when ``pad`` is uniform and used once);
@@ -46,10 +47,21 @@ of ``r`` mod p has probability at most ``2 / 2^127`` (127 uniform bits; 0 and p 
 A relay of a 32-byte key over a 4-node path (one-letter names, link "A-B") is a 77-byte
 message, 6 blocks: ε <= 7 * 2^-126 < 2^-123.1. The largest message this module accepts (16
 names and a link of 64 bytes, a 1,024-byte key) is 2,162 bytes, 145 blocks:
-ε <= 146 * 2^-126 < 2^-118.8. A failed verification consumes nothing (so an injected frame cannot
-burn the receiver's link key and desynchronise the ends); an adversary who makes q attempts
-against one genuine frame's key succeeds with probability at most ``q * ε`` [WC81; Sho96].
+ε <= 146 * 2^-126 < 2^-118.8. A failed verification consumes nothing (so an injected frame
+cannot burn the receiver's link key and desynchronise the ends); an adversary who makes q
+attempts against one genuine frame's key succeeds with probability at most ``q * ε``
+[WC81; Sho96].
 Wegman-Carter with one-time keys is composably secure as a QKD authentication [Por14].
+
+Why 32-byte slots. The frame names its own link key (offset, length), so an adversary who
+blocks a genuine frame may send one that names other bytes. Because every frame starts on a
+32-byte boundary and its hash key and tag pad fill that first 32-byte slot, the slot a
+substituted frame names is either another frame's authentication slot (then the bound above
+holds for that frame) or bytes that never entered a tag: a pad, whose only trace is
+``K XOR pad`` with ``K`` secret, unused slack, or key not yet handed out. To the adversary
+those are uniform, so ``s`` alone makes such a tag right with probability ``2^-128``. Without
+the alignment a shifted offset would mix bytes of ``r``, ``s`` and the pad, and the tag's
+proof would not cover it.
 
 Order at the receiver (:func:`open_hop`): decode; check the link and that the ledger holds
 the named material unused (a peek, nothing consumed); verify the tag in constant time
@@ -84,6 +96,7 @@ __all__ = [
     "MAX_KEY_BYTES",
     "MAX_NAME_BYTES",
     "MAX_PATH_NODES",
+    "SLOT_BYTES",
     "TAG_BYTES",
     "VERSION",
     "LinkKeyError",
@@ -94,6 +107,7 @@ __all__ = [
     "RelayMessage",
     "decode",
     "encode",
+    "link_key_bytes",
     "open_hop",
     "seal_hop",
     "wegman_carter_tag",
@@ -102,6 +116,7 @@ __all__ = [
 VERSION = 1
 TAG_BYTES = 16
 AUTH_KEY_BYTES = 32  # 16 bytes of hash key r, 16 bytes of tag pad s
+SLOT_BYTES = 32  # frames start on, and take whole, 32-byte slots of link key
 MAX_PATH_NODES = 16
 MAX_NAME_BYTES = 64
 MAX_KEY_BYTES = 1024
@@ -109,6 +124,11 @@ _P = (1 << 127) - 1
 _BLOCK = 15
 _MASK127 = (1 << 127) - 1
 _MASK128 = (1 << 128) - 1
+
+
+def link_key_bytes(key_bytes: int) -> int:
+    """Link key one hop of a ``key_bytes`` key uses: 32 + the key rounded up to 32 bytes."""
+    return AUTH_KEY_BYTES + -(-key_bytes // SLOT_BYTES) * SLOT_BYTES
 
 
 class RelayError(QKDError):
@@ -131,8 +151,9 @@ class LinkKeyError(RelayError):
 class RelayMessage:
     """One hop of a relayed key: from ``path[hop]`` to ``path[hop + 1]`` over ``link``.
 
-    ``offset``/``length`` name the link-key bytes the hop consumed (``length`` is always
-    ``len(padded_key) + 32``); ``padded_key`` is the key XOR the last ``len(key)`` of them.
+    ``offset``/``length`` name the link-key bytes the hop consumed (``offset`` a multiple of
+    32, ``length`` always :func:`link_key_bytes` of the key length); ``padded_key`` is the key
+    XOR the ``len(key)`` bytes that follow the first 32 of them.
     """
 
     key_id: uuid.UUID
@@ -157,12 +178,16 @@ class RelayMessage:
         _check_name("link", self.link)
         if not isinstance(self.offset, int) or not 0 <= self.offset < 1 << 64:
             raise RelayDecodeError("offset: must be in 0..2^64-1")
+        if self.offset % SLOT_BYTES:
+            raise RelayDecodeError(f"offset: must be a multiple of {SLOT_BYTES}")
         if not isinstance(self.padded_key, bytes) or not 1 <= len(self.padded_key) <= (
             MAX_KEY_BYTES
         ):
             raise RelayDecodeError(f"padded_key: must be 1 to {MAX_KEY_BYTES} bytes")
-        if self.length != len(self.padded_key) + AUTH_KEY_BYTES:
-            raise RelayDecodeError("length: must be the key length + 32 (hash key and tag pad)")
+        if self.length != link_key_bytes(len(self.padded_key)):
+            raise RelayDecodeError(
+                "length: must be 32 (hash key and tag pad) + the key length rounded up to 32"
+            )
 
     def encode(self) -> bytes:
         """The canonical encoding (docs/kme.md, "Key relay between KMEs")."""
@@ -342,15 +367,18 @@ class LinkKeyLedger:
         self._check_free(offset, nbytes)
         return self._key[offset : offset + nbytes]
 
-    def take(self, nbytes: int) -> tuple[int, bytes]:
-        """Hand out ``nbytes`` fresh bytes: ``(offset, bytes)``; they are used from now on."""
-        if nbytes <= 0:
-            raise LinkKeyError("a link-key request must be at least 1 byte")
-        offset = self._high
+    def take(self, nbytes: int, *, align: int = 1) -> tuple[int, bytes]:
+        """Hand out ``nbytes`` fresh bytes: ``(offset, bytes)``; they are used from now on.
+
+        The offset is the first multiple of ``align`` after every byte used so far.
+        """
+        if nbytes <= 0 or align <= 0:
+            raise LinkKeyError("a link-key request must be at least 1 byte, align at least 1")
+        offset = -(-self._high // align) * align
         if offset + nbytes > len(self._key):
             raise LinkKeyError(
                 f"link {self.link_id!r} is exhausted: {nbytes} bytes asked, "
-                f"{len(self._key) - offset} left"
+                f"{max(0, len(self._key) - offset)} left"
             )
         self._check_free(offset, nbytes)
         self._mark(offset, nbytes)
@@ -376,7 +404,7 @@ def seal_hop(
     """
     if not isinstance(key, bytes):
         raise RelayError("the relayed key must be bytes")
-    length = len(key) + AUTH_KEY_BYTES
+    length = link_key_bytes(len(key))
     RelayMessage(  # validate first: an invalid request must not burn link key
         key_id=key_id,
         path=tuple(path),
@@ -386,7 +414,7 @@ def seal_hop(
         length=length,
         padded_key=bytes(len(key)),
     )
-    offset, material = ledger.take(length)
+    offset, material = ledger.take(length, align=SLOT_BYTES)
     message = RelayMessage(
         key_id=key_id,
         path=tuple(path),
@@ -394,7 +422,7 @@ def seal_hop(
         link=ledger.link_id,
         offset=offset,
         length=length,
-        padded_key=_xor(key, material[AUTH_KEY_BYTES:]),
+        padded_key=_xor(key, material[AUTH_KEY_BYTES : AUTH_KEY_BYTES + len(key)]),
     ).encode()
     return message + wegman_carter_tag(message, material[:AUTH_KEY_BYTES])
 
@@ -422,5 +450,6 @@ def open_hop(frame: bytes, ledger: LinkKeyLedger) -> tuple[uuid.UUID, bytes, tup
             f"relay frame on link {ledger.link_id!r} does not authenticate; nothing consumed"
         )
     ledger.consume(message.offset, message.length)
-    key = _xor(message.padded_key, material[AUTH_KEY_BYTES:])
+    pad = material[AUTH_KEY_BYTES : AUTH_KEY_BYTES + len(message.padded_key)]
+    key = _xor(message.padded_key, pad)
     return message.key_id, key, message.path, message.hop

@@ -15,6 +15,7 @@ from qkd import QKDError
 from qkd.network.relay import (
     AUTH_KEY_BYTES,
     MAX_KEY_BYTES,
+    SLOT_BYTES,
     LinkKeyError,
     LinkKeyLedger,
     RelayAuthenticationError,
@@ -23,6 +24,7 @@ from qkd.network.relay import (
     RelayMessage,
     decode,
     encode,
+    link_key_bytes,
     open_hop,
     seal_hop,
     wegman_carter_tag,
@@ -182,12 +184,14 @@ def test_link_key_bits_are_never_used_twice() -> None:
     sizes = [1, 16, 32, 64]
     for n in range(40):
         _relay(uuid.uuid4(), os.urandom(sizes[n % 4]), chain)
-    expected = sum(sizes[n % 4] + AUTH_KEY_BYTES for n in range(40))
+    expected = sum(link_key_bytes(sizes[n % 4]) for n in range(40))
+    assert [link_key_bytes(n) for n in sizes] == [64, 64, 64, 96]
     for send, recv in chain:
         ranges = send.used_ranges
         assert len(ranges) == 40  # one range per relayed key per hop
         assert ranges == recv.used_ranges  # both ends consumed the same bytes
         assert all(a[1] <= b[0] for a, b in itertools.pairwise(ranges))
+        assert all(start % SLOT_BYTES == 0 for start, _ in ranges)
         assert sum(e - s for s, e in ranges) == send.used_bytes == expected
 
 
@@ -208,6 +212,38 @@ def test_ledger_refuses_reuse_and_material_it_does_not_hold() -> None:
         recv.take(1)
     assert recv.consume(0, 20) == bytes(range(20))
     assert recv.used_bytes == 100
+    aligned = LinkKeyLedger("A-B", bytes(range(100)))
+    assert aligned.take(1) == (0, b"\x00")
+    assert aligned.take(2, align=32) == (32, b" !")  # bytes 1..31 are skipped, never handed out
+    assert aligned.used_ranges == ((0, 1), (32, 34))
+    with pytest.raises(LinkKeyError, match="exhausted"):
+        aligned.take(37, align=32)  # would start at 64 and end at 101
+
+
+def test_frame_naming_an_unaligned_offset_is_refused() -> None:
+    """A substituted frame may only name whole 32-byte slots (the module docstring's proof)."""
+    send, recv = _pair("A-B", 256)
+    frame = seal_hop(uuid.uuid4(), os.urandom(32), PATH, 0, send)
+    genuine = decode(frame[:-16])
+    for offset in (1, 16, 31, 33):
+        shifted = RelayMessage.__new__(RelayMessage)
+        for name in ("key_id", "path", "hop", "link", "length", "padded_key"):
+            object.__setattr__(shifted, name, getattr(genuine, name))
+        object.__setattr__(shifted, "offset", offset)
+        body = shifted.encode()
+        with pytest.raises(RelayDecodeError, match="multiple of 32"):
+            open_hop(body + wegman_carter_tag(body, recv.peek(offset, AUTH_KEY_BYTES)), recv)
+        with pytest.raises(RelayDecodeError, match="multiple of 32"):
+            RelayMessage(
+                key_id=genuine.key_id,
+                path=genuine.path,
+                hop=genuine.hop,
+                link=genuine.link,
+                offset=offset,
+                length=genuine.length,
+                padded_key=genuine.padded_key,
+            )
+    assert recv.used_bytes == 0
 
 
 def test_refused_seal_uses_no_link_key() -> None:
@@ -250,15 +286,15 @@ messages = st.builds(
         path=tuple(path),
         hop=hop % (len(path) - 1),
         link=link,
-        offset=offset,
-        length=len(padded) + AUTH_KEY_BYTES,
+        offset=offset * SLOT_BYTES,
+        length=link_key_bytes(len(padded)),
         padded_key=padded,
     ),
     st.uuids(),
     st.lists(names, min_size=2, max_size=16, unique=True),
     st.integers(0, 255),
     names,
-    st.integers(0, (1 << 64) - 1),
+    st.integers(0, ((1 << 64) - 1) // SLOT_BYTES),
     st.binary(min_size=1, max_size=MAX_KEY_BYTES),
 )
 
