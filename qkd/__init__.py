@@ -20,6 +20,10 @@ Errors::
     ├── ConfigError          a KME pair configuration is invalid (qkd.delivery.kme)
     ├── NetworkFileError     a network file is invalid; .problems are located (qkd.network)
     ├── PlannerUnavailable   the planner's extra (networkx, scipy) is not installed
+    ├── RelayError           a key-relay frame or link-key request refused (qkd.network.relay)
+    │   ├── RelayDecodeError         malformed: truncated, extended, a bad field
+    │   ├── RelayAuthenticationError the Wegman-Carter tag fails, or another link's frame
+    │   └── LinkKeyError             link key exhausted, not held, or already used (a replay)
     ├── RepeaterConfigError  a repeater chain parameter is out of range (qkd.physics.repeater)
     └── ProtocolError        an unsupported protocol/sampler/attack, or a run too large
 

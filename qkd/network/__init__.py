@@ -10,6 +10,8 @@ Hazmat: figures for planning, no policy. This room may import ``qkd.physics``,
   bottlenecks and single failures (needs the ``network`` extra: networkx, scipy);
 - :mod:`qkd.network.simulation`: the network over time: key pools per link, demands drawing
   through relay paths, link failures and Eve (:mod:`qkd.network.events` reads event files).
+- :mod:`qkd.network.relay`: one hop of trusted-node key relay: the relay message, its
+  Wegman-Carter authentication and the link-key ledger that uses every byte once (no I/O).
 
 Example::
 
