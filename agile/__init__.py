@@ -23,6 +23,7 @@ Errors::
      ├── PolicyError       a policy file or document is invalid (every problem, located)
      ├── HandshakeError    a handshake message or transition was rejected
      ├── QKDUnavailable    the policy requires a QKD key that could not be had
+     │    └── TrustPathViolation  a QKD key's relay path is outside the policy's bounds
      ├── CryptoError       a pqc/qkd failure, translated at the boundary
      ├── EngineError       a policy cannot be resolved here (algorithm, key, key source)
      └── SessionError      a session operation was refused (wrong key id, forged, expired)
@@ -41,6 +42,7 @@ from agile._errors import (
     PolicyProblem,
     QKDUnavailable,
     SessionError,
+    TrustPathViolation,
 )
 from agile.engine import Engine, Identity
 from agile.handshake.machine import Initiator, Responder
@@ -67,4 +69,5 @@ __all__ += [
     "Responder",
     "SecretBytes",
     "SessionError",
+    "TrustPathViolation",
 ]

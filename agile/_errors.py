@@ -4,6 +4,7 @@ AgileError
  ├── PolicyError          a policy file or document is invalid (carries every problem found)
  ├── HandshakeError       a handshake message or transition was rejected
  ├── QKDUnavailable       the policy needs a QKD key that could not be had
+ │    └── TrustPathViolation  a QKD key's relay path is outside the policy's bounds
  ├── CryptoError          a lower-layer (pqc/qkd) failure, translated at the boundary
  ├── EngineError          a policy cannot be resolved here (algorithm, key, key source missing)
  └── SessionError         a session operation was refused (wrong key id, forged, expired)
@@ -53,6 +54,17 @@ class HandshakeError(AgileError):
 
 class QKDUnavailable(AgileError):
     """The policy requires a QKD key that could not be had (fail closed); the reason is given."""
+
+
+class TrustPathViolation(QKDUnavailable):
+    """A QKD key passed through KME nodes the policy does not allow (too many trusted nodes,
+    an excluded node, a required node missing, or no path reported), and the policy's
+    ``qkd.on_violation`` is ``"fail"``. ``relay_path`` is the path the KME reported (public
+    node names, or ``None``)."""
+
+    def __init__(self, message: str, *, relay_path: tuple[str, ...] | None = None) -> None:
+        super().__init__(message)
+        self.relay_path = relay_path
 
 
 class CryptoError(AgileError):

@@ -5,14 +5,17 @@ human-readable message and the structured fields as attributes of the ``LogRecor
 through ``extra``), so that any handler or formatter can pick them up::
 
     record.event               "policy_loaded" | "suite_chosen" | "qkd_key_used" |
-                               "qkd_fallback" | "handshake_complete" | "handshake_failed" |
-                               "policy_warning"
+                               "qkd_fallback" | "qkd_path_refused" | "handshake_complete" |
+                               "handshake_failed" | "policy_warning"
     record.policy              policy name
     record.policy_fingerprint  ``sha256:...``
     record.role                "initiator" | "responder" (handshake events)
     record.suite               list of component names
     record.qkd_used            bool
     record.qkd_key_ids         list of key IDs (public identifiers, not keys)
+    record.qkd_path            the QKD key's relay path, KME node names from the master
+                               SAE's KME to the slave SAE's KME (None when none was reported)
+    record.trusted_nodes       how many trusted nodes saw the key: len(qkd_path) - 2
     record.reason              why (fallback, failure, warning)
     record.key_id              the session's public key id
 
@@ -38,11 +41,12 @@ EVENTS = frozenset(
         "suite_chosen",
         "qkd_key_used",
         "qkd_fallback",
+        "qkd_path_refused",
         "handshake_complete",
         "handshake_failed",
     }
 )
-_FAILURES = frozenset({"handshake_failed", "qkd_fallback", "policy_warning"})
+_FAILURES = frozenset({"handshake_failed", "qkd_fallback", "qkd_path_refused", "policy_warning"})
 
 
 def enabled(event: str) -> bool:
@@ -62,6 +66,7 @@ def emit(
     qkd_key_ids: Sequence[str] | None = None,
     reason: str | None = None,
     key_id: str | None = None,
+    qkd_path: Sequence[str] | None = None,
 ) -> None:
     """Log one audit event with its structured fields."""
     if event not in EVENTS:
@@ -79,6 +84,8 @@ def emit(
         "qkd_key_ids": list(qkd_key_ids) if qkd_key_ids is not None else None,
         "reason": reason,
         "key_id": key_id,
+        "qkd_path": list(qkd_path) if qkd_path is not None else None,
+        "trusted_nodes": len(qkd_path) - 2 if qkd_path is not None else None,
     }
     parts = [event]
     parts.extend(f"{k}={v}" for k, v in fields.items() if k != "event" and v is not None)

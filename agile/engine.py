@@ -179,6 +179,10 @@ def resolve_qkd(
         key_size_bits=qkd.key_size_bits,
         max_qber=qkd.max_qber,
         max_key_age_s=float(qkd.max_key_age_s),
+        max_trusted_nodes=qkd.max_trusted_nodes,
+        excluded_nodes=qkd.excluded_nodes,
+        required_nodes=qkd.required_nodes,
+        on_violation=qkd.on_violation,
     )
 
 

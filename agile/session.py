@@ -134,6 +134,9 @@ class HybridSession:
     suite: tuple[str, ...]
     qkd_used: bool = False
     qkd_key_ids: tuple[str, ...] = ()
+    qkd_path: tuple[str, ...] | None = None
+    """The QKD key's relay path (KME node names, master SAE's KME first), when the KME
+    reported one and QKD contributed; see :attr:`trusted_nodes`."""
     hash_name: str = "SHA-256"
     aead: str = "AES-256-GCM"
     epoch: int = 0
@@ -154,6 +157,7 @@ class HybridSession:
         transcript_hash: bytes,
         qkd_used: bool = False,
         qkd_key_ids: tuple[str, ...] = (),
+        qkd_path: tuple[str, ...] | None = None,
         lifetime_s: float | None = None,
         rekey_interval_s: float | None = None,
         epoch: int = 0,
@@ -177,6 +181,7 @@ class HybridSession:
                 "suite": suite,
                 "qkd_used": qkd_used,
                 "qkd_key_ids": qkd_key_ids,
+                "qkd_path": qkd_path,
                 "hash_name": hash_name,
                 "aead": aead,
                 "epoch": epoch,
@@ -188,6 +193,11 @@ class HybridSession:
             },
         )
         return session
+
+    @property
+    def trusted_nodes(self) -> int | None:
+        """How many trusted nodes saw the QKD key (``len(qkd_path) - 2``), or ``None``."""
+        return None if self.qkd_path is None else len(self.qkd_path) - 2
 
     # Derived on first use: most sessions use either the exporter or the AEAD, not both.
 
@@ -247,6 +257,7 @@ class HybridSession:
             transcript_hash=self.transcript_hash,
             qkd_used=self.qkd_used,
             qkd_key_ids=self.qkd_key_ids,
+            qkd_path=self.qkd_path,
             lifetime_s=self.lifetime_s,
             rekey_interval_s=self.rekey_interval_s,
             epoch=self.epoch + 1,

@@ -7,7 +7,7 @@ policy logic and fast.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +15,7 @@ from agile.secret import SecretBytes
 
 if TYPE_CHECKING:
     from pqc import Kem, SignaturePrivateKey, SignaturePublicKey, SignatureScheme
-    from qkd.delivery.keysource import KeySource
+    from qkd.delivery.keysource import KeySource, QkdKey
 
 QKD_COMPONENT = "QKD"
 
@@ -50,6 +50,56 @@ class QkdConfig:
     key_size_bits: int
     max_qber: float
     max_key_age_s: float
+    max_trusted_nodes: int | None = None
+    excluded_nodes: tuple[str, ...] = ()
+    required_nodes: tuple[str, ...] = ()
+    on_violation: str = "fail"  # fail | fallback
+
+    @property
+    def constrains_path(self) -> bool:
+        """Whether the policy bounds the trust path of a key at all."""
+        return (
+            self.max_trusted_nodes is not None
+            or bool(self.excluded_nodes)
+            or bool(self.required_nodes)
+        )
+
+    def path_problem(self, keys: Sequence[QkdKey]) -> str | None:
+        """Why the policy refuses these keys' relay paths, or ``None`` when it takes them.
+
+        A key is refused if it passed through more than ``max_trusted_nodes`` trusted nodes,
+        if its path names an excluded node or lacks a required one, or if the KME reported
+        no path while the policy bounds paths. Node names are public; the message shows them.
+        """
+        if not self.constrains_path:
+            return None
+        for key in keys:
+            path = key.relay_path
+            if path is None:
+                return (
+                    f"the KME reported no relay path for QKD key {key.key_id}, and the policy "
+                    "bounds trust paths (max_trusted_nodes, excluded_nodes, required_nodes)"
+                )
+            shown = " -> ".join(path)
+            trusted = len(path) - 2
+            if self.max_trusted_nodes is not None and trusted > self.max_trusted_nodes:
+                return (
+                    f"QKD key {key.key_id} passed through {trusted} trusted node(s) "
+                    f"({shown}); the policy allows at most {self.max_trusted_nodes}"
+                )
+            excluded = [node for node in path if node in self.excluded_nodes]
+            if excluded:
+                return (
+                    f"QKD key {key.key_id} passed through excluded node(s) "
+                    f"{', '.join(excluded)} ({shown})"
+                )
+            missing = [node for node in self.required_nodes if node not in path]
+            if missing:
+                return (
+                    f"QKD key {key.key_id} did not pass through required node(s) "
+                    f"{', '.join(missing)} ({shown})"
+                )
+        return None
 
     def link_problem(self) -> str | None:
         """Why the link's keys may not be used now (QBER or key age over the policy's limit,

@@ -42,7 +42,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from agile import audit
-from agile._errors import AgileError, HandshakeError, QKDUnavailable
+from agile._errors import AgileError, HandshakeError, QKDUnavailable, TrustPathViolation
 from agile.handshake.config import QKD_COMPONENT, HandshakeConfig
 from agile.handshake.events import Event, HandshakeComplete, QkdFallback, SuiteNegotiated
 from agile.handshake.messages import (
@@ -200,6 +200,8 @@ class _Machine:
     suite: tuple[str, ...] = ()
     qkd_key_ids: tuple[str, ...] = ()
     qkd_used = False
+    qkd_path: tuple[str, ...] | None = None
+    """The relay path of the QKD key used (KME node names, master's KME first), if reported."""
     fallback_reason: str | None = None
     session: HybridSession | None = None
 
@@ -298,7 +300,7 @@ class _Machine:
     def _fail_with(self, exc: BaseException) -> NoReturn:
         self.state = State.ERROR
         error: AgileError
-        if isinstance(exc, HandshakeError | QKDUnavailable):
+        if isinstance(exc, HandshakeError | QKDUnavailable):  # TrustPathViolation included
             error = exc
         elif isinstance(exc, AgileError):
             error = HandshakeError(str(exc))
@@ -312,6 +314,7 @@ class _Machine:
             role=self.role,
             suite=self.suite or None,
             reason=str(error),
+            qkd_path=error.relay_path if isinstance(error, TrustPathViolation) else self.qkd_path,
         )
         if error is exc:
             raise error
@@ -387,6 +390,7 @@ class _Machine:
             transcript_hash=self._session_context,
             qkd_used=self.qkd_used,
             qkd_key_ids=self.qkd_key_ids,
+            qkd_path=self.qkd_path,
             lifetime_s=cfg.lifetime_s,
             rekey_interval_s=cfg.rekey_interval_s,
         )
@@ -402,6 +406,7 @@ class _Machine:
                 qkd_used=self.qkd_used,
                 qkd_key_ids=self.qkd_key_ids,
                 key_id=self.session.key_id,
+                qkd_path=self.qkd_path,
             )
 
     # -- authentication -------------------------------------------------------------------
@@ -465,7 +470,9 @@ class _Machine:
         if problem is not None:
             raise _QkdProblem(problem)
 
-    def _qkd_unavailable(self, reason: str, events: list[Event]) -> None:
+    def _qkd_unavailable(
+        self, reason: str, events: list[Event], *, path: tuple[str, ...] | None = None
+    ) -> None:
         """Fail closed, or fall back with an audit event, as the policy says."""
         cfg = self._cfg
         if cfg.qkd.required:
@@ -480,6 +487,38 @@ class _Machine:
             policy_fingerprint=cfg.fingerprint,
             role=self.role,
             reason=reason,
+            qkd_path=path,
+        )
+
+    def _check_path(self, keys: list[QkdKey], events: list[Event]) -> bool:
+        """Apply the policy's trust-path bounds to ``keys``: True when they may be used.
+
+        A refused key is audited (``qkd_path_refused``), then fails the handshake
+        (``on_violation = "fail"``) or makes it fall back without QKD (``"fallback"``).
+        """
+        qkd = self._cfg.qkd
+        problem = qkd.path_problem(keys)
+        path = keys[0].relay_path if keys else None
+        if problem is None:
+            self.qkd_path = path
+            return True
+        cfg = self._cfg
+        reason = f"trust path refused: {problem}"
+        audit.emit(
+            "qkd_path_refused",
+            policy=cfg.policy_name,
+            policy_fingerprint=cfg.fingerprint,
+            role=self.role,
+            qkd_key_ids=[k.key_id for k in keys],
+            reason=f"{reason} (on_violation = {qkd.on_violation})",
+            qkd_path=path,
+        )
+        if qkd.on_violation == "fallback":
+            self._qkd_unavailable(reason, events, path=path)
+            return False
+        raise TrustPathViolation(
+            f'policy {cfg.policy_name} refuses the QKD key (on_violation = "fail"): {problem}',
+            relay_path=path,
         )
 
     def _negotiated(self, events: list[Event]) -> None:
@@ -505,6 +544,7 @@ class _Machine:
                 suite=self.suite,
                 qkd_used=True,
                 qkd_key_ids=self.qkd_key_ids,
+                qkd_path=self.qkd_path,
             )
 
 
@@ -634,10 +674,13 @@ class Initiator(_Machine):
             return
         try:
             self._check_link()
-            self._qkd_keys = list(qkd.source.get_keys(1, qkd.key_size_bits))
+            keys = list(qkd.source.get_keys(1, qkd.key_size_bits))
         except Exception as exc:
             self._qkd_unavailable(f"QKD key source failed: {_qkd_reason(exc)}", events)
             self._qkd_keys = []
+            return
+        # Outside the try: a refused path fails the handshake when the policy says so.
+        self._qkd_keys = keys if self._check_path(keys, events) else []
 
     def _on_server_hello(self, hello: ServerHello, frame: bytes, events: list[Event]) -> None:
         cfg = self._cfg
@@ -663,6 +706,8 @@ class Initiator(_Machine):
         self._peer_fingerprint = hello.policy_fingerprint
         self.suite = hello.suite
         self.qkd_key_ids = our_ids if self.qkd_used else ()
+        if not self.qkd_used:
+            self.qkd_path = None
         secrets: list[bytes] = []
         cts = iter(hello.ciphertexts)
         for component in hello.suite:
@@ -798,6 +843,11 @@ class Responder(_Machine):
             except Exception as exc:
                 self._qkd_unavailable(_qkd_reason(exc), events)
                 choice = self._choose(hello.suites, with_qkd=False)
+            else:
+                # The responder sees the path too (dec_keys reports it): both ends check.
+                if not self._check_path(qkd_keys, events):
+                    qkd_keys = []
+                    choice = self._choose(hello.suites, with_qkd=False)
         elif cfg.qkd.required:
             self._qkd_unavailable("the initiator offered no suite with QKD", events)
         if choice is None:

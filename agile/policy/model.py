@@ -33,8 +33,10 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StringConstraints,
     ValidationInfo,
+    model_serializer,
     model_validator,
 )
 
@@ -109,6 +111,12 @@ def _not_empty(values: tuple[Any, ...]) -> tuple[Any, ...]:
     if not values:
         raise ValueError("must not be empty")
     return values
+
+
+def _same(value: Any, default: Any) -> bool:
+    if isinstance(default, list):
+        return isinstance(value, list | tuple) and list(value) == default
+    return bool(value == default)
 
 
 def _hex(value: str) -> str:
@@ -239,8 +247,26 @@ class Etsi014(_Model):
     timeout_s: Annotated[float, Field(gt=0, le=300)] = 5.0
 
 
+NodeName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")]
+"""A KME node name, as a network file writes it (and a KME reports it in a key's path)."""
+
+# Fields of [qkd] added after policies were released: left out of the canonical form while
+# they hold their defaults, so that every policy that does not use them keeps its fingerprint
+# (built-in versioned policies are pinned).
+_TRUST_PATH_DEFAULTS: dict[str, Any] = {
+    "max_trusted_nodes": None,
+    "excluded_nodes": [],
+    "required_nodes": [],
+    "on_violation": "fail",
+}
+
+
 class QKD(_Model):
-    """Where QKD keys come from, and what happens when they cannot be had."""
+    """Where QKD keys come from, and what happens when they cannot be had.
+
+    The trust-path fields bound the KME nodes a key may have passed through (the path a KME
+    reports in ``key_extension.relay_path``; docs/policy.md, "Trust paths").
+    """
 
     source: Literal["none", "simulated", "etsi014"] = "none"
     required: bool = False
@@ -251,6 +277,32 @@ class QKD(_Model):
     max_key_age_s: Annotated[int, Field(gt=0, le=31_536_000)] = 3600
     simulated: SimulatedLink | None = None
     etsi014: Etsi014 | None = None
+    max_trusted_nodes: Annotated[int, Field(ge=0, le=1000)] | None = None
+    """Refuse a key that passed through more trusted nodes (``len(relay_path) - 2``)."""
+    excluded_nodes: Annotated[tuple[NodeName, ...], ListOf, AfterValidator(_unique)] = ()
+    """Refuse a key whose path names any of these nodes."""
+    required_nodes: Annotated[tuple[NodeName, ...], ListOf, AfterValidator(_unique)] = ()
+    """Refuse a key whose path does not name every one of these nodes."""
+    on_violation: Literal["fail", "fallback"] = "fail"
+    """A key outside the trust-path bounds fails the handshake, or (``required = false``
+    only) makes it fall back to a suite without QKD, audited."""
+
+    @property
+    def constrains_path(self) -> bool:
+        """Whether the policy bounds the trust path (a key without a path is then refused)."""
+        return (
+            self.max_trusted_nodes is not None
+            or bool(self.excluded_nodes)
+            or bool(self.required_nodes)
+        )
+
+    @model_serializer(mode="wrap")
+    def _omit_unused_trust_path(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        document: dict[str, Any] = handler(self)
+        for name, default in _TRUST_PATH_DEFAULTS.items():
+            if name in document and _same(document[name], default):
+                del document[name]
+        return document
 
     @property
     def link(self) -> SimulatedLink:

@@ -163,6 +163,38 @@ def _check_qkd(policy: Policy) -> Iterator[RuleProblem]:
                         "component; add it or set qkd.required = false"
                     ),
                 )
+    yield from _check_trust_path(policy)
+
+
+def _check_trust_path(policy: Policy) -> Iterator[RuleProblem]:
+    qkd = policy.qkd
+    if qkd.on_violation == "fallback" and qkd.required:
+        yield RuleProblem(
+            path=("qkd", "on_violation"),
+            message=(
+                "on_violation 'fallback' needs qkd.required = false: a policy that requires "
+                "QKD has nothing to fall back to; use 'fail' or make QKD optional"
+            ),
+        )
+    excluded = set(qkd.excluded_nodes)
+    for j, node in enumerate(qkd.required_nodes):
+        if node in excluded:
+            yield RuleProblem(
+                path=("qkd", "required_nodes", j),
+                message=(
+                    f"node {node!r} is both required and excluded "
+                    f"(qkd.excluded_nodes.{qkd.excluded_nodes.index(node)}); no key can pass"
+                ),
+            )
+    if qkd.max_trusted_nodes is not None and len(qkd.required_nodes) > qkd.max_trusted_nodes + 2:
+        yield RuleProblem(
+            path=("qkd", "required_nodes"),
+            message=(
+                f"{len(qkd.required_nodes)} required nodes cannot fit on a path with at most "
+                f"{qkd.max_trusted_nodes} trusted nodes (plus its 2 ends); raise "
+                "qkd.max_trusted_nodes or require fewer nodes"
+            ),
+        )
 
 
 def _check_auth(policy: Policy) -> Iterator[RuleProblem]:

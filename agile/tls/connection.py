@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agile import audit
-from agile._errors import AgileError, EngineError, QKDUnavailable
+from agile._errors import AgileError, EngineError, QKDUnavailable, TrustPathViolation
 from agile.engine import resolve_qkd
 from agile.handshake.config import QkdConfig
 from agile.policy.model import Policy
@@ -49,7 +49,7 @@ from agile.tls.psk import (
     parse_qkd_identity,
     qkd_identity,
 )
-from qkd import KeySource, QKDError
+from qkd import KeySource, QKDError, QkdKey
 
 _READ_CHUNK = 65536
 
@@ -80,6 +80,12 @@ class ConnectionInfo:
     policy_fingerprint: str
     fallback_reason: str | None = None  # set when the certificate fallback replaced QKD
     combiner: str = KEY_SCHEDULE
+    qkd_path: tuple[str, ...] | None = None  # the QKD key's relay path, when reported
+
+    @property
+    def trusted_nodes(self) -> int | None:
+        """How many trusted nodes saw the QKD key (``len(qkd_path) - 2``), or ``None``."""
+        return None if self.qkd_path is None else len(self.qkd_path) - 2
 
 
 class TlsContext:
@@ -270,6 +276,9 @@ class TlsContext:
             raise QKDUnavailable(f"no QKD key from the key source: {exc}") from exc
         if problem is not None:
             raise QKDUnavailable(f"the QKD link is in alarm: {problem}")
+        refused = connection.check_path(key)
+        if refused is not None:
+            raise refused
         identity = qkd_identity(key.key_id, suite.hash)
         connection.psk_identity = connection.qkd_key_id = key.key_id
         psk = imported_psk(key.key, identity)
@@ -311,6 +320,11 @@ class TlsContext:
             return None
         if problem is not None:
             connection.refusal = f"the QKD link is in alarm: {problem}"
+            return None
+        refused = connection.check_path(key)
+        if refused is not None:
+            connection.refusal = str(refused)
+            connection.path_violation = refused
             return None
         connection.qkd_key_id = key.key_id
         psk = imported_psk(key.key, qkd_identity(key_id, hash_name))
@@ -356,7 +370,9 @@ class TlsConnection:
         self.role = context.role
         self.psk_identity: str | None = None
         self.qkd_key_id: str | None = None
+        self.qkd_path: tuple[str, ...] | None = None
         self.refusal: str | None = None
+        self.path_violation: QKDUnavailable | None = None
         self.fallback_reason: str | None = None
         self._offered_psk = False
         self.identity_buffer: Any = None  # kept alive for OpenSSL by the client callback
@@ -413,6 +429,8 @@ class TlsConnection:
         if self._psk is None:
             try:
                 self._psk = self.context.client_psk(self)
+            except TrustPathViolation as exc:
+                self._fail(exc)  # on_violation = "fail": no certificate fallback either
             except QKDUnavailable as exc:
                 self._fall_back_or_fail(exc)
             self._offered_psk = self._psk is not None
@@ -484,6 +502,31 @@ class TlsConnection:
         self._require_complete()
         raw_label = label.encode("ascii") if isinstance(label, str) else label
         return SecretBytes(self._ssl.export_keying_material(raw_label, length, context))
+
+    def check_path(self, key: QkdKey) -> QKDUnavailable | None:
+        """The policy's trust-path bounds on ``key`` (audited when refused): ``None`` when
+        they hold, else the error that ``on_violation`` calls for - a
+        :class:`~agile.TrustPathViolation` (``"fail"``), or a plain ``QKDUnavailable``
+        (``"fallback"``: the certificate fallback, where configured, takes over)."""
+        qkd = self.context.qkd
+        assert qkd is not None
+        problem = qkd.path_problem([key])
+        if problem is None:
+            self.qkd_path = key.relay_path
+            return None
+        self._audit(
+            "qkd_path_refused",
+            qkd_key_ids=[key.key_id],
+            reason=f"trust path refused: {problem} (on_violation = {qkd.on_violation})",
+            qkd_path=key.relay_path,
+        )
+        if qkd.on_violation == "fallback":
+            return QKDUnavailable(f"trust path refused: {problem}")
+        return TrustPathViolation(
+            f"policy {self.context.settings.policy.name} refuses the QKD key "
+            f'(on_violation = "fail"): {problem}',
+            relay_path=key.relay_path,
+        )
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -560,6 +603,8 @@ class TlsConnection:
                 # Never a silent downgrade: a PSK we offered must key the connection.
                 self._fail(TlsError("the peer completed the handshake without our PSK; refused"))
             if self.role == "server":
+                if isinstance(self.path_violation, TrustPathViolation):
+                    self._fail(self.path_violation)  # on_violation = "fail": no certificate
                 if self.context.certificate is None:
                     self._fail(TlsError("the client offered no usable PSK; refused"))
                 offered = f"its PSK was refused ({self.refusal})" if self.refusal else "no QKD PSK"
@@ -580,6 +625,7 @@ class TlsConnection:
             policy=policy.name,
             policy_fingerprint=policy.fingerprint,
             fallback_reason=self.fallback_reason,
+            qkd_path=self.qkd_path if self.qkd_key_id is not None else None,
         )
         self._psk = None  # the key is in OpenSSL's session now; drop our reference
         self.context._psk_context.unregister(ssl)  # no callback comes after the handshake
@@ -589,6 +635,7 @@ class TlsConnection:
                 suite=[group, "QKD"],
                 qkd_used=True,
                 qkd_key_ids=[self.qkd_key_id],
+                qkd_path=self.qkd_path,
             )
         if not audit.enabled("handshake_complete"):
             return  # the key id costs an exporter call: only made for a listener
@@ -598,6 +645,7 @@ class TlsConnection:
             qkd_used=self.qkd_key_id is not None,
             qkd_key_ids=[self.qkd_key_id] if self.qkd_key_id else [],
             key_id=_key_id(self),
+            qkd_path=self.qkd_path if self.qkd_key_id else None,
         )
 
     def _fail(self, error: AgileError) -> None:

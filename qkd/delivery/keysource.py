@@ -58,6 +58,7 @@ __all__ = [
     "SimulatedLink",
     "SimulatedLinkSource",
     "csprng_supplier",
+    "relay_path_problem",
 ]
 
 
@@ -125,12 +126,46 @@ class InvalidResponse(KeySourceError):
 # --------------------------------------------------------------------------------------------
 
 
+MAX_NODE_NAME = 200
+"""The longest KME node name a relay path may carry (the network file's limit)."""
+
+
+def relay_path_problem(path: object) -> str | None:
+    """Why ``path`` is not a relay path, or ``None``: a path is a list (or tuple) of at least
+    two distinct node names, each a string of 1 to :data:`MAX_NODE_NAME` characters without
+    surrounding whitespace. The message names the offending element by its index."""
+    if not isinstance(path, list | tuple):
+        return f"is not an array of node names (got {type(path).__name__})"
+    if len(path) < 2:
+        return f"has {len(path)} node(s); a path names at least its two end KMEs"
+    seen: dict[str, int] = {}
+    for index, name in enumerate(path):
+        if not isinstance(name, str):
+            return f"[{index}] is not a string (got {type(name).__name__})"
+        if not name or len(name) > MAX_NODE_NAME or name != name.strip():
+            return (
+                f"[{index}] is not a node name (1 to {MAX_NODE_NAME} characters, "
+                "no surrounding whitespace)"
+            )
+        if name in seen:
+            return f"[{index}] repeats node {name!r} (first at [{seen[name]}]); a path has no loops"
+        seen[name] = index
+    return None
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class QkdKey:
-    """One QKD key: a UUID key ID and the key bytes. The repr never shows the key."""
+    """One QKD key: a UUID key ID, the key bytes and, when the KME reports it, the relay path.
+
+    ``relay_path`` names the KME nodes the key passed through, from the master SAE's KME
+    (first) to the slave SAE's KME (last); every node between them is a trusted node that saw
+    the key in the clear. A key of a direct link has a two-node path; ``None`` means the KME
+    did not say. The repr never shows the key.
+    """
 
     key_id: str
     key: bytes = field(repr=False)
+    relay_path: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -140,13 +175,24 @@ class QkdKey:
         object.__setattr__(self, "key_id", canonical)
         if not isinstance(self.key, bytes):
             raise TypeError("QkdKey.key must be bytes")
+        if self.relay_path is not None:
+            problem = relay_path_problem(self.relay_path)
+            if problem is not None:
+                raise InvalidResponse(f"relay_path {problem}")
+            object.__setattr__(self, "relay_path", tuple(self.relay_path))
 
     @property
     def size_bits(self) -> int:
         return 8 * len(self.key)
 
+    @property
+    def trusted_nodes(self) -> int | None:
+        """How many trusted nodes saw the key (``len(relay_path) - 2``), or ``None``."""
+        return None if self.relay_path is None else len(self.relay_path) - 2
+
     def __repr__(self) -> str:
-        return f"QkdKey(key_id={self.key_id!r}, <{len(self.key)} bytes>)"
+        path = "" if self.relay_path is None else f", relay_path={list(self.relay_path)}"
+        return f"QkdKey(key_id={self.key_id!r}, <{len(self.key)} bytes>{path})"
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, QkdKey):
@@ -286,7 +332,8 @@ class SimulatedLink:
     Key material comes from ``supplier`` (default: the OS CSPRNG, i.e. an ideal link); when
     ``rate_bps`` is set the link yields at most that many key bits per second (the bucket holds
     up to ``max_key_count`` keys of ``key_size`` bits). Keys taken by a master wait for the
-    slave it named, who gets them once; nobody else gets them.
+    slave it named, who gets them once; nobody else gets them. The link is direct, so each
+    key's ``relay_path`` is its two ends' ``kme_ids``, the master's first.
     """
 
     def __init__(
@@ -355,9 +402,12 @@ class SimulatedLink:
             max_sae_id_count=0,
         )
 
+    def _path(self, master: str, slave: str) -> tuple[str, str]:
+        """The relay path of a direct link: the master's KME, then the slave's."""
+        return (self.kme_ids[self._end_of(master)], self.kme_ids[self._end_of(slave)])
+
     def _take(self, master: str, slave: str, number: int, size_bits: int | None) -> list[QkdKey]:
-        self._end_of(master)
-        self._end_of(slave)
+        path = self._path(master, slave)
         if master == slave:
             raise KMEError(400, "master and slave SAE are the same", [{"slave_SAE_ID": slave}])
         size = self.key_size if size_bits is None else size_bits
@@ -392,12 +442,12 @@ class SimulatedLink:
                 key_id = str(uuid.uuid4())
                 part = slice(i * size // 8, (i + 1) * size // 8)
                 self._awaiting[key_id] = (master, slave, bob[part])
-                keys.append(QkdKey(key_id=key_id, key=alice[part]))
+                keys.append(QkdKey(key_id=key_id, key=alice[part], relay_path=path))
         return keys
 
     def _take_by_id(self, slave: str, master: str, key_ids: Sequence[str]) -> list[QkdKey]:
-        self._end_of(slave)
-        self._end_of(master)
+        self._end_of(slave)  # the first SAE seen takes end A, whichever call it makes
+        path = self._path(master, slave)
         canonical = [_canonical_key_id(k) for k in key_ids]
         if not canonical:
             raise KeyNotFound(400, "key_IDs is empty", [{"key_IDs": []}])
@@ -412,7 +462,9 @@ class SimulatedLink:
                         "key_ID not found for this master/slave pair (unknown, or delivered)",
                         [{"key_ID": key_id}],
                     )
-            return [QkdKey(key_id=k, key=self._awaiting.pop(k)[2]) for k in canonical]
+            return [
+                QkdKey(key_id=k, key=self._awaiting.pop(k)[2], relay_path=path) for k in canonical
+            ]
 
 
 class SimulatedLinkSource:

@@ -3,7 +3,9 @@
 The standard (section 6) defines five JSON objects - Status, Key request, Key IDs, Key
 container, Error - exchanged over three paths under ``/api/v1/keys/{SAE_ID}/``. This module
 turns them into Python values and refuses anything that does not match, so the client and
-the server validate with the same rules:
+the server validate with the same rules. A key object may carry the project's extension
+``"key_extension": {"relay_path": ["A", "B", ...]}``, the KME nodes the key passed through
+(:data:`RELAY_PATH`); other extension fields are ignored, as the standard allows.
 
 - requests (server side): :func:`parse_key_request`, :func:`parse_key_ids`, which raise
   :class:`RequestRejected` carrying the HTTP status and the standard's Error object;
@@ -23,10 +25,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from qkd.delivery.keysource import InvalidResponse, KeyStatus, QkdKey
+from qkd.delivery.keysource import InvalidResponse, KeyStatus, QkdKey, relay_path_problem
 
 __all__ = [
     "API_PREFIX",
+    "RELAY_PATH",
     "KeyRequest",
     "RequestRejected",
     "encode_key_container",
@@ -38,6 +41,8 @@ __all__ = [
 ]
 
 API_PREFIX = "/api/v1/keys/"
+RELAY_PATH = "relay_path"
+"""The key_extension field naming a key's KME nodes, master's KME first, slave's KME last."""
 
 # Integers in requests are bounded far below anything a KME could honour, so that a huge
 # number is refused as a value rather than becoming an arbitrary-precision computation.
@@ -192,13 +197,56 @@ def parse_key_ids(document: Any, *, from_query: bool = False) -> list[str]:
     return key_ids
 
 
-def encode_key_container(keys: Sequence[tuple[str, bytes]]) -> dict[str, Any]:
-    """The Key container object for ``(key_ID, key)`` pairs."""
+def encode_key_container(
+    keys: Sequence[tuple[str, bytes]], *, relay_path: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """The Key container object for ``(key_ID, key)`` pairs.
+
+    With ``relay_path`` (the KME nodes from the master SAE's KME to the slave SAE's KME),
+    every key object carries ``"key_extension": {"relay_path": [...]}``, the project's
+    extension (docs/kme.md, "The relay path of a key").
+    """
+    if relay_path is None:
+        return {
+            "keys": [
+                {"key_ID": key_id, "key": base64.b64encode(key).decode("ascii")}
+                for key_id, key in keys
+            ]
+        }
+    problem = relay_path_problem(relay_path)
+    if problem is not None:
+        raise ValueError(f"relay_path {problem}")
+    path = list(relay_path)
     return {
         "keys": [
-            {"key_ID": key_id, "key": base64.b64encode(key).decode("ascii")} for key_id, key in keys
+            {
+                "key_ID": key_id,
+                "key": base64.b64encode(key).decode("ascii"),
+                "key_extension": {RELAY_PATH: list(path)},
+            }
+            for key_id, key in keys
         ]
     }
+
+
+def _parse_relay_path(entry: Mapping[str, Any], index: int) -> tuple[str, ...] | None:
+    """The ``key_extension.relay_path`` of key object ``index``, or ``None`` without one.
+
+    ETSI GS QKD 014 leaves ``key_extension`` to the KME; fields other than ``relay_path``
+    are ignored here (they stay the KME's business), but a ``relay_path`` must be valid.
+    """
+    extension = entry.get("key_extension")
+    if extension is None:
+        return None
+    if not isinstance(extension, Mapping):
+        raise InvalidResponse(f"keys[{index}].key_extension is not a JSON object")
+    if RELAY_PATH not in extension:
+        return None
+    path = extension[RELAY_PATH]
+    problem = relay_path_problem(path)
+    if problem is not None:
+        raise InvalidResponse(f"keys[{index}].key_extension.{RELAY_PATH} {problem}")
+    return tuple(path)
 
 
 # -------------------------------------------------------------------------- responses
@@ -290,7 +338,7 @@ def parse_key_container(
             raise InvalidResponse(
                 f"keys[{index}].key has {8 * len(material)} bits, {size_bits} were asked"
             )
-        keys.append(QkdKey(key_id=key_id, key=material))
+        keys.append(QkdKey(key_id=key_id, key=material, relay_path=_parse_relay_path(entry, index)))
     if len({k.key_id for k in keys}) != len(keys):
         raise InvalidResponse("Key container lists the same key_ID twice")
     if number is not None and len(keys) != number:

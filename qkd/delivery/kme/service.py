@@ -16,9 +16,10 @@ per direction and, when ``rate_bps`` is set, no more key bits per second than th
 
 The caller's SAE ID is the commonName of its verified TLS client certificate; an SAE talks
 only to the KME it is attached to and gets only keys of links it is registered on.
-Requests are checked as ETSI GS QKD 014 v1.1.1 says: 400 for malformed requests and key IDs
-that are unknown, already delivered or someone else's; 401 for an unknown SAE; 503 when the
-pool cannot serve.
+Each key object in a Key container carries the link's relay path (master's KME, slave's
+KME) in ``key_extension.relay_path``. Requests are checked as ETSI GS QKD 014 v1.1.1 says:
+400 for malformed requests and key IDs that are unknown, already delivered or someone
+else's; 401 for an unknown SAE; 503 when the pool cannot serve.
 """
 
 from __future__ import annotations
@@ -224,7 +225,9 @@ class Kme:
                 "not enough key material for this request; retry later",
                 [{"stored_key_count": self.store.ready_count(link.name, self.kme_id)}],
             ) from exc
-        return encode_key_container(keys)
+        assert self.peer is not None
+        # The pair's link is direct: the path is this KME (the master's), then its peer.
+        return encode_key_container(keys, relay_path=(self.kme_id, self.peer.kme_id))
 
     async def _dec_keys(
         self, slave: str, master: str, link: LinkSettings, key_ids: Sequence[str]
@@ -259,7 +262,7 @@ class Kme:
             keys = await self.committer.run(take)
         except UnitUnavailable as exc:
             raise RequestRejected(400, str(exc), [{"key_ID": exc.key_id}]) from exc
-        return encode_key_container(keys)
+        return encode_key_container(keys, relay_path=(peer.kme_id, self.kme_id))
 
 
 def _json_body(body: bytes) -> Any:
