@@ -130,10 +130,18 @@ MAX_NODE_NAME = 200
 """The longest KME node name a relay path may carry (the network file's limit)."""
 
 
-def relay_path_problem(path: object) -> str | None:
+def relay_path_problem(path: object, name: str = "relay_path") -> str | None:
     """Why ``path`` is not a relay path, or ``None``: a path is a list (or tuple) of at least
     two distinct node names, each a string of 1 to :data:`MAX_NODE_NAME` characters without
-    surrounding whitespace. The message names the offending element by its index."""
+    surrounding whitespace. The message starts with ``name`` and the offending element's
+    index (``relay_path[2] repeats node 'A' ...``)."""
+    problem = _path_problem(path)
+    if problem is None:
+        return None
+    return f"{name}{problem}" if problem.startswith("[") else f"{name} {problem}"
+
+
+def _path_problem(path: object) -> str | None:
     if not isinstance(path, list | tuple):
         return f"is not an array of node names (got {type(path).__name__})"
     if len(path) < 2:
@@ -178,7 +186,7 @@ class QkdKey:
         if self.relay_path is not None:
             problem = relay_path_problem(self.relay_path)
             if problem is not None:
-                raise InvalidResponse(f"relay_path {problem}")
+                raise InvalidResponse(problem)
             object.__setattr__(self, "relay_path", tuple(self.relay_path))
 
     @property

@@ -112,7 +112,7 @@ def test_demo_json(capsys: pytest.CaptureFixture[str]) -> None:
         "elapsed_ms",
     ):
         assert field in report
-    assert report["policy"] == "hybrid-default-20261129"
+    assert report["policy"] == "hybrid-default-20261207"
     assert report["fingerprint"] == load_policy("hybrid-default-latest").fingerprint
     assert report["suite"] == ["ML-KEM-768", "DHKEM(X25519, HKDF-SHA256)", "QKD"]
     assert report["qkd"]["used"] is True

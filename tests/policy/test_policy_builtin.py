@@ -29,6 +29,13 @@ PINNED = {
     "qkd-required-20261129": (
         "sha256:8e5fe61bb1d8f01f8acf697555da8560c9afe5cd13cfed109b3b80709df5736c"
     ),
+    # The versions that add the trust-path bounds of [qkd].
+    "hybrid-default-20261207": (
+        "sha256:88965f8152211abbfeeb455f1f5a0a2a03561c12f3023f22b2830772b2b730fa"
+    ),
+    "qkd-required-20261207": (
+        "sha256:e9f45b57ba439cb8f22837f43dcfdd06d2a4c94fa0628d692ba7d610e902c1a4"
+    ),
 }
 
 
@@ -76,6 +83,25 @@ def test_qkd_required_fails_closed() -> None:
     policy = load_policy("qkd-required-latest", today=TODAY)
     assert policy.qkd.required
     assert all(s.uses_qkd for s in policy.suites)
+
+
+def test_newer_versions_bound_the_trust_path() -> None:
+    hybrid = load_policy("hybrid-default-latest", today=TODAY)
+    assert hybrid.name == "hybrid-default-20261207"
+    assert (hybrid.qkd.max_trusted_nodes, hybrid.qkd.on_violation) == (2, "fallback")
+    required = load_policy("qkd-required-latest", today=TODAY)
+    assert required.name == "qkd-required-20261207"
+    assert (required.qkd.max_trusted_nodes, required.qkd.on_violation) == (1, "fail")
+    # Apart from the new fields (and the name, version and comments), nothing changed.
+    for family in ("hybrid-default", "qkd-required"):
+        old = load_policy(f"{family}-20261129", today=TODAY).model_dump(mode="json")
+        new = load_policy(f"{family}-20261207", today=TODAY).model_dump(mode="json")
+        for field in ("max_trusted_nodes", "on_violation"):
+            new["qkd"].pop(field, None)
+        for field in ("name", "version"):
+            old.pop(field)
+            new.pop(field)
+        assert old == new
 
 
 def test_pqc_only_has_no_qkd() -> None:

@@ -270,7 +270,7 @@ def test_extends_replaces_lists_whole_and_locates_inherited_problems(write: Writ
     found = {p.path: p for p in exc.value.problems}
     # The suite with QKD comes from the built-in file: the problem is located there.
     inherited = found["suites.0.components.2"]
-    assert inherited.file == "agile.policies/hybrid-default-20261129.toml"
+    assert inherited.file == "agile.policies/hybrid-default-20261207.toml"
     assert "qkd.source is 'none'" in inherited.message
     # Replacing the suites (a list) drops every inherited suite.
     fixed = write(

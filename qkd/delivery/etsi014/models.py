@@ -215,7 +215,7 @@ def encode_key_container(
         }
     problem = relay_path_problem(relay_path)
     if problem is not None:
-        raise ValueError(f"relay_path {problem}")
+        raise ValueError(problem)
     path = list(relay_path)
     return {
         "keys": [
@@ -243,9 +243,9 @@ def _parse_relay_path(entry: Mapping[str, Any], index: int) -> tuple[str, ...] |
     if RELAY_PATH not in extension:
         return None
     path = extension[RELAY_PATH]
-    problem = relay_path_problem(path)
+    problem = relay_path_problem(path, f"keys[{index}].key_extension.{RELAY_PATH}")
     if problem is not None:
-        raise InvalidResponse(f"keys[{index}].key_extension.{RELAY_PATH} {problem}")
+        raise InvalidResponse(problem)
     return tuple(path)
 
 
