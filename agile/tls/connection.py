@@ -575,6 +575,8 @@ class TlsConnection:
                 self._fail(TlsError("the peer closed the connection during the handshake"))
             return
         except SSL.Error as exc:
+            if isinstance(self.path_violation, TrustPathViolation):
+                self._fail(self.path_violation)  # the server refused the key's path
             self._fail(TlsError(self._failure_reason(exc)))
         self._complete()
 
