@@ -54,7 +54,18 @@ class _Collector(logging.Handler):
         self.events: list[dict[str, Any]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        fields = ("event", "policy", "role", "suite", "qkd_used", "qkd_key_ids", "reason", "key_id")
+        fields = (
+            "event",
+            "policy",
+            "role",
+            "suite",
+            "qkd_used",
+            "qkd_key_ids",
+            "qkd_path",
+            "trusted_nodes",
+            "reason",
+            "key_id",
+        )
         event = {f: getattr(record, f, None) for f in fields}
         self.events.append({k: v for k, v in event.items() if v is not None})
 
@@ -132,6 +143,8 @@ def _run_pair(args: argparse.Namespace) -> dict[str, Any]:
             "used": ours.qkd_used,
             "source": source,
             "key_ids": list(ours.qkd_key_ids),
+            "path": list(ours.qkd_path) if ours.qkd_path is not None else None,
+            "trusted_nodes": ours.trusted_nodes,
             "required": policy.qkd.required,
             "fallback_reason": initiator.fallback_reason or responder.fallback_reason,
         },
@@ -157,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
         qkd = report["qkd"]
         qkd_line = (
             f"used, key_IDs {', '.join(qkd['key_ids'])}"
+            + (f", path {' -> '.join(qkd['path'])}" if qkd["path"] else "")
             if qkd["used"]
             else f"not used ({qkd['fallback_reason'] or 'the suite has no QKD component'})"
         )

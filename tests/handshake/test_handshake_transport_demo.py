@@ -118,6 +118,8 @@ def test_demo_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert report["qkd"]["used"] is True
     assert report["qkd"]["source"] == "simulated"
     assert len(report["qkd"]["key_ids"]) == 1
+    assert report["qkd"]["path"] == ["SIM-KME-A", "SIM-KME-B"]  # the simulated link's ends
+    assert report["qkd"]["trusted_nodes"] == 0
     assert report["keys_match"] is True
     assert report["initiator_key_id"] == report["responder_key_id"]
     assert report["elapsed_ms"] > 0
