@@ -168,7 +168,8 @@ class QkdKey:
     ``relay_path`` names the KME nodes the key passed through, from the master SAE's KME
     (first) to the slave SAE's KME (last); every node between them is a trusted node that saw
     the key in the clear. A key of a direct link has a two-node path; ``None`` means the KME
-    did not say. The repr never shows the key.
+    did not say. Equality compares the key ID and (in constant time) the key; the path is
+    what a KME reports about the key, not part of it. The repr never shows the key.
     """
 
     key_id: str
