@@ -31,10 +31,10 @@ PINNED = {
     ),
     # The versions that add the trust-path bounds of [qkd].
     "hybrid-default-20261207": (
-        "sha256:88965f8152211abbfeeb455f1f5a0a2a03561c12f3023f22b2830772b2b730fa"
+        "sha256:0ad764c4214defa9da71211c95db99f504db44b634280f1239c34f7a2b684f13"
     ),
     "qkd-required-20261207": (
-        "sha256:e9f45b57ba439cb8f22837f43dcfdd06d2a4c94fa0628d692ba7d610e902c1a4"
+        "sha256:54df568fcc1327af0b483c15b5338d77f016a493a1de86aada2a81adf24d5e1b"
     ),
 }
 
@@ -92,13 +92,13 @@ def test_newer_versions_bound_the_trust_path() -> None:
     required = load_policy("qkd-required-latest", today=TODAY)
     assert required.name == "qkd-required-20261207"
     assert (required.qkd.max_trusted_nodes, required.qkd.on_violation) == (1, "fail")
-    # Apart from the new fields (and the name, version and comments), nothing changed.
+    # Apart from the new fields (and the name, version, description, comments), nothing changed.
     for family in ("hybrid-default", "qkd-required"):
         old = load_policy(f"{family}-20261129", today=TODAY).model_dump(mode="json")
         new = load_policy(f"{family}-20261207", today=TODAY).model_dump(mode="json")
         for field in ("max_trusted_nodes", "on_violation"):
             new["qkd"].pop(field, None)
-        for field in ("name", "version"):
+        for field in ("name", "version", "description"):
             old.pop(field)
             new.pop(field)
         assert old == new
