@@ -7,6 +7,7 @@ link, two nodes, in both enc_keys and dec_keys answers.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import pickle
@@ -17,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qkd import InvalidResponse
+from qkd.delivery.etsi014 import AsyncEtsi014Client
 from qkd.delivery.etsi014.models import encode_key_container, parse_key_container
 from qkd.delivery.keysource import QkdKey, SimulatedLink
 from tests.kme.conftest import RunningPair, wait_for_keys
@@ -156,3 +158,28 @@ def test_the_pair_reports_its_direct_link_both_ways(pair: RunningPair, use_post:
         [reverse] = b_master.get_keys(1)
         assert reverse.relay_path == ("KME-B", "KME-A")
         assert a_slave.get_keys_by_id([reverse.key_id])[0].relay_path == ("KME-B", "KME-A")
+
+
+def test_the_async_client_reads_the_path_too(pair: RunningPair) -> None:
+    def make(sae: str, url: str, peer: str) -> AsyncEtsi014Client:
+        return AsyncEtsi014Client(
+            url,
+            peer_sae_id=peer,
+            cert=pair.certs / f"{sae}.pem",
+            key=pair.certs / f"{sae}.key",
+            ca=pair.certs / "ca.pem",
+        )
+
+    with pair.client("sae-a", "a", "sae-b") as sync_master:
+        wait_for_keys(sync_master, 1)
+
+    async def scenario() -> None:
+        async with (
+            make("sae-a", pair.url_a, "sae-b") as master,
+            make("sae-b", pair.url_b, "sae-a") as slave,
+        ):
+            [key] = await master.get_keys(1)
+            [fetched] = await slave.get_keys_by_id([key.key_id])
+            assert key.relay_path == fetched.relay_path == ("KME-A", "KME-B")
+
+    asyncio.run(scenario())
