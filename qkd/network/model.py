@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "LINK_KINDS",
@@ -170,18 +170,31 @@ class SatelliteLink(_LinkBase):
     """A trusted satellite that shares key with two ground stations during its passes and
     relays between them, as Micius did between Xinglong and Graz (XOR of its two keys).
 
-    The key rate is the smaller of the two stations' keys over ``days`` days divided by the
-    time (:mod:`qkd.physics.satellite`: circular orbit, passes above
-    ``min_elevation_deg``, downlink loss, asymptotic decoy BB84 per step). Both ends must be
-    ``ground-station`` nodes with ``latitude_deg`` and ``longitude_deg``.
+    The orbit is a TLE (``tle``, two lines; SGP4 through the ``satellite`` extra) or a
+    circular orbit (``altitude_km``, ``inclination_deg``, node and argument of latitude at
+    ``epoch``, with the J2 drift). The key rate is the smaller of the two stations' keys over
+    ``days`` days divided by the time (:mod:`qkd.physics.satellite`: passes above
+    ``min_elevation_deg``, and in the dark when ``max_sun_elevation_deg`` is given; downlink
+    loss; decoy BB84 with finite-key effects over each pass). Both ends must be
+    ``ground-station`` nodes with ``latitude_deg`` and ``longitude_deg``. The optics default
+    to the Micius-like calibration of :class:`qkd.physics.satellite.OpticalLink`.
     """
 
     kind: Literal["satellite"]
-    altitude_km: Annotated[float, Field(ge=100, le=100_000, allow_inf_nan=False)]
-    inclination_deg: Annotated[float, Field(ge=0, le=180, allow_inf_nan=False)]
+    tle: (
+        Annotated[
+            list[Annotated[str, Field(min_length=69, max_length=69)]],
+            Field(min_length=2, max_length=2),
+        ]
+        | None
+    ) = None
+    altitude_km: Annotated[float, Field(ge=100, le=100_000, allow_inf_nan=False)] | None = None
+    inclination_deg: Annotated[float, Field(ge=0, le=180, allow_inf_nan=False)] | None = None
     raan_deg: Annotated[float, Field(ge=0, lt=360, allow_inf_nan=False)] = 0.0
     start_deg: Annotated[float, Field(ge=0, lt=360, allow_inf_nan=False)] = 0.0
+    epoch: AwareDatetime | None = None
     min_elevation_deg: Annotated[float, Field(ge=0, lt=90, allow_inf_nan=False)] = 15.0
+    max_sun_elevation_deg: Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)] | None = None
     days: Annotated[float, Field(gt=0, le=366, allow_inf_nan=False)] = 1.0
     step_s: Annotated[float, Field(gt=0, le=60, allow_inf_nan=False)] = 1.0
     pulse_rate_hz: PositiveRate = 100e6
@@ -189,10 +202,31 @@ class SatelliteLink(_LinkBase):
     wavelength_m: Annotated[float, Field(gt=0, lt=1e-4, allow_inf_nan=False)] = 850e-9
     transmitter_m: Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)] = 0.30
     receiver_m: Annotated[float, Field(gt=0, le=50, allow_inf_nan=False)] = 1.0
-    divergence_rad: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] | None = None
+    divergence_rad: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] | None = 10e-6
     zenith_transmittance: Probability = 0.8
+    seeing_arcsec: Annotated[float, Field(gt=0, le=60, allow_inf_nan=False)] | None = 2.0
+    field_of_view_rad: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 8e-6
     pointing_loss_db: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] = 3.0
-    optics_loss_db: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] = 0.0
+    optics_loss_db: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] = 3.5
+
+    @model_validator(mode="after")
+    def _one_orbit(self) -> SatelliteLink:
+        circular = self.altitude_km is not None or self.inclination_deg is not None
+        if self.tle is not None:
+            if circular or self.epoch is not None:
+                raise ValueError(
+                    "give the orbit as tle or as altitude_km and inclination_deg, not both "
+                    "(a TLE carries its own epoch)"
+                )
+            from qkd.physics.satellite import tle_checksum_problem
+
+            for number, line in enumerate(self.tle, start=1):
+                problem = tle_checksum_problem(line, number)
+                if problem:
+                    raise ValueError(problem)
+        elif self.altitude_km is None or self.inclination_deg is None:
+            raise ValueError("give the orbit: tle, or both altitude_km and inclination_deg")
+        return self
 
 
 class _LaterLink(_LinkBase):

@@ -234,20 +234,32 @@ def satellite_key_rate(
     """Average key rate of a satellite relay link over its days, and its pass windows."""
     from qkd.physics import satellite
 
-    orbit = satellite.CircularOrbit(
-        altitude_km=link.altitude_km,
-        inclination_deg=link.inclination_deg,
-        raan_deg=link.raan_deg,
-        start_deg=link.start_deg,
-    )
+    orbit: satellite.Orbit
+    if link.tle is not None:
+        orbit = satellite.TleOrbit(link.tle[0], link.tle[1])
+    else:
+        assert link.altitude_km is not None
+        assert link.inclination_deg is not None
+        orbit = satellite.CircularOrbit(
+            altitude_km=link.altitude_km,
+            inclination_deg=link.inclination_deg,
+            raan_deg=link.raan_deg,
+            start_deg=link.start_deg,
+            epoch=link.epoch or satellite.DEFAULT_EPOCH,
+        )
     optics = satellite.OpticalLink(
         wavelength_m=link.wavelength_m,
         transmitter_m=link.transmitter_m,
         receiver_m=link.receiver_m,
         divergence_rad=link.divergence_rad,
         zenith_transmittance=link.zenith_transmittance,
+        seeing_arcsec=link.seeing_arcsec,
+        field_of_view_rad=link.field_of_view_rad,
         pointing_loss_db=link.pointing_loss_db,
         optics_loss_db=link.optics_loss_db,
+    )
+    pulses = satellite.DecoyPulses(
+        pulse_rate_hz=link.pulse_rate_hz, detector_efficiency=link.detector_efficiency
     )
     seconds = link.days * 86_400.0
     keys = []
@@ -259,20 +271,16 @@ def satellite_key_rate(
         station = satellite.GroundStation(
             name=end, latitude_deg=node.latitude_deg, longitude_deg=node.longitude_deg
         )
-        day = satellite.track(orbit, station, duration_s=seconds, step_s=link.step_s)
-        found = satellite.passes(day, min_elevation_deg=link.min_elevation_deg, link=optics)
-        keys.append(
-            sum(
-                satellite.key_per_pass(
-                    day,
-                    one,
-                    link=optics,
-                    pulse_rate_hz=link.pulse_rate_hz,
-                    detector_efficiency=link.detector_efficiency,
-                )
-                for one in found
-            )
+        found = satellite.find_passes(
+            orbit,
+            station,
+            duration_s=seconds,
+            step_s=link.step_s,
+            min_elevation_deg=link.min_elevation_deg,
+            max_sun_elevation_deg=link.max_sun_elevation_deg,
+            link=optics,
         )
+        keys.append(sum(satellite.key_per_pass(one, pulses=pulses).secret_bits for one in found))
         windows += [(end, one.start_s, one.end_s) for one in found]
     windows.sort(key=lambda w: (w[1], w[0]))
     return min(keys) / seconds, tuple(windows)
