@@ -18,7 +18,7 @@ The minimal shape is DESIGN.md's ("QKD networks", "Network file")::
     id = "A-B"
     a = "A"
     b = "B"
-    kind = "fixed"          # fixed | fibre | twin-field | repeater | satellite
+    kind = "fixed"          # fixed | fibre | free-space | twin-field | repeater | satellite
     key_rate_bps = 1200.0
 
     [[demands]]
@@ -44,6 +44,7 @@ __all__ = [
     "Demand",
     "FibreLink",
     "FixedLink",
+    "FreeSpaceLink",
     "Link",
     "Network",
     "NetworkInfo",
@@ -57,9 +58,10 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 NODE_KINDS = ("trusted", "endpoint", "ground-station")
-# The kinds DESIGN.md names that this version can plan; free-space comes later.
-LINK_KINDS = ("fixed", "fibre", "twin-field", "repeater", "satellite")
-PLANNED_LATER = ("free-space",)
+# The kinds DESIGN.md names, all of which this version can plan.
+LINK_KINDS = ("fixed", "fibre", "free-space", "twin-field", "repeater", "satellite")
+# Kinds a later version will plan, refused with a message that says so (none today).
+PLANNED_LATER: tuple[str, ...] = ()
 
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")]
 PositiveRate = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -229,22 +231,62 @@ class SatelliteLink(_LinkBase):
         return self
 
 
-class _LaterLink(_LinkBase):
-    """A kind DESIGN.md names that this version cannot plan yet: refused with a clear message
-    (instead of pydantic's "does not match any of the expected tags"), at the link's place."""
+class FreeSpaceLink(_LinkBase):
+    """Decoy-state BB84 over a terrestrial free-space path (:mod:`qkd.physics.link`).
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    The channel loss is ``loss_db`` as measured, or it follows from the path:
+    ``length_km`` with the two apertures and the beam divergence (geometric loss), the air's
+    ``attenuation_db_per_km`` and ``extra_loss_db`` (pointing, turbulence, optics);
+    :meth:`qkd.physics.link.FreeSpaceChannel.horizontal`. The detector (efficiency, dark
+    counts, misalignment, error-correction efficiency) is the preset's, without its fibre.
+    The key rate is the secret bits per pulse at the optimal signal intensity times
+    ``pulse_rate_hz``.
+    """
+
     kind: Literal["free-space"]
+    protocol: Literal["decoy-bb84"] = "decoy-bb84"
+    preset: Literal["gys", "ingaas", "snspd"]
+    pulse_rate_hz: PositiveRate
+    loss_db: Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)] | None = None
+    length_km: Annotated[float, Field(ge=0, le=10_000, allow_inf_nan=False)] | None = None
+    transmitter_m: Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)] = 0.15
+    receiver_m: Annotated[float, Field(gt=0, le=50, allow_inf_nan=False)] = 1.0
+    divergence_rad: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 20e-6
+    attenuation_db_per_km: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] = 0.07
+    extra_loss_db: Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)] = 0.0
+    method: Literal["vacuum+weak", "infinite"] = "vacuum+weak"
+    nu: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 0.1
 
     @model_validator(mode="after")
-    def _refuse(self) -> _LaterLink:
-        raise ValueError(
-            f"link kind {self.kind!r} is not supported yet; use one of {', '.join(LINK_KINDS)}"
+    def _one_loss(self) -> FreeSpaceLink:
+        if (self.loss_db is None) == (self.length_km is None):
+            raise ValueError(
+                "give the channel as loss_db (measured) or as length_km (with the optics), "
+                "one of the two"
+            )
+        return self
+
+    @property
+    def channel_loss_db(self) -> float:
+        """The channel loss in dB, given or computed from the path."""
+        if self.loss_db is not None:
+            return self.loss_db
+        from qkd.physics.link import FreeSpaceChannel
+
+        assert self.length_km is not None  # _one_loss
+        channel = FreeSpaceChannel.horizontal(
+            length_km=self.length_km,
+            transmitter_m=self.transmitter_m,
+            receiver_m=self.receiver_m,
+            divergence_rad=self.divergence_rad,
+            attenuation_db_per_km=self.attenuation_db_per_km,
+            extra_loss_db=self.extra_loss_db,
         )
+        return channel.losses_db()[0]
 
 
 Link = Annotated[
-    FixedLink | FibreLink | TwinFieldLink | RepeaterLink | SatelliteLink | _LaterLink,
+    FixedLink | FibreLink | FreeSpaceLink | TwinFieldLink | RepeaterLink | SatelliteLink,
     Field(discriminator="kind"),
 ]
 

@@ -13,7 +13,8 @@ carries no flow for anyone but its own demands: for a demand (s, t) every other 
 removed from the graph, everywhere below.
 
 - **Link rates** (:func:`link_key_rate`): ``fixed`` as given; ``fibre`` the decoy-state BB84
-  rate of :mod:`qkd.physics.rates` at the optimal intensity times the pulse rate; ``twin-field``
+  rate of :mod:`qkd.physics.rates` at the optimal intensity times the pulse rate; ``free-space``
+  the same over a free-space channel's loss (given, or from the path's optics); ``twin-field``
   ``coefficient * sqrt(eta)`` per pulse (Lucamarini et al., Nature 557, 400 (2018));
   ``repeater`` end-to-end pairs per second from :mod:`qkd.physics.repeater` times the sifting
   ratio and the BBM92 key fraction.
@@ -59,6 +60,7 @@ from qkd._errors import QKDError
 from qkd.network.model import (
     FibreLink,
     FixedLink,
+    FreeSpaceLink,
     Link,
     Network,
     RepeaterLink,
@@ -195,6 +197,20 @@ def link_key_rate(link: Link) -> float:
         from qkd.physics import rates
 
         _, per_pulse = rates.optimal_mu(link.preset, link.length_km, method=link.method, nu=link.nu)
+        return per_pulse * link.pulse_rate_hz
+    if isinstance(link, FreeSpaceLink):
+        from qkd.physics import rates
+        from qkd.physics.link import FreeSpaceChannel, detector_preset
+        from qkd.physics.link import Link as PhysicalLink
+
+        detector, f = detector_preset(link.preset)
+        physical = PhysicalLink(
+            name=link.id,
+            channel=FreeSpaceChannel(loss_db=link.channel_loss_db),
+            detector=detector,
+            ec_efficiency=f,
+        )
+        _, per_pulse = rates.link_rate(physical, method=link.method, nu=link.nu)
         return per_pulse * link.pulse_rate_hz
     if isinstance(link, TwinFieldLink):
         return link.coefficient * math.sqrt(link.transmittance) * link.pulse_rate_hz

@@ -85,9 +85,14 @@ def test_a_small_network_round_trips_its_fields() -> None:
         ('b = "B"', 'b = "Z"', "net.toml:15:1: links.0.b: no node named 'Z'"),
         ('kind = "fixed"', 'kind = "warp"', "net.toml:16:1: links.0.kind: unknown link kind"),
         (
-            'kind = "fixed"',
-            'kind = "free-space"',
-            "net.toml:12:1: links.0: link kind 'free-space' is not supported yet",
+            'kind = "fixed"\nkey_rate_bps = 100.0',
+            'kind = "free-space"\npreset = "gys"\npulse_rate_hz = 1e8',
+            "net.toml:12:1: links.0: give the channel as loss_db (measured) or as length_km",
+        ),
+        (
+            'kind = "fixed"\nkey_rate_bps = 100.0',
+            'kind = "free-space"\npreset = "gys"\npulse_rate_hz = 1e8\nloss_db = -2',
+            "net.toml:19:1: links.0.loss_db: Input should be greater than or equal to 0",
         ),
         ("key_rate_bps = 100.0", "key_rate_bps = -1.0", "net.toml:17:1: links.0.key_rate_bps:"),
         ("key_rate_bps = 100.0", "key_rate = 100.0", "net.toml:17:1: links.0.key_rate: unknown"),

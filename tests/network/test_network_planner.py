@@ -332,6 +332,59 @@ def test_twin_field_scales_as_sqrt_eta() -> None:
     assert link_key_rate(near) == pytest.approx(1e-3 * 10 ** (-20 / 20) * 1e9, rel=1e-12)
 
 
+@pytest.mark.parametrize(("preset", "km"), [("gys", 20.0), ("snspd", 120.0), ("ingaas", 60.0)])
+def test_free_space_with_a_fibres_loss_has_the_fibres_rate(preset: str, km: float) -> None:
+    # The same detector behind the same loss gives the same key, whatever carries the light.
+    alpha = {"gys": 0.21, "snspd": 0.20, "ingaas": 0.20}[preset]
+    air = _link(kind="free-space", preset=preset, loss_db=alpha * km, pulse_rate_hz=1e8)
+    fibre = _link(kind="fibre", preset=preset, length_km=km, pulse_rate_hz=1e8)
+    assert link_key_rate(air) > 0
+    assert link_key_rate(air) == pytest.approx(link_key_rate(fibre), rel=1e-9)
+    infinite = _link(
+        kind="free-space", preset=preset, loss_db=alpha * km, pulse_rate_hz=1e8, method="infinite"
+    )
+    _, per_pulse = rates.optimal_mu(preset, km, method="infinite")
+    assert link_key_rate(infinite) == pytest.approx(per_pulse * 1e8, rel=1e-9)
+
+
+def test_free_space_path_loss_comes_from_the_optics() -> None:
+    # 144 km between La Palma and Tenerife (Schmitt-Manderbach et al., PRL 98, 010504 (2007)).
+    link = _link(
+        kind="free-space", preset="snspd", length_km=144, pulse_rate_hz=1e7,
+        transmitter_m=0.15, receiver_m=1.0, divergence_rad=20e-6,
+        attenuation_db_per_km=0.07, extra_loss_db=3.0,
+    )  # fmt: skip
+    spot = 0.15 + 144e3 * 20e-6
+    expected = -20 * math.log10(1.0 / spot) + 0.07 * 144 + 3.0
+    assert link.channel_loss_db == pytest.approx(expected, rel=1e-12)
+    assert 20 < expected < 40
+    same = _link(kind="free-space", preset="snspd", loss_db=expected, pulse_rate_hz=1e7)
+    assert link_key_rate(link) == pytest.approx(link_key_rate(same), rel=1e-12)
+    farther = link.model_copy(update={"length_km": 300.0})
+    assert 0 < link_key_rate(farther) < link_key_rate(link)
+
+
+def test_free_space_links_plan_in_a_network() -> None:
+    data = _net(
+        {"A": "endpoint", "R": "trusted", "B": "endpoint"},
+        [],
+        [("A", "B", 50.0)],
+    )
+    data["links"] = [
+        {"id": "A-R", "a": "A", "b": "R", "kind": "free-space", "preset": "snspd",
+         "loss_db": 30.0, "pulse_rate_hz": 1e8},
+        {"id": "R-B", "a": "R", "b": "B", "kind": "fibre", "preset": "snspd",
+         "length_km": 50, "pulse_rate_hz": 1e8},
+    ]  # fmt: skip
+    result = plan(network_from_dict(data))
+    air = next(r for r in result.links if r.id == "A-R")
+    assert air.kind == "free-space"
+    assert result.demands[0].max_rate_bps == pytest.approx(
+        min(r.key_rate_bps for r in result.links), rel=1e-9
+    )
+    assert result.demands[0].trusted_nodes == 1
+
+
 def test_repeater_link_rate() -> None:
     link = _link(
         kind="repeater", segments=4, link_success=0.1, swap_success=0.9, fidelity=0.99,
