@@ -155,7 +155,9 @@ class RepeaterLink(_LinkBase):
     The key rate is ``(1 / (mean_slots * slot_s)) * sifting * key_fraction`` bit/s: the
     end-to-end pairs per second, the fraction of them measured in matching bases
     (``sifting``, 1/2 for symmetric BBM92), and the BBM92 secret-key fraction of the chain's
-    mean Werner fidelity (closed forms, no Monte Carlo).
+    mean Werner fidelity (closed forms, no Monte Carlo). With ``cutoff_s`` a pair stored
+    longer is discarded and its link retries; the figures then come from the exact recursion,
+    which a long chain with a long cutoff can outgrow (the plan then reports the error).
     """
 
     kind: Literal["repeater"]
@@ -165,6 +167,7 @@ class RepeaterLink(_LinkBase):
     fidelity: Annotated[float, Field(ge=0.25, le=1, allow_inf_nan=False)] = 1.0
     slot_s: PositiveRate
     t2_s: PositiveRate | None = None
+    cutoff_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
     sifting: Probability = 0.5
 
 

@@ -224,6 +224,7 @@ def link_key_rate(link: Link) -> float:
             fidelity=link.fidelity,
             t2_s=link.t2_s,
             slot_s=link.slot_s,
+            cutoff_s=link.cutoff_s,
         )
         pairs_per_s = 1.0 / (chain.mean_slots * link.slot_s)
         return pairs_per_s * link.sifting * bbm92_key_fraction(chain.mean_fidelity)

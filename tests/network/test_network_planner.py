@@ -505,3 +505,13 @@ def test_extreme_valid_figures_plan_without_error(
     assert demand.max_rate_bps == pytest.approx(_min_cut(nodes, links, s, t), rel=1e-9)
     if not demand.met:
         assert result.feasible is False
+
+
+def test_repeater_link_with_a_cutoff_uses_the_exact_recursion() -> None:
+    fields = {"kind": "repeater", "segments": 2, "link_success": 0.3, "slot_s": 1e-3}
+    free = _link(**fields)
+    cut = _link(**fields, cutoff_s=2e-3)
+    from qkd.physics.repeater import two_link_cutoff_slots
+
+    assert link_key_rate(cut) == pytest.approx(0.5 / (two_link_cutoff_slots(0.3, 2) * 1e-3))
+    assert link_key_rate(cut) < link_key_rate(free)
