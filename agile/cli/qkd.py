@@ -97,6 +97,41 @@ def register(subparsers: Any) -> None:
     rep.add_argument("--json", action="store_true", help="print machine-readable JSON")
     rep.set_defaults(handler=run_repeater)
 
+    sat = commands.add_parser(
+        "passes",
+        help="satellite passes over a ground station: durations, loss and key per pass",
+    )
+    orbit = sat.add_mutually_exclusive_group()
+    orbit.add_argument(
+        "--tle", nargs=2, metavar=("LINE1", "LINE2"), help="a two-line element set (SGP4)"
+    )
+    orbit.add_argument(
+        "--circular",
+        nargs=2,
+        type=float,
+        metavar=("ALT_KM", "INC_DEG"),
+        help="a circular orbit with the J2 drift, node 0 at 2017-01-01 UTC",
+    )
+    orbit.add_argument(
+        "--circular-from-tle",
+        action="store_true",
+        help="the circular orbit (with J2) of Micius's TLE (or --tle's), to compare with SGP4",
+    )
+    sat.add_argument("--latitude", type=float, default=40.396, help="degrees (Xinglong)")
+    sat.add_argument("--longitude", type=float, default=117.577, help="degrees (Xinglong)")
+    sat.add_argument("--days", type=_seconds, default=1.0, metavar="D")
+    sat.add_argument("--min-elevation", type=float, default=15.0, metavar="DEG")
+    sat.add_argument(
+        "--night",
+        type=float,
+        default=None,
+        metavar="SUN_DEG",
+        help="only steps with the Sun below SUN_DEG (e.g. -12)",
+    )
+    sat.add_argument("--step-s", type=_seconds, default=1.0, metavar="S")
+    sat.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    sat.set_defaults(handler=run_passes)
+
 
 def _count(text: str) -> int:
     try:
@@ -394,6 +429,91 @@ def run_repeater(args: argparse.Namespace) -> int:
     print(f"BBM92 secret-key fraction: {document['secret_key_fraction']:.4f}")
     if "pairs_per_s" in document:
         print(f"end-to-end pairs per second: {document['pairs_per_s']:.6g}")
+    return EXIT_OK
+
+
+def run_passes(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from qkd.physics import satellite
+    from qkd.physics.link import LinkConfigError
+
+    try:
+        if args.circular is not None:
+            orbit: satellite.Orbit = satellite.CircularOrbit(
+                altitude_km=args.circular[0], inclination_deg=args.circular[1]
+            )
+            label = f"circular {args.circular[0]:g} km, {args.circular[1]:g} deg, J2"
+        else:
+            lines = tuple(args.tle) if args.tle else satellite.MICIUS_TLE
+            if args.circular_from_tle:
+                orbit = satellite.CircularOrbit.from_tle(lines[0], lines[1])
+                label = "circular orbit of the TLE, J2"
+            else:
+                orbit = satellite.TleOrbit(lines[0], lines[1])
+                label = "TLE, SGP4"
+        station = satellite.GroundStation(
+            name="station", latitude_deg=args.latitude, longitude_deg=args.longitude
+        )
+        found = satellite.find_passes(
+            orbit,
+            station,
+            duration_s=args.days * 86_400.0,
+            step_s=args.step_s,
+            min_elevation_deg=args.min_elevation,
+            max_sun_elevation_deg=args.night,
+        )
+        keys = [satellite.key_per_pass(one) for one in found]
+    except LinkConfigError as exc:
+        fail(f"qkd passes: {exc}", EXIT_USAGE)
+    epoch = orbit.epoch.timestamp()
+    rows: list[dict[str, Any]] = [
+        {
+            "start_utc": datetime.fromtimestamp(epoch + one.start_s, UTC).isoformat(
+                timespec="seconds"
+            ),
+            "duration_s": one.duration_s,
+            "max_elevation_deg": one.max_elevation_deg,
+            "min_range_km": one.min_range_km,
+            "max_range_km": one.max_range_km,
+            "min_loss_db": one.min_loss_db,
+            "max_loss_db": one.max_loss_db,
+            "sifted_bits": key.sifted_bits,
+            "qber": key.qber,
+            "secret_bits": key.secret_bits,
+            "asymptotic_bits": key.asymptotic_bits,
+        }
+        for one, key in zip(found, keys, strict=True)
+    ]
+    summary = {
+        "orbit": label,
+        "days": args.days,
+        "passes": len(rows),
+        "passes_per_day": len(rows) / args.days,
+        "mean_duration_s": sum(p.duration_s for p in found) / len(found) if found else 0.0,
+        "loss_db_range": [min(p.min_loss_db for p in found), max(p.max_loss_db for p in found)]
+        if found
+        else None,
+        "mean_secret_bits_per_pass": sum(k.secret_bits for k in keys) / len(keys) if keys else 0.0,
+        "secret_bits_per_day": sum(k.secret_bits for k in keys) / args.days,
+    }
+    if args.json:
+        emit_json({**summary, "pass_list": rows})
+        return EXIT_OK
+    print(f"{label}: {len(rows)} passes in {args.days:g} days")
+    for r in rows:
+        print(
+            f"  {r['start_utc']}  {r['duration_s']:5.0f} s  max {r['max_elevation_deg']:4.1f} deg  "
+            f"{r['min_range_km']:5.0f}-{r['max_range_km']:5.0f} km  "
+            f"{r['min_loss_db']:4.1f}-{r['max_loss_db']:4.1f} dB  "
+            f"{r['secret_bits']:>9,} secret bits (asymptotic {r['asymptotic_bits']:,})"
+        )
+    if rows:
+        print(
+            f"per day {summary['passes_per_day']:.2f} passes, "
+            f"mean {summary['mean_duration_s']:.0f} s, "
+            f"{summary['mean_secret_bits_per_pass']:,.0f} secret bits per pass"
+        )
     return EXIT_OK
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import tracemalloc
 from datetime import UTC, datetime
@@ -271,3 +272,34 @@ def test_tle_checksums_and_bad_parameters() -> None:
         CircularOrbit(altitude_km=500, inclination_deg=50, epoch=datetime(2017, 1, 1))
     with pytest.raises(LinkConfigError):
         find_passes(MICIUS_LIKE, XINGLONG, duration_s=-1, min_elevation_deg=15)
+
+
+def test_cli_passes_json(capsys: pytest.CaptureFixture[str]) -> None:
+    from agile.cli import main
+
+    code = main(["qkd", "passes", "--days", "2", "--night", "-12", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert data["orbit"] == "TLE, SGP4"
+    assert data["passes"] == len(data["pass_list"]) >= 2
+    first = data["pass_list"][0]
+    assert first["start_utc"].startswith("2016-12-19T16:")
+    assert 0 < first["secret_bits"] < first["asymptotic_bits"] < first["sifted_bits"]
+    low, high = data["loss_db_range"]
+    assert 20 < low < high < 50
+    code = main(["qkd", "passes", "--days", "1", "--circular", "500", "97.4", "--json"])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["orbit"].startswith("circular 500 km")
+
+
+def test_cli_passes_bad_tle_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from agile.cli import main
+
+    try:
+        code = main(["qkd", "passes", "--tle", MICIUS_TLE[0], MICIUS_TLE[1][:68] + "0"])
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "checksum" in err
+    assert "Traceback" not in err
