@@ -576,13 +576,14 @@ def find_passes(
         raise LinkConfigError("duration_s and step_s must be > 0, and chunk_s at least 3,600 s")
     optics = link or OpticalLink()
     epoch_jd = julian_date(orbit.epoch)
-    end = start_s + duration_s
-    found: list[Pass] = []
-    t0 = start_s
+    # Steps are counted in integers so that a step's time is the same whatever the chunking.
+    total = math.floor(duration_s / step_s + 1e-9) + 1
     per_chunk = max(2, int(chunk_s / step_s))
-    while t0 <= end:
-        count = min(per_chunk, math.floor((end - t0) / step_s + 1e-9) + 1)
-        t = t0 + step_s * np.arange(count, dtype=np.float64)
+    found: list[Pass] = []
+    k0 = 0
+    while k0 < total:
+        count = min(per_chunk, total - k0)
+        t = start_s + step_s * np.arange(k0, k0 + count, dtype=np.float64)
         elevation, distance = _geometry(orbit, station, t)
         above = elevation >= min_elevation_deg
         if max_sun_elevation_deg is not None and above.any():
@@ -592,15 +593,14 @@ def find_passes(
             above[np.flatnonzero(above)[sun > max_sun_elevation_deg]] = False
         tr = Track(time_s=t, elevation_deg=elevation, range_km=distance)
         runs = list(_runs(above))
-        last_chunk = t[-1] + step_s > end + 1e-9
-        if runs and runs[-1][1] == count and not last_chunk and runs[-1][0] > 0:
+        if runs and runs[-1][1] == count and k0 + count < total and runs[-1][0] > 0:
             # A pass still open at the chunk's end: the next chunk starts with it.
-            next_t0 = float(t[runs[-1][0]])
+            next_k0 = k0 + runs[-1][0]
             runs = runs[:-1]
         else:
-            next_t0 = float(t[-1] + step_s)
+            next_k0 = k0 + count
         found += [_make_pass(tr, a, b, optics, step_s) for a, b in runs]
-        t0 = next_t0
+        k0 = next_k0
     return found
 
 

@@ -515,3 +515,38 @@ def test_repeater_link_with_a_cutoff_uses_the_exact_recursion() -> None:
 
     assert link_key_rate(cut) == pytest.approx(0.5 / (two_link_cutoff_slots(0.3, 2) * 1e-3))
     assert link_key_rate(cut) < link_key_rate(free)
+
+
+def test_satellite_link_from_a_tle_counts_night_passes_only() -> None:
+    from qkd.physics import satellite
+
+    stations = {"X": (40.396, 117.577), "G": (47.067, 15.493)}
+    link = {"id": "sat", "a": "X", "b": "G", "kind": "satellite",
+            "tle": list(satellite.MICIUS_TLE), "days": 2, "step_s": 2.0}  # fmt: skip
+    data = {
+        "network": {"name": "sat"},
+        "nodes": [
+            {"name": n, "kind": "ground-station", "latitude_deg": lat, "longitude_deg": lon}
+            for n, (lat, lon) in stations.items()
+        ],
+        "links": [link],
+        "demands": [],
+    }
+    every = plan(network_from_dict(data)).links[0]
+    data["links"] = [{**link, "max_sun_elevation_deg": -12.0}]
+    dark = plan(network_from_dict(data)).links[0]
+    orbit = satellite.TleOrbit(*satellite.MICIUS_TLE)
+    keys = []
+    for name, (lat, lon) in stations.items():
+        found = satellite.find_passes(
+            orbit,
+            satellite.GroundStation(name=name, latitude_deg=lat, longitude_deg=lon),
+            duration_s=2 * 86_400,
+            step_s=2.0,
+            min_elevation_deg=15,
+            max_sun_elevation_deg=-12,
+        )
+        keys.append(sum(satellite.key_per_pass(p).secret_bits for p in found))
+    assert dark.key_rate_bps == pytest.approx(min(keys) / (2 * 86_400), rel=1e-12)
+    assert 0 < len(dark.windows) < len(every.windows)
+    assert 0 < dark.key_rate_bps <= every.key_rate_bps

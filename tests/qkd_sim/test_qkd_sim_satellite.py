@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qkd.physics.link import LinkConfigError
@@ -303,3 +303,14 @@ def test_cli_passes_bad_tle_is_one_line(capsys: pytest.CaptureFixture[str]) -> N
     assert code == 2
     assert "checksum" in err
     assert "Traceback" not in err
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.floats(3600.0, 2 * 86_400.0), st.floats(0.0, 40_000.0))
+def test_passes_do_not_depend_on_the_chunks(chunk_s: float, start_s: float) -> None:
+    kwargs = {"duration_s": 2 * 86_400.0, "step_s": 5.0, "min_elevation_deg": 10.0}
+    reference = find_passes(MICIUS_LIKE, XINGLONG, start_s=start_s, chunk_s=10 * 86_400, **kwargs)
+    assert reference
+    assert find_passes(MICIUS_LIKE, XINGLONG, start_s=start_s, chunk_s=chunk_s, **kwargs) == (
+        reference
+    )
