@@ -129,6 +129,20 @@ def register(subparsers: Any) -> None:
         help="only steps with the Sun below SUN_DEG (e.g. -12)",
     )
     sat.add_argument("--step-s", type=_seconds, default=1.0, metavar="S")
+    sat.add_argument(
+        "--max-range-km",
+        type=_seconds,
+        default=None,
+        metavar="KM",
+        help="keep only the part of each pass within this slant range (Micius: 1200)",
+    )
+    sat.add_argument(
+        "--epsilon-sec",
+        type=_probability,
+        default=1e-10,
+        metavar="EPS",
+        help="finite-key security parameter (Micius: 1e-9)",
+    )
     sat.add_argument("--json", action="store_true", help="print machine-readable JSON")
     sat.set_defaults(handler=run_passes)
 
@@ -463,7 +477,10 @@ def run_passes(args: argparse.Namespace) -> int:
             min_elevation_deg=args.min_elevation,
             max_sun_elevation_deg=args.night,
         )
-        keys = [satellite.key_per_pass(one) for one in found]
+        if args.max_range_km is not None:
+            trimmed = (one.within(args.max_range_km) for one in found)
+            found = [one for one in trimmed if one is not None]
+        keys = [satellite.key_per_pass(one, epsilon_sec=args.epsilon_sec) for one in found]
     except LinkConfigError as exc:
         fail(f"qkd passes: {exc}", EXIT_USAGE)
     epoch = orbit.epoch.timestamp()
@@ -478,6 +495,7 @@ def run_passes(args: argparse.Namespace) -> int:
             "max_range_km": one.max_range_km,
             "min_loss_db": one.min_loss_db,
             "max_loss_db": one.max_loss_db,
+            "detections": key.detections,
             "sifted_bits": key.sifted_bits,
             "qber": key.qber,
             "secret_bits": key.secret_bits,

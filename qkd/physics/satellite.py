@@ -85,7 +85,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -473,6 +473,33 @@ class Pass:
     def duration_s(self) -> float:
         return self.end_s - self.start_s
 
+    def within(self, max_range_km: float) -> Pass | None:
+        """The part of this pass with the slant range at most ``max_range_km`` (the range of a
+        pass falls then rises, so that part is one run of steps), or None if there is none.
+
+        Liao et al. kept the 1,200 -> 645 -> 1,200 km part of their passes for key.
+        """
+        if self.steps is None or self.loss_db is None:
+            raise LinkConfigError("this pass has no steps; get passes from find_passes()")
+        inside = np.flatnonzero(self.steps.range_km <= max_range_km)
+        if inside.size == 0:
+            return None
+        a, b = int(inside[0]), int(inside[-1]) + 1
+        el, rng = self.steps.elevation_deg[a:b], self.steps.range_km[a:b]
+        loss = self.loss_db[a:b]
+        return replace(
+            self,
+            start_s=float(self.steps.time_s[a]),
+            end_s=float(self.steps.time_s[b - 1]),
+            max_elevation_deg=float(el.max()),
+            min_range_km=float(rng.min()),
+            max_range_km=float(rng.max()),
+            min_loss_db=float(loss.min()),
+            max_loss_db=float(loss.max()),
+            steps=Track(time_s=self.steps.time_s[a:b], elevation_deg=el, range_km=rng),
+            loss_db=loss,
+        )
+
 
 def _station_vectors(
     station: GroundStation, epoch_jd: float, seconds: NDArray[np.float64]
@@ -634,9 +661,10 @@ class DecoyPulses:
 
 @dataclass(frozen=True, kw_only=True)
 class PassKey:
-    """The key of one pass: sifted signal bits, their QBER, and the secret bits (finite and
-    asymptotic)."""
+    """The key of one pass: detections of all intensities, sifted signal bits (the raw key),
+    their QBER, and the secret bits (finite and asymptotic)."""
 
+    detections: int
     sifted_bits: int
     qber: float
     secret_bits: int
@@ -711,6 +739,7 @@ def key_per_pass(
             ).length
         )
     return PassKey(
+        detections=sum(det),
         sifted_bits=raw,
         qber=qber,
         secret_bits=max(0, lengths[0]),

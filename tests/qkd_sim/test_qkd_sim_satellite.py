@@ -314,3 +314,16 @@ def test_passes_do_not_depend_on_the_chunks(chunk_s: float, start_s: float) -> N
     assert find_passes(MICIUS_LIKE, XINGLONG, start_s=start_s, chunk_s=chunk_s, **kwargs) == (
         reference
     )
+
+
+def test_a_pass_within_a_range_keeps_the_near_steps() -> None:
+    one = find_passes(MICIUS_LIKE, XINGLONG, duration_s=86_400, min_elevation_deg=15)[0]
+    near = one.within(1200.0)
+    assert near is not None
+    assert near.steps is not None
+    assert one.steps is not None
+    assert near.max_range_km <= 1200.0 < one.max_range_km
+    assert one.start_s < near.start_s <= near.end_s < one.end_s
+    assert near.steps.time_s.size == int(np.count_nonzero(one.steps.range_km <= 1200.0))
+    assert key_per_pass(near).detections < key_per_pass(one).detections
+    assert one.within(100.0) is None
