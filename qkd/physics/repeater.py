@@ -96,10 +96,12 @@ Monte Carlo. ``simulate_chains`` draws, for ``M`` delivered pairs at once, the n
 each needed (``Geom(Q^(N - 1))``), then one ``(rounds, N)`` array of geometric success slots,
 takes row maxima, sums them per pair with ``np.add.reduceat``, and reads the storage times of
 each pair's last (successful) round from the same array. No Python loop runs per chain or per
-slot; chains are processed in batches only to bound memory. With a cutoff the rounds are
-stepped slot by slot as whole arrays (an ``(rounds, N)`` array of pair ages, one numpy step per
-slot for all rounds at once, finished rounds dropped as they end): the loop runs over slots,
-never over chains.
+slot; chains are processed in batches only to bound memory. With a cutoff each link's
+successes are a renewal sequence (a window ``[s, s + m]`` of usable storage, then ``m`` plus a
+geometric wait to the next success), and the round ends at the first slot that one window of
+every link covers: an ``(rounds, N)`` array of current windows is advanced, all rounds at once,
+by moving every link whose window ends before the latest start (an interval-intersection
+sweep). The loop runs over windows, never over chains or slots.
 """
 
 from __future__ import annotations
@@ -546,32 +548,37 @@ def _simulate_cutoff_batch(
     log_decay: float,
     cutoff_slots: int,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """As :func:`_simulate_batch`, with a cutoff: rounds stepped slot by slot as arrays."""
+    """As :func:`_simulate_batch`, with a cutoff (see the module docstring).
+
+    Until its round ends each link's successes form a renewal sequence,
+    ``s_1 = G_1`` and ``s_(k+1) = s_k + m + G_(k+1)`` (the pair made at ``s_k`` is usable up to
+    ``s_k + m``; the link attempts again from ``s_k + m + 1``). The round ends at the first slot
+    covered by one usable window ``[s, s + m]`` of every link: with each link at its current
+    window, the candidate is the latest start; a link whose window ends before it moves to its
+    next window; when none does, the candidate is the end. Every step is one numpy operation on
+    all unfinished rounds, and there are as many steps as windows a link goes through.
+    """
+    m = cutoff_slots
     rounds = rng.geometric(deliver, size=count) if deliver < 1.0 else np.ones(count, np.int64)
     total = int(rounds.sum())
-    # age[r, i]: slots link i's pair has waited in round r, or -1 while it is empty.
-    age = np.full((total, segments), -1, dtype=np.int64)
+    starts = rng.geometric(link_success, size=(total, segments)).astype(np.int64)
     alive = np.arange(total)
     length = np.zeros(total, dtype=np.int64)
     waited = np.zeros(total, dtype=np.int64)
-    slot = 0
     while alive.size:
-        slot += 1
-        holding = age >= 0
-        age[holding] += 1
-        # A pair past the cutoff is discarded; its link attempts again in this slot.
-        age[age > cutoff_slots] = -1
-        empty = age < 0
-        success = rng.random(size=age.shape) < link_success
-        age[empty & success] = 0
-        done = (age >= 0).all(axis=1)
+        candidate = starts.max(axis=1)
+        behind = starts + m < candidate[:, None]
+        done = ~behind.any(axis=1)
         if done.any():
             finished = alive[done]
-            length[finished] = slot
-            waited[finished] = age[done].sum(axis=1)
-            age = age[~done]
-            alive = alive[~done]
-    starts = np.concatenate(([0], np.cumsum(rounds)[:-1]))
-    slots = np.add.reduceat(length, starts).astype(np.float64)
+            length[finished] = candidate[done]
+            waited[finished] = (candidate[done, None] - starts[done]).sum(axis=1)
+            keep = ~done
+            starts, behind, alive = starts[keep], behind[keep], alive[keep]
+        moved = int(np.count_nonzero(behind))
+        if moved:
+            starts[behind] += m + rng.geometric(link_success, size=moved)
+    first = np.concatenate(([0], np.cumsum(rounds)[:-1]))
+    slots = np.add.reduceat(length, first).astype(np.float64)
     final = np.cumsum(rounds) - 1
     return slots, waited[final].astype(np.float64) * log_decay
