@@ -142,7 +142,7 @@ _BATCH_DRAWS = 1 << 22
 # A run that needs more geometric draws than this in all is refused: it would take minutes.
 _MAX_DRAWS = 1 << 32
 # The exact recursion with a cutoff: its lumped states, and the dense solve without scipy.
-_MAX_CUTOFF_STATES = 20_000
+_MAX_CUTOFF_STATES = 250_000
 _MAX_DENSE_STATES = 3_000
 _MAX_CUTOFF_SLOTS = 10_000_000
 # Rounds stepped at once by the cutoff Monte Carlo (rows of the (rounds, N) age array).
@@ -408,7 +408,8 @@ def _composition(bars: tuple[int, ...], n: int, parts: int) -> tuple[int, ...]:
 def _solve_visits(
     size: int, rows: list[int], cols: list[int], vals: list[float], start: int
 ) -> NDArray[np.float64]:
-    """``u`` with ``(I - Q)^T u = e_start`` (sparse when scipy is there, dense otherwise)."""
+    """``u`` with ``(I - Q)^T u = e_start``: dense without scipy, else sparse (a direct solve
+    for small systems, LGMRES with a checked residual for large ones)."""
     rhs = np.zeros(size)
     rhs[start] = 1.0
     try:
@@ -422,8 +423,21 @@ def _solve_visits(
         matrix = np.eye(size)
         np.subtract.at(matrix, (cols, rows), vals)
         return np.asarray(np.linalg.solve(matrix, rhs), dtype=np.float64)
-    q_t = coo_matrix((vals, (cols, rows)), shape=(size, size)).tocsc()
-    return np.asarray(spsolve((identity(size, format="csc") - q_t), rhs), dtype=np.float64)
+    matrix = (
+        identity(size, format="csr") - coo_matrix((vals, (cols, rows)), shape=(size, size))
+    ).tocsr()
+    if size > _MAX_DENSE_STATES:
+        # A Krylov solve takes about a second where a sparse LU takes tens (fill-in); its
+        # residual is checked, and the direct solve is the fallback.
+        from scipy.sparse.linalg import lgmres
+
+        try:
+            x, info = lgmres(matrix, rhs, rtol=1e-13, atol=0.0, maxiter=5000)
+        except TypeError:  # scipy < 1.12 calls it tol
+            x, info = lgmres(matrix, rhs, tol=1e-13, atol=0.0, maxiter=5000)
+        if info == 0 and np.linalg.norm(matrix @ x - rhs) < 1e-10:
+            return np.asarray(x, dtype=np.float64)
+    return np.asarray(spsolve(matrix.tocsc(), rhs), dtype=np.float64)
 
 
 def elementary_link_success(

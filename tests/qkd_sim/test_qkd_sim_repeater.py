@@ -288,7 +288,14 @@ def test_a_long_cutoff_is_no_cutoff() -> None:
 
 def test_the_recursion_refuses_what_it_cannot_hold() -> None:
     with pytest.raises(RepeaterConfigError, match="Monte Carlo"):
-        cutoff_round(8, 0.1, 12)
+        cutoff_round(8, 0.1, 14)
+
+
+@pytest.mark.parametrize(("p", "m"), [(0.05, 150), (0.3, 120)])
+def test_the_iterative_solve_of_large_recursions_is_exact(p: float, m: int) -> None:
+    # Over 3,000 states the visits come from a Krylov solve: it must still give the closed form.
+    assert math.comb(2 + m + 1, 2) > 3000
+    assert cutoff_round(2, p, m)[0] == pytest.approx(two_link_cutoff_slots(p, m), rel=1e-9)
 
 
 @pytest.mark.parametrize(
