@@ -85,10 +85,66 @@ def register(subparsers: Any) -> None:
     rep.add_argument("--fidelity", type=_werner, default=1.0, metavar="F0")
     rep.add_argument("--t2-s", type=_seconds, default=None, metavar="T2", help="memory T2")
     rep.add_argument("--slot-s", type=_seconds, default=None, metavar="TAU", help="slot length")
+    rep.add_argument(
+        "--cutoff-s",
+        type=_cutoff,
+        default=None,
+        metavar="C",
+        help="memory cutoff: a pair stored longer than C is discarded and its link retries",
+    )
     rep.add_argument("--chains", type=_chains, default=10_000, metavar="M")
     rep.add_argument("--seed", type=int, default=None, help="reproducible run")
     rep.add_argument("--json", action="store_true", help="print machine-readable JSON")
     rep.set_defaults(handler=run_repeater)
+
+    sat = commands.add_parser(
+        "passes",
+        help="satellite passes over a ground station: durations, loss and key per pass",
+    )
+    orbit = sat.add_mutually_exclusive_group()
+    orbit.add_argument(
+        "--tle", nargs=2, metavar=("LINE1", "LINE2"), help="a two-line element set (SGP4)"
+    )
+    orbit.add_argument(
+        "--circular",
+        nargs=2,
+        type=float,
+        metavar=("ALT_KM", "INC_DEG"),
+        help="a circular orbit with the J2 drift, node 0 at 2017-01-01 UTC",
+    )
+    orbit.add_argument(
+        "--circular-from-tle",
+        action="store_true",
+        help="the circular orbit (with J2) of Micius's TLE (or --tle's), to compare with SGP4",
+    )
+    sat.add_argument("--latitude", type=float, default=40.396, help="degrees (Xinglong)")
+    sat.add_argument("--longitude", type=float, default=117.577, help="degrees (Xinglong)")
+    sat.add_argument("--days", type=_seconds, default=1.0, metavar="D")
+    sat.add_argument("--min-elevation", type=float, default=15.0, metavar="DEG")
+    sat.add_argument(
+        "--night",
+        type=float,
+        default=None,
+        metavar="SUN_DEG",
+        help="only steps with the Sun below SUN_DEG (e.g. -12)",
+    )
+    sat.add_argument("--step-s", type=_seconds, default=1.0, metavar="S")
+    sat.add_argument(
+        "--max-range-km",
+        type=_seconds,
+        default=None,
+        metavar="KM",
+        help="keep only the part of each pass within this slant range (Micius: 1200)",
+    )
+    sat.add_argument(
+        "--epsilon-sec",
+        type=_probability,
+        default=1e-10,
+        metavar="EPS",
+        help="finite-key security parameter (Micius: 1e-9)",
+    )
+    sat.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    sat.set_defaults(handler=run_passes)
 
 
 def _count(text: str) -> int:
@@ -129,6 +185,13 @@ def _seconds(text: str) -> float:
     value = _number(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r}: give a time > 0 s")
+    return value
+
+
+def _cutoff(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a cutoff >= 0 s")
     return value
 
 
@@ -313,6 +376,8 @@ def run_repeater(args: argparse.Namespace) -> int:
 
     if args.t2_s is not None and args.slot_s is None:
         fail("qkd repeater: --t2-s needs --slot-s, the length of one attempt slot", EXIT_USAGE)
+    if args.cutoff_s is not None and args.slot_s is None:
+        fail("qkd repeater: --cutoff-s needs --slot-s, the length of one attempt slot", EXIT_USAGE)
     try:
         chain = ChainParameters(
             segments=args.segments,
@@ -321,23 +386,38 @@ def run_repeater(args: argparse.Namespace) -> int:
             fidelity=args.fidelity,
             t2_s=args.t2_s,
             slot_s=args.slot_s,
+            cutoff_s=args.cutoff_s,
         )
         result = simulate_chains(chain, chains=args.chains, rng=args.seed)
     except RepeaterConfigError as exc:
         fail(f"qkd repeater: {exc}", EXIT_USAGE)
+    # With a cutoff the analytic side is an exact recursion, which a long chain with a long
+    # cutoff can outgrow: then it is null and the Monte Carlo stands alone.
+    analytic: str | None = None
+    mean_slots: float | None
+    fidelity_analytic: float | None
+    try:
+        mean_slots, fidelity_analytic = chain.mean_slots, chain.mean_fidelity
+    except RepeaterConfigError as exc:
+        mean_slots = fidelity_analytic = None
+        analytic = str(exc)
     document: dict[str, Any] = {
         "segments": chain.segments,
-        "mean_slots": chain.mean_slots,
+        "mean_slots": mean_slots,
         "mc_mean_slots": result.mean_slots,
         "mc_stderr": result.stderr_slots,
         "fidelity": result.mean_fidelity,
         "secret_key_fraction": bbm92_key_fraction(result.mean_fidelity),
-        "fidelity_analytic": chain.mean_fidelity,
+        "fidelity_analytic": fidelity_analytic,
         "fidelity_stderr": result.stderr_fidelity,
         "chains": result.chains,
     }
+    if chain.cutoff_slots is not None:
+        document["cutoff_slots"] = chain.cutoff_slots
+    if analytic is not None:
+        document["analytic_unavailable"] = analytic
     if chain.slot_s is not None:
-        document["pairs_per_s"] = 1.0 / (chain.mean_slots * chain.slot_s)
+        document["pairs_per_s"] = 1.0 / ((mean_slots or result.mean_slots) * chain.slot_s)
     if args.json:
         emit_json(document)
         return EXIT_OK
@@ -345,18 +425,113 @@ def run_repeater(args: argparse.Namespace) -> int:
         f"{chain.segments} segments, P={chain.link_success:g}, Q={chain.swap_success:g}, "
         f"F0={chain.fidelity:g}"
     )
-    print(f"slots per end-to-end pair: {chain.mean_slots:.6g} (closed form)")
+    if chain.cutoff_slots is not None:
+        print(f"memory cutoff: {chain.cutoff_slots} slots")
+    if mean_slots is None or fidelity_analytic is None:
+        print(f"slots per end-to-end pair: no exact form here ({analytic})")
+    else:
+        form = "closed form" if chain.cutoff_slots is None else "exact recursion"
+        print(f"slots per end-to-end pair: {mean_slots:.6g} ({form})")
     print(
         f"                           {result.mean_slots:.6g} +- {result.stderr_slots:.2g} "
         f"(Monte Carlo, {result.chains} pairs)"
     )
     print(
-        f"fidelity: {result.mean_fidelity:.6f} +- {result.stderr_fidelity:.1g} "
-        f"(closed form {chain.mean_fidelity:.6f})"
+        f"fidelity: {result.mean_fidelity:.6f} +- {result.stderr_fidelity:.1g}"
+        + ("" if fidelity_analytic is None else f" (analytic {fidelity_analytic:.6f})")
     )
     print(f"BBM92 secret-key fraction: {document['secret_key_fraction']:.4f}")
     if "pairs_per_s" in document:
         print(f"end-to-end pairs per second: {document['pairs_per_s']:.6g}")
+    return EXIT_OK
+
+
+def run_passes(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from qkd.physics import satellite
+    from qkd.physics.link import LinkConfigError
+
+    try:
+        if args.circular is not None:
+            orbit: satellite.Orbit = satellite.CircularOrbit(
+                altitude_km=args.circular[0], inclination_deg=args.circular[1]
+            )
+            label = f"circular {args.circular[0]:g} km, {args.circular[1]:g} deg, J2"
+        else:
+            lines = tuple(args.tle) if args.tle else satellite.MICIUS_TLE
+            if args.circular_from_tle:
+                orbit = satellite.CircularOrbit.from_tle(lines[0], lines[1])
+                label = "circular orbit of the TLE, J2"
+            else:
+                orbit = satellite.TleOrbit(lines[0], lines[1])
+                label = "TLE, SGP4"
+        station = satellite.GroundStation(
+            name="station", latitude_deg=args.latitude, longitude_deg=args.longitude
+        )
+        found = satellite.find_passes(
+            orbit,
+            station,
+            duration_s=args.days * 86_400.0,
+            step_s=args.step_s,
+            min_elevation_deg=args.min_elevation,
+            max_sun_elevation_deg=args.night,
+        )
+        if args.max_range_km is not None:
+            trimmed = (one.within(args.max_range_km) for one in found)
+            found = [one for one in trimmed if one is not None]
+        keys = [satellite.key_per_pass(one, epsilon_sec=args.epsilon_sec) for one in found]
+    except LinkConfigError as exc:
+        fail(f"qkd passes: {exc}", EXIT_USAGE)
+    epoch = orbit.epoch.timestamp()
+    rows: list[dict[str, Any]] = [
+        {
+            "start_utc": datetime.fromtimestamp(epoch + one.start_s, UTC).isoformat(
+                timespec="seconds"
+            ),
+            "duration_s": one.duration_s,
+            "max_elevation_deg": one.max_elevation_deg,
+            "min_range_km": one.min_range_km,
+            "max_range_km": one.max_range_km,
+            "min_loss_db": one.min_loss_db,
+            "max_loss_db": one.max_loss_db,
+            "detections": key.detections,
+            "sifted_bits": key.sifted_bits,
+            "qber": key.qber,
+            "secret_bits": key.secret_bits,
+            "asymptotic_bits": key.asymptotic_bits,
+        }
+        for one, key in zip(found, keys, strict=True)
+    ]
+    summary = {
+        "orbit": label,
+        "days": args.days,
+        "passes": len(rows),
+        "passes_per_day": len(rows) / args.days,
+        "mean_duration_s": sum(p.duration_s for p in found) / len(found) if found else 0.0,
+        "loss_db_range": [min(p.min_loss_db for p in found), max(p.max_loss_db for p in found)]
+        if found
+        else None,
+        "mean_secret_bits_per_pass": sum(k.secret_bits for k in keys) / len(keys) if keys else 0.0,
+        "secret_bits_per_day": sum(k.secret_bits for k in keys) / args.days,
+    }
+    if args.json:
+        emit_json({**summary, "pass_list": rows})
+        return EXIT_OK
+    print(f"{label}: {len(rows)} passes in {args.days:g} days")
+    for r in rows:
+        print(
+            f"  {r['start_utc']}  {r['duration_s']:5.0f} s  max {r['max_elevation_deg']:4.1f} deg  "
+            f"{r['min_range_km']:5.0f}-{r['max_range_km']:5.0f} km  "
+            f"{r['min_loss_db']:4.1f}-{r['max_loss_db']:4.1f} dB  "
+            f"{r['secret_bits']:>9,} secret bits (asymptotic {r['asymptotic_bits']:,})"
+        )
+    if rows:
+        print(
+            f"per day {summary['passes_per_day']:.2f} passes, "
+            f"mean {summary['mean_duration_s']:.0f} s, "
+            f"{summary['mean_secret_bits_per_pass']:,.0f} secret bits per pass"
+        )
     return EXIT_OK
 
 

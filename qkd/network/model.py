@@ -18,7 +18,7 @@ The minimal shape is DESIGN.md's ("QKD networks", "Network file")::
     id = "A-B"
     a = "A"
     b = "B"
-    kind = "fixed"          # fixed | fibre | twin-field | repeater | satellite
+    kind = "fixed"          # fixed | fibre | free-space | twin-field | repeater | satellite
     key_rate_bps = 1200.0
 
     [[demands]]
@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "LINK_KINDS",
@@ -44,6 +44,7 @@ __all__ = [
     "Demand",
     "FibreLink",
     "FixedLink",
+    "FreeSpaceLink",
     "Link",
     "Network",
     "NetworkInfo",
@@ -57,9 +58,10 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 NODE_KINDS = ("trusted", "endpoint", "ground-station")
-# The kinds DESIGN.md names that this version can plan; free-space comes later.
-LINK_KINDS = ("fixed", "fibre", "twin-field", "repeater", "satellite")
-PLANNED_LATER = ("free-space",)
+# The kinds DESIGN.md names, all of which this version can plan.
+LINK_KINDS = ("fixed", "fibre", "free-space", "twin-field", "repeater", "satellite")
+# Kinds a later version will plan, refused with a message that says so (none today).
+PLANNED_LATER: tuple[str, ...] = ()
 
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")]
 PositiveRate = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -153,7 +155,9 @@ class RepeaterLink(_LinkBase):
     The key rate is ``(1 / (mean_slots * slot_s)) * sifting * key_fraction`` bit/s: the
     end-to-end pairs per second, the fraction of them measured in matching bases
     (``sifting``, 1/2 for symmetric BBM92), and the BBM92 secret-key fraction of the chain's
-    mean Werner fidelity (closed forms, no Monte Carlo).
+    mean Werner fidelity (closed forms, no Monte Carlo). With ``cutoff_s`` a pair stored
+    longer is discarded and its link retries; the figures then come from the exact recursion,
+    which a long chain with a long cutoff can outgrow (the plan then reports the error).
     """
 
     kind: Literal["repeater"]
@@ -163,6 +167,7 @@ class RepeaterLink(_LinkBase):
     fidelity: Annotated[float, Field(ge=0.25, le=1, allow_inf_nan=False)] = 1.0
     slot_s: PositiveRate
     t2_s: PositiveRate | None = None
+    cutoff_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
     sifting: Probability = 0.5
 
 
@@ -170,18 +175,31 @@ class SatelliteLink(_LinkBase):
     """A trusted satellite that shares key with two ground stations during its passes and
     relays between them, as Micius did between Xinglong and Graz (XOR of its two keys).
 
-    The key rate is the smaller of the two stations' keys over ``days`` days divided by the
-    time (:mod:`qkd.physics.satellite`: circular orbit, passes above
-    ``min_elevation_deg``, downlink loss, asymptotic decoy BB84 per step). Both ends must be
-    ``ground-station`` nodes with ``latitude_deg`` and ``longitude_deg``.
+    The orbit is a TLE (``tle``, two lines; SGP4 through the ``satellite`` extra) or a
+    circular orbit (``altitude_km``, ``inclination_deg``, node and argument of latitude at
+    ``epoch``, with the J2 drift). The key rate is the smaller of the two stations' keys over
+    ``days`` days divided by the time (:mod:`qkd.physics.satellite`: passes above
+    ``min_elevation_deg``, and in the dark when ``max_sun_elevation_deg`` is given; downlink
+    loss; decoy BB84 with finite-key effects over each pass). Both ends must be
+    ``ground-station`` nodes with ``latitude_deg`` and ``longitude_deg``. The optics default
+    to the Micius-like calibration of :class:`qkd.physics.satellite.OpticalLink`.
     """
 
     kind: Literal["satellite"]
-    altitude_km: Annotated[float, Field(ge=100, le=100_000, allow_inf_nan=False)]
-    inclination_deg: Annotated[float, Field(ge=0, le=180, allow_inf_nan=False)]
+    tle: (
+        Annotated[
+            list[Annotated[str, Field(min_length=69, max_length=69)]],
+            Field(min_length=2, max_length=2),
+        ]
+        | None
+    ) = None
+    altitude_km: Annotated[float, Field(ge=100, le=100_000, allow_inf_nan=False)] | None = None
+    inclination_deg: Annotated[float, Field(ge=0, le=180, allow_inf_nan=False)] | None = None
     raan_deg: Annotated[float, Field(ge=0, lt=360, allow_inf_nan=False)] = 0.0
     start_deg: Annotated[float, Field(ge=0, lt=360, allow_inf_nan=False)] = 0.0
+    epoch: AwareDatetime | None = None
     min_elevation_deg: Annotated[float, Field(ge=0, lt=90, allow_inf_nan=False)] = 15.0
+    max_sun_elevation_deg: Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)] | None = None
     days: Annotated[float, Field(gt=0, le=366, allow_inf_nan=False)] = 1.0
     step_s: Annotated[float, Field(gt=0, le=60, allow_inf_nan=False)] = 1.0
     pulse_rate_hz: PositiveRate = 100e6
@@ -189,28 +207,89 @@ class SatelliteLink(_LinkBase):
     wavelength_m: Annotated[float, Field(gt=0, lt=1e-4, allow_inf_nan=False)] = 850e-9
     transmitter_m: Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)] = 0.30
     receiver_m: Annotated[float, Field(gt=0, le=50, allow_inf_nan=False)] = 1.0
-    divergence_rad: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] | None = None
+    divergence_rad: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] | None = 10e-6
     zenith_transmittance: Probability = 0.8
+    seeing_arcsec: Annotated[float, Field(gt=0, le=60, allow_inf_nan=False)] | None = 2.0
+    field_of_view_rad: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 8e-6
     pointing_loss_db: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] = 3.0
-    optics_loss_db: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] = 0.0
-
-
-class _LaterLink(_LinkBase):
-    """A kind DESIGN.md names that this version cannot plan yet: refused with a clear message
-    (instead of pydantic's "does not match any of the expected tags"), at the link's place."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-    kind: Literal["free-space"]
+    optics_loss_db: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] = 3.5
 
     @model_validator(mode="after")
-    def _refuse(self) -> _LaterLink:
-        raise ValueError(
-            f"link kind {self.kind!r} is not supported yet; use one of {', '.join(LINK_KINDS)}"
+    def _one_orbit(self) -> SatelliteLink:
+        circular = self.altitude_km is not None or self.inclination_deg is not None
+        if self.tle is not None:
+            if circular or self.epoch is not None:
+                raise ValueError(
+                    "give the orbit as tle or as altitude_km and inclination_deg, not both "
+                    "(a TLE carries its own epoch)"
+                )
+            from qkd.physics.satellite import tle_checksum_problem
+
+            for number, line in enumerate(self.tle, start=1):
+                problem = tle_checksum_problem(line, number)
+                if problem:
+                    raise ValueError(problem)
+        elif self.altitude_km is None or self.inclination_deg is None:
+            raise ValueError("give the orbit: tle, or both altitude_km and inclination_deg")
+        return self
+
+
+class FreeSpaceLink(_LinkBase):
+    """Decoy-state BB84 over a terrestrial free-space path (:mod:`qkd.physics.link`).
+
+    The channel loss is ``loss_db`` as measured, or it follows from the path:
+    ``length_km`` with the two apertures and the beam divergence (geometric loss), the air's
+    ``attenuation_db_per_km`` and ``extra_loss_db`` (pointing, turbulence, optics);
+    :meth:`qkd.physics.link.FreeSpaceChannel.horizontal`. The detector (efficiency, dark
+    counts, misalignment, error-correction efficiency) is the preset's, without its fibre.
+    The key rate is the secret bits per pulse at the optimal signal intensity times
+    ``pulse_rate_hz``.
+    """
+
+    kind: Literal["free-space"]
+    protocol: Literal["decoy-bb84"] = "decoy-bb84"
+    preset: Literal["gys", "ingaas", "snspd"]
+    pulse_rate_hz: PositiveRate
+    loss_db: Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)] | None = None
+    length_km: Annotated[float, Field(ge=0, le=10_000, allow_inf_nan=False)] | None = None
+    transmitter_m: Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)] = 0.15
+    receiver_m: Annotated[float, Field(gt=0, le=50, allow_inf_nan=False)] = 1.0
+    divergence_rad: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 20e-6
+    attenuation_db_per_km: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] = 0.07
+    extra_loss_db: Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)] = 0.0
+    method: Literal["vacuum+weak", "infinite"] = "vacuum+weak"
+    nu: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 0.1
+
+    @model_validator(mode="after")
+    def _one_loss(self) -> FreeSpaceLink:
+        if (self.loss_db is None) == (self.length_km is None):
+            raise ValueError(
+                "give the channel as loss_db (measured) or as length_km (with the optics), "
+                "one of the two"
+            )
+        return self
+
+    @property
+    def channel_loss_db(self) -> float:
+        """The channel loss in dB, given or computed from the path."""
+        if self.loss_db is not None:
+            return self.loss_db
+        from qkd.physics.link import FreeSpaceChannel
+
+        assert self.length_km is not None  # _one_loss
+        channel = FreeSpaceChannel.horizontal(
+            length_km=self.length_km,
+            transmitter_m=self.transmitter_m,
+            receiver_m=self.receiver_m,
+            divergence_rad=self.divergence_rad,
+            attenuation_db_per_km=self.attenuation_db_per_km,
+            extra_loss_db=self.extra_loss_db,
         )
+        return channel.losses_db()[0]
 
 
 Link = Annotated[
-    FixedLink | FibreLink | TwinFieldLink | RepeaterLink | SatelliteLink | _LaterLink,
+    FixedLink | FibreLink | FreeSpaceLink | TwinFieldLink | RepeaterLink | SatelliteLink,
     Field(discriminator="kind"),
 ]
 

@@ -13,7 +13,8 @@ carries no flow for anyone but its own demands: for a demand (s, t) every other 
 removed from the graph, everywhere below.
 
 - **Link rates** (:func:`link_key_rate`): ``fixed`` as given; ``fibre`` the decoy-state BB84
-  rate of :mod:`qkd.physics.rates` at the optimal intensity times the pulse rate; ``twin-field``
+  rate of :mod:`qkd.physics.rates` at the optimal intensity times the pulse rate; ``free-space``
+  the same over a free-space channel's loss (given, or from the path's optics); ``twin-field``
   ``coefficient * sqrt(eta)`` per pulse (Lucamarini et al., Nature 557, 400 (2018));
   ``repeater`` end-to-end pairs per second from :mod:`qkd.physics.repeater` times the sifting
   ratio and the BBM92 key fraction.
@@ -59,6 +60,7 @@ from qkd._errors import QKDError
 from qkd.network.model import (
     FibreLink,
     FixedLink,
+    FreeSpaceLink,
     Link,
     Network,
     RepeaterLink,
@@ -196,6 +198,20 @@ def link_key_rate(link: Link) -> float:
 
         _, per_pulse = rates.optimal_mu(link.preset, link.length_km, method=link.method, nu=link.nu)
         return per_pulse * link.pulse_rate_hz
+    if isinstance(link, FreeSpaceLink):
+        from qkd.physics import rates
+        from qkd.physics.link import FreeSpaceChannel, detector_preset
+        from qkd.physics.link import Link as PhysicalLink
+
+        detector, f = detector_preset(link.preset)
+        physical = PhysicalLink(
+            name=link.id,
+            channel=FreeSpaceChannel(loss_db=link.channel_loss_db),
+            detector=detector,
+            ec_efficiency=f,
+        )
+        _, per_pulse = rates.link_rate(physical, method=link.method, nu=link.nu)
+        return per_pulse * link.pulse_rate_hz
     if isinstance(link, TwinFieldLink):
         return link.coefficient * math.sqrt(link.transmittance) * link.pulse_rate_hz
     if isinstance(link, RepeaterLink):
@@ -208,6 +224,7 @@ def link_key_rate(link: Link) -> float:
             fidelity=link.fidelity,
             t2_s=link.t2_s,
             slot_s=link.slot_s,
+            cutoff_s=link.cutoff_s,
         )
         pairs_per_s = 1.0 / (chain.mean_slots * link.slot_s)
         return pairs_per_s * link.sifting * bbm92_key_fraction(chain.mean_fidelity)
@@ -234,20 +251,32 @@ def satellite_key_rate(
     """Average key rate of a satellite relay link over its days, and its pass windows."""
     from qkd.physics import satellite
 
-    orbit = satellite.CircularOrbit(
-        altitude_km=link.altitude_km,
-        inclination_deg=link.inclination_deg,
-        raan_deg=link.raan_deg,
-        start_deg=link.start_deg,
-    )
+    orbit: satellite.Orbit
+    if link.tle is not None:
+        orbit = satellite.TleOrbit(link.tle[0], link.tle[1])
+    else:
+        assert link.altitude_km is not None
+        assert link.inclination_deg is not None
+        orbit = satellite.CircularOrbit(
+            altitude_km=link.altitude_km,
+            inclination_deg=link.inclination_deg,
+            raan_deg=link.raan_deg,
+            start_deg=link.start_deg,
+            epoch=link.epoch or satellite.DEFAULT_EPOCH,
+        )
     optics = satellite.OpticalLink(
         wavelength_m=link.wavelength_m,
         transmitter_m=link.transmitter_m,
         receiver_m=link.receiver_m,
         divergence_rad=link.divergence_rad,
         zenith_transmittance=link.zenith_transmittance,
+        seeing_arcsec=link.seeing_arcsec,
+        field_of_view_rad=link.field_of_view_rad,
         pointing_loss_db=link.pointing_loss_db,
         optics_loss_db=link.optics_loss_db,
+    )
+    pulses = satellite.DecoyPulses(
+        pulse_rate_hz=link.pulse_rate_hz, detector_efficiency=link.detector_efficiency
     )
     seconds = link.days * 86_400.0
     keys = []
@@ -259,20 +288,16 @@ def satellite_key_rate(
         station = satellite.GroundStation(
             name=end, latitude_deg=node.latitude_deg, longitude_deg=node.longitude_deg
         )
-        day = satellite.track(orbit, station, duration_s=seconds, step_s=link.step_s)
-        found = satellite.passes(day, min_elevation_deg=link.min_elevation_deg, link=optics)
-        keys.append(
-            sum(
-                satellite.key_per_pass(
-                    day,
-                    one,
-                    link=optics,
-                    pulse_rate_hz=link.pulse_rate_hz,
-                    detector_efficiency=link.detector_efficiency,
-                )
-                for one in found
-            )
+        found = satellite.find_passes(
+            orbit,
+            station,
+            duration_s=seconds,
+            step_s=link.step_s,
+            min_elevation_deg=link.min_elevation_deg,
+            max_sun_elevation_deg=link.max_sun_elevation_deg,
+            link=optics,
         )
+        keys.append(sum(satellite.key_per_pass(one, pulses=pulses).secret_bits for one in found))
         windows += [(end, one.start_s, one.end_s) for one in found]
     windows.sort(key=lambda w: (w[1], w[0]))
     return min(keys) / seconds, tuple(windows)

@@ -47,6 +47,7 @@ __all__ = [
     "FreeSpaceChannel",
     "Link",
     "LinkConfigError",
+    "detector_preset",
     "preset",
 ]
 
@@ -144,6 +145,48 @@ class FreeSpaceChannel:
             return tuple(float(s) for s in self.loss_db)
         return (float(self.loss_db),)
 
+    @classmethod
+    def horizontal(
+        cls,
+        *,
+        length_km: float,
+        transmitter_m: float,
+        receiver_m: float,
+        divergence_rad: float,
+        attenuation_db_per_km: float = 0.0,
+        extra_loss_db: float = 0.0,
+    ) -> FreeSpaceChannel:
+        """A horizontal free-space path of ``length_km``, its loss from the optics.
+
+        The beam leaves an aperture ``D_T`` with full divergence ``theta`` and lands as a spot
+        of ``D_T + L theta``; a receiver of diameter ``D_R`` collects
+        ``min(1, (D_R / (D_T + L theta))^2)`` (Bourgoin et al., New J. Phys. 15, 023006 (2013),
+        eq. 1). The air adds ``attenuation_db_per_km`` per km and the rest (pointing,
+        turbulence, optics) is ``extra_loss_db``.
+
+        >>> # A 0.2 m spot on a 0.1 m receiver: a quarter of the light, 6 dB.
+        >>> round(FreeSpaceChannel.horizontal(length_km=1.0, transmitter_m=0.1,
+        ...     receiver_m=0.1, divergence_rad=100e-6).losses_db()[0], 2)
+        6.02
+        """
+        for name, value in (
+            ("length_km", length_km),
+            ("attenuation_db_per_km", attenuation_db_per_km),
+            ("extra_loss_db", extra_loss_db),
+        ):
+            if not (value >= 0 and math.isfinite(value)):
+                raise LinkConfigError(f"free-space: {name} = {value!r}; give a value >= 0")
+        for name, value in (
+            ("transmitter_m", transmitter_m),
+            ("receiver_m", receiver_m),
+            ("divergence_rad", divergence_rad),
+        ):
+            if not (value > 0 and math.isfinite(value)):
+                raise LinkConfigError(f"free-space: {name} = {value!r}; give a value > 0")
+        spot = transmitter_m + length_km * 1e3 * divergence_rad
+        geometric = -20.0 * math.log10(min(1.0, receiver_m / spot))
+        return cls(loss_db=geometric + attenuation_db_per_km * length_km + extra_loss_db)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Detector:
@@ -230,6 +273,26 @@ PRESETS: dict[str, _Preset] = {
         ec_efficiency=1.16,
     ),
 }
+
+
+def detector_preset(name: str) -> tuple[Detector, float]:
+    """The detector and error-correction efficiency of a preset, without its fibre.
+
+    Example::
+
+        detector, f = detector_preset("snspd")
+    """
+    try:
+        p = PRESETS[name]
+    except KeyError:
+        known = ", ".join(PRESETS)
+        raise LinkConfigError(f"preset {name!r} is unknown; choose one of {known}") from None
+    detector = Detector(
+        efficiency=p.efficiency,
+        dark_count_probability=p.dark_count_probability,
+        misalignment=p.misalignment,
+    )
+    return detector, p.ec_efficiency
 
 
 def preset(

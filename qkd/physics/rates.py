@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from qkd.physics.decoy import vacuum_weak_bounds
-from qkd.physics.link import PRESETS, LinkConfigError
+from qkd.physics.link import PRESETS, Link, LinkConfigError
 
 __all__ = [
     "Method",
@@ -36,6 +36,7 @@ __all__ = [
     "error_rate",
     "gain",
     "gllp_rate",
+    "link_rate",
     "max_distance",
     "optimal_mu",
     "plob",
@@ -255,3 +256,49 @@ def max_distance(
         else:
             hi = mid
     return lo
+
+
+def link_rate(
+    link: Link, *, method: Method = "vacuum+weak", nu: float = 0.1, q: float = 0.5
+) -> tuple[float, float]:
+    """``(mu, rate)``: the best signal intensity and secret bits per pulse of any link (fibre
+    or free-space, one time step), from its transmittance, dark counts and misalignment.
+
+    Example::
+
+        link_rate(Link(name="fs", channel=FreeSpaceChannel(loss_db=35.0), detector=d))
+    """
+    steps = link.transmittances()
+    if len(steps) != 1:
+        raise LinkConfigError("link_rate takes a link of one loss; this one has a loss per step")
+    eta = steps[0]
+    d = link.detector
+    y0, e_d, f = d.dark_count_probability, d.misalignment, link.ec_efficiency
+
+    def at(mu: float) -> float:
+        if method == "vacuum+weak":
+            return vacuum_weak_rate_eta(eta=eta, y0=y0, e_d=e_d, mu=mu, nu=nu, f=f, q=q)
+        if method == "infinite":
+            y1 = y0 + eta - y0 * eta
+            e1 = (0.5 * y0 + e_d * eta) / y1
+            return max(0.0, _gllp(mu=mu, eta=eta, y0=y0, e_d=e_d, f=f, q=q, y1=y1, e1=e1))
+        raise LinkConfigError(f"method {method!r} is unknown; use 'infinite' or 'vacuum+weak'")
+
+    low = nu * 1.05 if method == "vacuum+weak" else 1e-3
+    grid = np.linspace(low, 1.5, 150)
+    rates = [at(float(m)) for m in grid]
+    best = int(np.argmax(rates))
+    if rates[best] <= 0.0:
+        return float(grid[best]), 0.0
+    a = float(grid[max(best - 1, 0)])
+    b = float(grid[min(best + 1, grid.size - 1)])
+    golden = (math.sqrt(5.0) - 1.0) / 2.0
+    for _ in range(40):
+        c = b - golden * (b - a)
+        d_ = a + golden * (b - a)
+        if at(c) >= at(d_):
+            b = d_
+        else:
+            a = c
+    mu = (a + b) / 2.0
+    return mu, at(mu)

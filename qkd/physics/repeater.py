@@ -67,15 +67,47 @@ with ``p_s`` the emission probability, ``eta_m`` the memory's read-out efficienc
 ``sifting * BBM92(F) / mean_slots``, comparable with per-pulse rates and with PLOB on the same
 axis (one slot is one use of each elementary channel).
 
+Memory cutoff. With a cutoff ``t_c`` a stored pair may wait at most ``m = floor(t_c / tau)``
+slots: a pair made in slot ``s`` is discarded at the start of slot ``s + m + 1`` if the round
+has not ended, and its link attempts again in that slot (Rozpedek et al., PRA 99, 052330
+(2019); Li, Coopmans, Emonts et al., npj Quantum Inf. 7, 160 (2021)). The round ends in the
+first slot in which every link holds a pair of age ``<= m``; the ages it reports are those
+pairs' storage times, so no pair is ever used older than the cutoff. ``m = 0`` asks all links
+to succeed in the same slot: ``E = 1 / P^N``.
+
+- Two links, closed form. After the first success of one link alone, the other has ``m``
+  slots; if it fails in all of them both links attempt again, the start's situation, so the
+  process regenerates. With ``q = 1 - P`` and ``r = 1 - q^2``,
+
+      E_2(m) = (1 + 2 q (1 - q^m)) / (r - 2 P q^(m+1)),
+
+  which is ``(3 - 2P) / (P (2 - P))`` as ``m -> inf`` and ``1 / P^2`` at ``m = 0``.
+- Any N, exact recursion. Links are identical and independent until the round ends, so the
+  chain's state is how many links are empty and how many hold a pair of each age
+  ``0..m``: ``C(N + m + 1, N)`` states. In each slot the ages grow by one, the links that are
+  empty or whose pair reaches ``m + 1`` attempt, and ``j`` of the ``k`` attempts succeed with
+  the binomial probability. The round ends when no link is empty. The expected visits ``u``
+  of the transient states solve ``(I - Q)^T u = e_start``; ``E_N(m) = sum u`` and the mean of
+  ``prod_i x^(age_i)`` at the end is the visits times the probability of ending in each final
+  state times its ``x^(sum of ages)`` (Kemeny and Snell, "Finite Markov Chains", ch. 3).
+  ``mean_slots = E_N(m) / Q^(N - 1)`` and the fidelity as above.
+
 Monte Carlo. ``simulate_chains`` draws, for ``M`` delivered pairs at once, the number of rounds
 each needed (``Geom(Q^(N - 1))``), then one ``(rounds, N)`` array of geometric success slots,
 takes row maxima, sums them per pair with ``np.add.reduceat``, and reads the storage times of
 each pair's last (successful) round from the same array. No Python loop runs per chain or per
-slot; chains are processed in batches only to bound memory.
+slot; chains are processed in batches only to bound memory. With a cutoff each link's
+successes are a renewal sequence (a window ``[s, s + m]`` of usable storage, then ``m`` plus a
+geometric wait to the next success), and the round ends at the first slot that one window of
+every link covers: an ``(rounds, N)`` array of current windows is advanced, all rounds at once,
+by moving every link whose window ends before the latest start (an interval-intersection
+sweep). The loop runs over windows, never over chains or slots.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -91,6 +123,7 @@ __all__ = [
     "ChainResult",
     "RepeaterConfigError",
     "bbm92_key_fraction",
+    "cutoff_round",
     "elementary_link_success",
     "expected_rounds_slots",
     "expected_slots",
@@ -99,6 +132,7 @@ __all__ = [
     "mean_storage_factor",
     "simulate_chains",
     "stored_fidelity",
+    "two_link_cutoff_slots",
     "werner_fidelity",
     "werner_parameter",
 ]
@@ -107,6 +141,12 @@ __all__ = [
 _BATCH_DRAWS = 1 << 22
 # A run that needs more geometric draws than this in all is refused: it would take minutes.
 _MAX_DRAWS = 1 << 32
+# The exact recursion with a cutoff: its lumped states, and the dense solve without scipy.
+_MAX_CUTOFF_STATES = 250_000
+_MAX_DENSE_STATES = 3_000
+_MAX_CUTOFF_SLOTS = 10_000_000
+# Rounds stepped at once by the cutoff Monte Carlo (rows of the (rounds, N) age array).
+_CUTOFF_BATCH_ROUNDS = 1 << 16
 
 
 class RepeaterConfigError(QKDError, ValueError):
@@ -131,6 +171,7 @@ class ChainParameters:
     fidelity: float = 1.0
     t2_s: float | None = None
     slot_s: float | None = None
+    cutoff_s: float | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.segments, bool) or not isinstance(self.segments, int):
@@ -152,11 +193,33 @@ class ChainParameters:
                 raise RepeaterConfigError(f"t2_s is {self.t2_s}; give a time > 0 s")
         if self.slot_s is not None and not (math.isfinite(self.slot_s) and self.slot_s > 0):
             raise RepeaterConfigError(f"slot_s is {self.slot_s}; give a time > 0 s")
+        if self.cutoff_s is not None:
+            if self.slot_s is None:
+                raise RepeaterConfigError("cutoff_s needs slot_s, the length of one attempt slot")
+            if not (math.isfinite(self.cutoff_s) and self.cutoff_s >= 0):
+                raise RepeaterConfigError(f"cutoff_s is {self.cutoff_s}; give a time >= 0 s")
+            if self.cutoff_s / self.slot_s > _MAX_CUTOFF_SLOTS:
+                raise RepeaterConfigError(
+                    f"a cutoff of {self.cutoff_s / self.slot_s:.3g} slots is longer than "
+                    f"{_MAX_CUTOFF_SLOTS}; leave it out (no cutoff) instead"
+                )
+
+    @property
+    def cutoff_slots(self) -> int | None:
+        """``m``: the most slots a pair may wait, or None without a cutoff."""
+        if self.cutoff_s is None or self.slot_s is None:
+            return None
+        return math.floor(self.cutoff_s / self.slot_s * (1.0 + 1e-12))
 
     @property
     def mean_slots(self) -> float:
-        """Closed-form slots per delivered end-to-end pair, ``E_N / Q^(N - 1)``."""
-        return expected_slots(self.segments, self.link_success, self.swap_success)
+        """Slots per delivered end-to-end pair, ``E_N / Q^(N - 1)`` (closed form, or the exact
+        recursion with a cutoff)."""
+        m = self.cutoff_slots
+        if m is None:
+            return expected_slots(self.segments, self.link_success, self.swap_success)
+        rounds, _ = cutoff_round(self.segments, self.link_success, m, self.storage_decay)
+        return rounds / self.swap_success ** (self.segments - 1)
 
     @property
     def storage_decay(self) -> float:
@@ -266,12 +329,115 @@ def mean_storage_factor(segments: int, link_success: float, decay: float) -> flo
 
 
 def mean_fidelity(parameters: ChainParameters) -> float:
-    """Closed-form mean end-to-end Werner fidelity over delivered pairs."""
+    """Mean end-to-end Werner fidelity over delivered pairs (closed form, or the exact
+    recursion with a cutoff)."""
     w = werner_parameter(parameters.fidelity) ** parameters.segments
-    factor = mean_storage_factor(
-        parameters.segments, parameters.link_success, parameters.storage_decay
-    )
+    m = parameters.cutoff_slots
+    if m is None:
+        factor = mean_storage_factor(
+            parameters.segments, parameters.link_success, parameters.storage_decay
+        )
+    else:
+        _, factor = cutoff_round(
+            parameters.segments, parameters.link_success, m, parameters.storage_decay
+        )
     return werner_fidelity(w * factor)
+
+
+def two_link_cutoff_slots(link_success: float, cutoff_slots: int) -> float:
+    """``E_2(m)``: mean slots of one round of two links with a cutoff of ``m`` slots.
+
+    >>> round(two_link_cutoff_slots(0.5, 0), 6)  # 1 / P^2
+    4.0
+    """
+    p, q, m = link_success, 1.0 - link_success, cutoff_slots
+    return (1.0 + 2.0 * q * (1.0 - q**m)) / (1.0 - q * q - 2.0 * p * q ** (m + 1))
+
+
+@functools.lru_cache(maxsize=64)
+def cutoff_round(
+    segments: int, link_success: float, cutoff_slots: int, decay: float = 1.0
+) -> tuple[float, float]:
+    """``(E_N(m), E[prod_i x^(age_i)])`` of one round with a cutoff: the exact recursion over
+    the chain's lumped states (module docstring). Raises when the states are too many."""
+    n, p, m = segments, link_success, cutoff_slots
+    parts = m + 2
+    count = math.comb(n + parts - 1, n)
+    if count > _MAX_CUTOFF_STATES:
+        raise RepeaterConfigError(
+            f"the exact recursion for {n} segments and a cutoff of {m} slots has {count:,} "
+            f"states (more than {_MAX_CUTOFF_STATES:,}); use the Monte Carlo"
+        )
+    # States: (empty, holding age 0, ..., holding age m) counts summing to n.
+    states = [
+        _composition(bars, n, parts)
+        for bars in itertools.combinations(range(n + parts - 1), parts - 1)
+    ]
+    transient = [c for c in states if c[0] > 0]
+    index = {c: i for i, c in enumerate(transient)}
+    q = 1.0 - p
+    # pmf[k][j]: j successes among k attempts.
+    pmf = [[math.comb(k, j) * p**j * q ** (k - j) for j in range(k + 1)] for k in range(n + 1)]
+    powers = [decay**a for a in range(n * (m + 1) + 1)]
+    rows: list[int] = []
+    cols: list[int] = []
+    vals: list[float] = []
+    ending = np.zeros(len(transient))
+    for i, c in enumerate(transient):
+        attempts = c[0] + c[-1]
+        shifted = c[1:-1]
+        if attempts:
+            ending[i] = (
+                pmf[attempts][attempts] * powers[sum(a * k for a, k in enumerate(shifted, 1))]
+            )
+        row = pmf[attempts]
+        for j in range(attempts):
+            rows.append(i)
+            cols.append(index[(attempts - j, j, *shifted)])
+            vals.append(row[j])
+    start = index[(n,) + (0,) * (parts - 1)]
+    visits = _solve_visits(len(transient), rows, cols, vals, start)
+    return float(visits.sum()), float(visits @ ending)
+
+
+def _composition(bars: tuple[int, ...], n: int, parts: int) -> tuple[int, ...]:
+    edges = (-1, *bars, n + parts - 1)
+    return tuple(edges[k + 1] - edges[k] - 1 for k in range(parts))
+
+
+def _solve_visits(
+    size: int, rows: list[int], cols: list[int], vals: list[float], start: int
+) -> NDArray[np.float64]:
+    """``u`` with ``(I - Q)^T u = e_start``: dense without scipy, else sparse (a direct solve
+    for small systems, LGMRES with a checked residual for large ones)."""
+    rhs = np.zeros(size)
+    rhs[start] = 1.0
+    try:
+        from scipy.sparse import coo_matrix, identity
+        from scipy.sparse.linalg import spsolve
+    except ImportError:
+        if size > _MAX_DENSE_STATES:
+            raise RepeaterConfigError(
+                f"the exact recursion needs scipy for {size:,} states; install the network extra"
+            ) from None
+        matrix = np.eye(size)
+        np.subtract.at(matrix, (cols, rows), vals)
+        return np.asarray(np.linalg.solve(matrix, rhs), dtype=np.float64)
+    matrix = (
+        identity(size, format="csr") - coo_matrix((vals, (cols, rows)), shape=(size, size))
+    ).tocsr()
+    if size > _MAX_DENSE_STATES:
+        # A Krylov solve takes about a second where a sparse LU takes tens (fill-in); its
+        # residual is checked, and the direct solve is the fallback.
+        from scipy.sparse.linalg import lgmres
+
+        try:
+            x, info = lgmres(matrix, rhs, rtol=1e-13, atol=0.0, maxiter=5000)
+        except TypeError:  # scipy < 1.12 calls it tol
+            x, info = lgmres(matrix, rhs, tol=1e-13, atol=0.0, maxiter=5000)
+        if info == 0 and np.linalg.norm(matrix @ x - rhs) < 1e-10:
+            return np.asarray(x, dtype=np.float64)
+    return np.asarray(spsolve(matrix.tocsc(), rhs), dtype=np.float64)
 
 
 def elementary_link_success(
@@ -330,16 +496,30 @@ def simulate_chains(
     slots = np.empty(chains, dtype=np.float64)
     log_w = np.empty(chains, dtype=np.float64)
     log_decay = math.log(parameters.storage_decay)
+    cutoff = parameters.cutoff_slots
+    if cutoff is not None:
+        batch = max(1, min(chains, int(_CUTOFF_BATCH_ROUNDS * deliver)))
     for start in range(0, chains, batch):
         stop = min(start + batch, chains)
-        slots[start:stop], log_w[start:stop] = _simulate_batch(
-            generator,
-            stop - start,
-            segments=n,
-            link_success=p,
-            deliver=deliver,
-            log_decay=log_decay,
-        )
+        if cutoff is None:
+            slots[start:stop], log_w[start:stop] = _simulate_batch(
+                generator,
+                stop - start,
+                segments=n,
+                link_success=p,
+                deliver=deliver,
+                log_decay=log_decay,
+            )
+        else:
+            slots[start:stop], log_w[start:stop] = _simulate_cutoff_batch(
+                generator,
+                stop - start,
+                segments=n,
+                link_success=p,
+                deliver=deliver,
+                log_decay=log_decay,
+                cutoff_slots=cutoff,
+            )
     w0 = werner_parameter(parameters.fidelity) ** n
     fidelity = (1.0 + 3.0 * w0 * np.exp(log_w)) / 4.0
     return ChainResult(
@@ -370,3 +550,49 @@ def _simulate_batch(
     final = np.cumsum(rounds) - 1
     waited = (last[final, None] - success[final]).sum(axis=1)
     return slots, waited.astype(np.float64) * log_decay
+
+
+def _simulate_cutoff_batch(
+    rng: np.random.Generator,
+    count: int,
+    *,
+    segments: int,
+    link_success: float,
+    deliver: float,
+    log_decay: float,
+    cutoff_slots: int,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """As :func:`_simulate_batch`, with a cutoff (see the module docstring).
+
+    Until its round ends each link's successes form a renewal sequence,
+    ``s_1 = G_1`` and ``s_(k+1) = s_k + m + G_(k+1)`` (the pair made at ``s_k`` is usable up to
+    ``s_k + m``; the link attempts again from ``s_k + m + 1``). The round ends at the first slot
+    covered by one usable window ``[s, s + m]`` of every link: with each link at its current
+    window, the candidate is the latest start; a link whose window ends before it moves to its
+    next window; when none does, the candidate is the end. Every step is one numpy operation on
+    all unfinished rounds, and there are as many steps as windows a link goes through.
+    """
+    m = cutoff_slots
+    rounds = rng.geometric(deliver, size=count) if deliver < 1.0 else np.ones(count, np.int64)
+    total = int(rounds.sum())
+    starts = rng.geometric(link_success, size=(total, segments)).astype(np.int64)
+    alive = np.arange(total)
+    length = np.zeros(total, dtype=np.int64)
+    waited = np.zeros(total, dtype=np.int64)
+    while alive.size:
+        candidate = starts.max(axis=1)
+        behind = starts + m < candidate[:, None]
+        done = ~behind.any(axis=1)
+        if done.any():
+            finished = alive[done]
+            length[finished] = candidate[done]
+            waited[finished] = (candidate[done, None] - starts[done]).sum(axis=1)
+            keep = ~done
+            starts, behind, alive = starts[keep], behind[keep], alive[keep]
+        moved = int(np.count_nonzero(behind))
+        if moved:
+            starts[behind] += m + rng.geometric(link_success, size=moved)
+    first = np.concatenate(([0], np.cumsum(rounds)[:-1]))
+    slots = np.add.reduceat(length, first).astype(np.float64)
+    final = np.cumsum(rounds) - 1
+    return slots, waited[final].astype(np.float64) * log_decay

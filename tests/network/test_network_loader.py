@@ -85,9 +85,14 @@ def test_a_small_network_round_trips_its_fields() -> None:
         ('b = "B"', 'b = "Z"', "net.toml:15:1: links.0.b: no node named 'Z'"),
         ('kind = "fixed"', 'kind = "warp"', "net.toml:16:1: links.0.kind: unknown link kind"),
         (
-            'kind = "fixed"',
-            'kind = "free-space"',
-            "net.toml:12:1: links.0: link kind 'free-space' is not supported yet",
+            'kind = "fixed"\nkey_rate_bps = 100.0',
+            'kind = "free-space"\npreset = "gys"\npulse_rate_hz = 1e8',
+            "net.toml:12:1: links.0: give the channel as loss_db (measured) or as length_km",
+        ),
+        (
+            'kind = "fixed"\nkey_rate_bps = 100.0',
+            'kind = "free-space"\npreset = "gys"\npulse_rate_hz = 1e8\nloss_db = -2',
+            "net.toml:19:1: links.0.loss_db: Input should be greater than or equal to 0",
         ),
         ("key_rate_bps = 100.0", "key_rate_bps = -1.0", "net.toml:17:1: links.0.key_rate_bps:"),
         ("key_rate_bps = 100.0", "key_rate = 100.0", "net.toml:17:1: links.0.key_rate: unknown"),
@@ -238,3 +243,37 @@ def test_fuzzed_yaml_gives_located_errors(text: str) -> None:
 )
 def test_fuzzed_trees_give_errors_not_tracebacks(tree: object) -> None:
     _check_never_a_traceback(json.dumps(tree), "json")
+
+
+_TLE_LINES = (
+    "1 41731U 16051A   16353.90152003  .00000364  00000-0  17957-4 0  9993",
+    "2 41731  97.3699 267.4500 0013200 178.5836 246.0824 15.23915303 19063",
+)
+
+
+def _satellite_text(orbit: str) -> str:
+    text = SMALL.replace(
+        'kind = "fixed"\nkey_rate_bps = 100.0', 'kind = "satellite"\n' + orbit
+    )  # fmt: skip
+    text = text.replace('kind = "endpoint"', 'kind = "ground-station"\nlatitude_deg = 40.4\n'
+                        "longitude_deg = 117.6")  # fmt: skip
+    return text.replace('kind = "trusted"', 'kind = "ground-station"\nlatitude_deg = 47.1\n'
+                        "longitude_deg = 15.5")  # fmt: skip
+
+
+def test_satellite_links_take_a_tle_or_a_circular_orbit() -> None:
+    tle = f'tle = ["{_TLE_LINES[0]}", "{_TLE_LINES[1]}"]'
+    network = parse_network(_satellite_text(tle))
+    assert network.links[0].tle == list(_TLE_LINES)
+    circular = parse_network(_satellite_text("altitude_km = 500\ninclination_deg = 97.4"))
+    assert circular.links[0].tle is None
+    broken = tle.replace("19063", "19064")
+    problems = _problems(_satellite_text(broken))
+    assert any("links.0: TLE line 2's checksum" in p for p in problems), problems
+    assert all(LOCATED.match(p) for p in problems)
+    both = _problems(_satellite_text(tle + "\naltitude_km = 500\ninclination_deg = 97.4"))
+    assert any("links.0: give the orbit as tle or as altitude_km" in p for p in both), both
+    neither = _problems(_satellite_text("min_elevation_deg = 10"))
+    assert any("links.0: give the orbit: tle, or both" in p for p in neither), neither
+    short = _problems(_satellite_text('tle = ["1 41731U", "2 41731"]'))
+    assert any(p.split(": ")[1].startswith("links.0.tle.0") for p in short), short

@@ -332,6 +332,59 @@ def test_twin_field_scales_as_sqrt_eta() -> None:
     assert link_key_rate(near) == pytest.approx(1e-3 * 10 ** (-20 / 20) * 1e9, rel=1e-12)
 
 
+@pytest.mark.parametrize(("preset", "km"), [("gys", 20.0), ("snspd", 120.0), ("ingaas", 60.0)])
+def test_free_space_with_a_fibres_loss_has_the_fibres_rate(preset: str, km: float) -> None:
+    # The same detector behind the same loss gives the same key, whatever carries the light.
+    alpha = {"gys": 0.21, "snspd": 0.20, "ingaas": 0.20}[preset]
+    air = _link(kind="free-space", preset=preset, loss_db=alpha * km, pulse_rate_hz=1e8)
+    fibre = _link(kind="fibre", preset=preset, length_km=km, pulse_rate_hz=1e8)
+    assert link_key_rate(air) > 0
+    assert link_key_rate(air) == pytest.approx(link_key_rate(fibre), rel=1e-9)
+    infinite = _link(
+        kind="free-space", preset=preset, loss_db=alpha * km, pulse_rate_hz=1e8, method="infinite"
+    )
+    _, per_pulse = rates.optimal_mu(preset, km, method="infinite")
+    assert link_key_rate(infinite) == pytest.approx(per_pulse * 1e8, rel=1e-9)
+
+
+def test_free_space_path_loss_comes_from_the_optics() -> None:
+    # 144 km between La Palma and Tenerife (Schmitt-Manderbach et al., PRL 98, 010504 (2007)).
+    link = _link(
+        kind="free-space", preset="snspd", length_km=144, pulse_rate_hz=1e7,
+        transmitter_m=0.15, receiver_m=1.0, divergence_rad=20e-6,
+        attenuation_db_per_km=0.07, extra_loss_db=3.0,
+    )  # fmt: skip
+    spot = 0.15 + 144e3 * 20e-6
+    expected = -20 * math.log10(1.0 / spot) + 0.07 * 144 + 3.0
+    assert link.channel_loss_db == pytest.approx(expected, rel=1e-12)
+    assert 20 < expected < 40
+    same = _link(kind="free-space", preset="snspd", loss_db=expected, pulse_rate_hz=1e7)
+    assert link_key_rate(link) == pytest.approx(link_key_rate(same), rel=1e-12)
+    farther = link.model_copy(update={"length_km": 300.0})
+    assert 0 < link_key_rate(farther) < link_key_rate(link)
+
+
+def test_free_space_links_plan_in_a_network() -> None:
+    data = _net(
+        {"A": "endpoint", "R": "trusted", "B": "endpoint"},
+        [],
+        [("A", "B", 50.0)],
+    )
+    data["links"] = [
+        {"id": "A-R", "a": "A", "b": "R", "kind": "free-space", "preset": "snspd",
+         "loss_db": 30.0, "pulse_rate_hz": 1e8},
+        {"id": "R-B", "a": "R", "b": "B", "kind": "fibre", "preset": "snspd",
+         "length_km": 50, "pulse_rate_hz": 1e8},
+    ]  # fmt: skip
+    result = plan(network_from_dict(data))
+    air = next(r for r in result.links if r.id == "A-R")
+    assert air.kind == "free-space"
+    assert result.demands[0].max_rate_bps == pytest.approx(
+        min(r.key_rate_bps for r in result.links), rel=1e-9
+    )
+    assert result.demands[0].trusted_nodes == 1
+
+
 def test_repeater_link_rate() -> None:
     link = _link(
         kind="repeater", segments=4, link_success=0.1, swap_success=0.9, fidelity=0.99,
@@ -367,7 +420,7 @@ def test_satellite_link_rate_is_the_smaller_daily_key_over_the_day() -> None:
         station = satellite.GroundStation(name=name, latitude_deg=lat, longitude_deg=lon)
         day = satellite.track(orbit, station, duration_s=86_400, step_s=2.0)
         found = satellite.passes(day, min_elevation_deg=15)
-        keys.append(sum(satellite.key_per_pass(day, p) for p in found))
+        keys.append(sum(satellite.key_per_pass(p).secret_bits for p in found))
         windows += [(name, p.start_s, p.end_s) for p in found]
     assert min(keys) > 0
     assert result.links[0].key_rate_bps == pytest.approx(min(keys) / 86_400, rel=1e-12)
@@ -452,3 +505,48 @@ def test_extreme_valid_figures_plan_without_error(
     assert demand.max_rate_bps == pytest.approx(_min_cut(nodes, links, s, t), rel=1e-9)
     if not demand.met:
         assert result.feasible is False
+
+
+def test_repeater_link_with_a_cutoff_uses_the_exact_recursion() -> None:
+    fields = {"kind": "repeater", "segments": 2, "link_success": 0.3, "slot_s": 1e-3}
+    free = _link(**fields)
+    cut = _link(**fields, cutoff_s=2e-3)
+    from qkd.physics.repeater import two_link_cutoff_slots
+
+    assert link_key_rate(cut) == pytest.approx(0.5 / (two_link_cutoff_slots(0.3, 2) * 1e-3))
+    assert link_key_rate(cut) < link_key_rate(free)
+
+
+def test_satellite_link_from_a_tle_counts_night_passes_only() -> None:
+    from qkd.physics import satellite
+
+    stations = {"X": (40.396, 117.577), "G": (47.067, 15.493)}
+    link = {"id": "sat", "a": "X", "b": "G", "kind": "satellite",
+            "tle": list(satellite.MICIUS_TLE), "days": 2, "step_s": 2.0}  # fmt: skip
+    data = {
+        "network": {"name": "sat"},
+        "nodes": [
+            {"name": n, "kind": "ground-station", "latitude_deg": lat, "longitude_deg": lon}
+            for n, (lat, lon) in stations.items()
+        ],
+        "links": [link],
+        "demands": [],
+    }
+    every = plan(network_from_dict(data)).links[0]
+    data["links"] = [{**link, "max_sun_elevation_deg": -12.0}]
+    dark = plan(network_from_dict(data)).links[0]
+    orbit = satellite.TleOrbit(*satellite.MICIUS_TLE)
+    keys = []
+    for name, (lat, lon) in stations.items():
+        found = satellite.find_passes(
+            orbit,
+            satellite.GroundStation(name=name, latitude_deg=lat, longitude_deg=lon),
+            duration_s=2 * 86_400,
+            step_s=2.0,
+            min_elevation_deg=15,
+            max_sun_elevation_deg=-12,
+        )
+        keys.append(sum(satellite.key_per_pass(p).secret_bits for p in found))
+    assert dark.key_rate_bps == pytest.approx(min(keys) / (2 * 86_400), rel=1e-12)
+    assert 0 < len(dark.windows) < len(every.windows)
+    assert 0 < dark.key_rate_bps <= every.key_rate_bps

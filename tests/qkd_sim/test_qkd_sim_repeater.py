@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agile.cli import main
 from qkd.physics.rates import binary_entropy
@@ -21,6 +23,7 @@ from qkd.physics.repeater import (
     ChainParameters,
     RepeaterConfigError,
     bbm92_key_fraction,
+    cutoff_round,
     elementary_link_success,
     expected_rounds_slots,
     expected_slots,
@@ -29,6 +32,7 @@ from qkd.physics.repeater import (
     mean_storage_factor,
     simulate_chains,
     stored_fidelity,
+    two_link_cutoff_slots,
     werner_parameter,
 )
 
@@ -184,6 +188,19 @@ def test_cli_json_has_the_design_fields(capsys: pytest.CaptureFixture[str]) -> N
         ["qkd", "repeater", "--segments", "2", "--link-success", "0.1", "--t2-s", "1"],
         ["qkd", "repeater", "--segments", "2", "--link-success", "2"],
         ["qkd", "repeater", "--segments", "0", "--link-success", "0.5"],
+        ["qkd", "repeater", "--segments", "2", "--link-success", "0.1", "--cutoff-s", "1"],
+        [
+            "qkd",
+            "repeater",
+            "--segments",
+            "2",
+            "--link-success",
+            "0.1",
+            "--slot-s",
+            "1",
+            "--cutoff-s",
+            "-1",
+        ],
     ],
 )
 def test_cli_usage_errors_exit_2_with_one_line(
@@ -240,3 +257,113 @@ def test_rate_cli_draws_repeater_and_twin_field(
     # Past a few hundred km the chain beats the repeaterless bound: the crossing is visible.
     assert rows[-1]["repeater"] > rows[-1]["plob"]
     assert rows[0]["repeater"] < rows[0]["plob"]
+
+
+# ----------------------------------------------------------------------------- memory cutoff
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(0.01, 0.99), st.integers(0, 60))
+def test_two_link_cutoff_closed_form_is_the_exact_recursion(p: float, m: int) -> None:
+    rounds, factor = cutoff_round(2, p, m)
+    assert rounds == pytest.approx(two_link_cutoff_slots(p, m), rel=1e-9)
+    assert factor == pytest.approx(1.0, rel=1e-12)
+    # A cutoff can only make the wait longer than without one.
+    assert rounds >= expected_rounds_slots(2, p) * (1 - 1e-12)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+@pytest.mark.parametrize("p", [0.2, 0.7])
+def test_a_zero_cutoff_needs_every_link_in_one_slot(n: int, p: float) -> None:
+    assert cutoff_round(n, p, 0)[0] == pytest.approx(1 / p**n, rel=1e-9)
+
+
+def test_a_long_cutoff_is_no_cutoff() -> None:
+    # The chance that any pair of 3 links waits past 40 slots at P = 0.5 is below 1e-11.
+    rounds, factor = cutoff_round(3, 0.5, 40, 0.9)
+    assert rounds == pytest.approx(expected_rounds_slots(3, 0.5), rel=1e-9)
+    assert factor == pytest.approx(mean_storage_factor(3, 0.5, 0.9), rel=1e-9)
+    assert two_link_cutoff_slots(0.3, 200) == pytest.approx(expected_rounds_slots(2, 0.3))
+
+
+def test_the_recursion_refuses_what_it_cannot_hold() -> None:
+    with pytest.raises(RepeaterConfigError, match="Monte Carlo"):
+        cutoff_round(8, 0.1, 14)
+
+
+@pytest.mark.parametrize(("p", "m"), [(0.05, 150), (0.3, 120)])
+def test_the_iterative_solve_of_large_recursions_is_exact(p: float, m: int) -> None:
+    # Over 3,000 states the visits come from a Krylov solve: it must still give the closed form.
+    assert math.comb(2 + m + 1, 2) > 3000
+    assert cutoff_round(2, p, m)[0] == pytest.approx(two_link_cutoff_slots(p, m), rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("n", "p", "q", "m"),
+    [(2, 0.1, 1.0, 3), (2, 0.3, 0.9, 5), (4, 0.3, 0.9, 5), (4, 0.1, 1.0, 10), (8, 0.3, 0.9, 5)],
+)
+def test_cutoff_monte_carlo_agrees_with_the_recursion(n: int, p: float, q: float, m: int) -> None:
+    chain = ChainParameters(
+        segments=n, link_success=p, swap_success=q, fidelity=0.99,
+        t2_s=0.05, slot_s=1e-3, cutoff_s=m * 1e-3,
+    )  # fmt: skip
+    assert chain.cutoff_slots == m
+    result = simulate_chains(chain, chains=20_000, rng=777 + n + m)
+    assert abs(result.mean_slots - chain.mean_slots) < Z * result.stderr_slots
+    assert abs(result.mean_fidelity - chain.mean_fidelity) < Z * result.stderr_fidelity
+    # The cutoff costs slots and buys fidelity, against the same chain without it.
+    free = ChainParameters(
+        segments=n, link_success=p, swap_success=q, fidelity=0.99, t2_s=0.05, slot_s=1e-3
+    )
+    assert chain.mean_slots > free.mean_slots
+    assert chain.mean_fidelity > free.mean_fidelity
+
+
+def test_without_a_cutoff_nothing_changes() -> None:
+    free = ChainParameters(segments=4, link_success=0.2, swap_success=0.9, t2_s=0.1, slot_s=1e-3)
+    assert free.cutoff_slots is None
+    assert free.mean_slots == expected_slots(4, 0.2, 0.9)
+    assert free.mean_fidelity == mean_fidelity(free)
+    # The no-cutoff path draws the same numbers as before (seeded), and a cutoff far longer
+    # than any wait of the run gives the same figures within their errors.
+    a = simulate_chains(free, chains=5000, rng=42)
+    b = simulate_chains(free, chains=5000, rng=42)
+    assert a == b
+    long = ChainParameters(
+        segments=4, link_success=0.2, swap_success=0.9, t2_s=0.1, slot_s=1e-3, cutoff_s=1e3
+    )
+    c = simulate_chains(long, chains=5000, rng=43)
+    se = math.hypot(a.stderr_slots, c.stderr_slots)
+    assert abs(a.mean_slots - c.mean_slots) < Z * se
+    assert abs(a.mean_fidelity - c.mean_fidelity) < Z * math.hypot(
+        a.stderr_fidelity, c.stderr_fidelity
+    )
+
+
+def test_cutoff_needs_a_slot_and_a_sensible_time() -> None:
+    with pytest.raises(RepeaterConfigError, match="slot_s"):
+        ChainParameters(segments=2, link_success=0.5, cutoff_s=1.0)
+    with pytest.raises(RepeaterConfigError):
+        ChainParameters(segments=2, link_success=0.5, slot_s=1.0, cutoff_s=-1.0)
+    assert ChainParameters(segments=2, link_success=0.5, slot_s=0.1, cutoff_s=0.3).cutoff_slots == 3
+
+
+def test_cli_cutoff(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        ["qkd", "repeater", "--segments", "2", "--link-success", "0.3", "--slot-s", "1e-3",
+         "--cutoff-s", "4e-3", "--chains", "5000", "--seed", "9", "--json"]
+    )  # fmt: skip
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert data["cutoff_slots"] == 4
+    assert data["mean_slots"] == pytest.approx(two_link_cutoff_slots(0.3, 4), rel=1e-9)
+    assert abs(data["mc_mean_slots"] - data["mean_slots"]) < Z * data["mc_stderr"]
+    code = main(
+        ["qkd", "repeater", "--segments", "8", "--link-success", "0.1", "--slot-s", "1e-3",
+         "--cutoff-s", "0.02", "--chains", "200", "--seed", "9", "--json"]
+    )  # fmt: skip
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert data["mean_slots"] is None
+    assert "Monte Carlo" in data["analytic_unavailable"]
+    assert data["mc_mean_slots"] > 0
