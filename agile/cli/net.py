@@ -316,17 +316,20 @@ def _print_simulation(doc: dict[str, Any]) -> None:
             f"{d['requested_bits']:,.0f} bits ({100 * fraction:.1f}%), starved "
             f"{d['starved_s']:,.0f} s in {runs} interval{'s' if runs != 1 else ''}; {pools}"
         )
-        if len(d["routes"]) > 1:
+        if len(d["routes"]) > 1 or any(len(r["paths"]) > 1 for r in d["routes"]):
             for route in d["routes"]:
-                path = "-".join(route["path"]) or "(no path)"
-                print(f"      from {route['from_s']:,.0f} s: {path}")
+                paths = ", ".join(
+                    f"{'-'.join(p['path'])} ({100 * p['share']:.0f}%)" for p in route["paths"]
+                )
+                print(f"      from {route['from_s']:,.0f} s: {paths or '(no path)'}")
     print("links (bits):")
     for link in doc["links"]:
         down = f", down {len(link['down'])}x" if link["down"] else ""
+        spilt = f", discarded {link['discarded_bits']:,.0f}" if link["discarded_bits"] else ""
         print(
             f"  {link['id']:<20} filled {link['filled_bits']:>18,.0f}  drawn "
             f"{link['drawn_bits']:>18,.0f}  pool {link['final_bits']:>18,.0f} "
-            f"(min {link['min_bits']:,.0f}){down}"
+            f"(min {link['min_bits']:,.0f}){spilt}{down}"
         )
 
 

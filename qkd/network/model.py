@@ -98,6 +98,9 @@ class _LinkBase(_Strict):
     id: Name
     a: Name
     b: Name
+    # The most key the link's pool holds for relaying (bits); key beyond it is discarded.
+    # None: one day of the link's key at its planned rate (agile net simulate).
+    pool_bits: Annotated[float, Field(ge=0, le=1e18, allow_inf_nan=False)] | None = None
 
 
 class FixedLink(_LinkBase):

@@ -109,12 +109,21 @@ def test_simulate_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
         "from", "to", "requested_bps", "requested_bits", "delivered_bits", "delivered_fraction",
         "starved_s", "starved", "pool_min_bits", "pool_mean_bits", "routes",
     } <= set(demand)  # fmt: skip
-    assert demand["routes"][0] == {"from_s": 0.0, "path": ["A", "B", "C"]}
+    assert demand["routes"][0] == {
+        "from_s": 0.0,
+        "path": ["A", "B", "C"],
+        "paths": [{"path": ["A", "B", "C"], "share": 1.0}],
+    }
     link = doc["links"][0]
-    assert {"id", "kind", "filled_bits", "drawn_bits", "final_bits", "down", "levels"} <= set(link)
+    assert {
+        "id", "kind", "filled_bits", "drawn_bits", "discarded_bits", "capacity_bits",
+        "final_bits", "down", "levels",
+    } <= set(link)  # fmt: skip
     assert len(link["levels"]["times_s"]) == len(link["levels"]["bits"]) == 144
     for link in doc["links"]:
-        assert link["final_bits"] == pytest.approx(link["filled_bits"] - link["drawn_bits"])
+        assert link["final_bits"] == pytest.approx(
+            link["filled_bits"] - link["drawn_bits"] - link["discarded_bits"]
+        )
 
 
 def test_simulate_with_events_prints_the_reroute(
@@ -129,7 +138,7 @@ def test_simulate_with_events_prints_the_reroute(
     assert _run(argv) == 0
     out = capsys.readouterr().out
     assert "3 routing epochs" in out
-    assert "from 3,600 s: A-F-E-D-C" in out
+    assert "from 3,600 s: A-F-E-D-C (100%)" in out
 
 
 def test_simulate_bad_event_file_gives_a_located_line(
