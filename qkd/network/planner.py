@@ -40,7 +40,9 @@ removed from the graph, everywhere below.
   ``lambda*``. Candidates are the edges saturated in the optimum found; each is kept if a second
   LP, with ``lambda`` fixed at ``lambda*``, cannot bring its load below its capacity.
 - **single_failures**: for every link, and every trusted or ground-station node (with its
-  links), the demands whose max-flow alone falls below the requested rate without it.
+  links), the demands whose max-flow alone falls below the requested rate without it; then,
+  for every link, an entry of kind ``alarm``: an eavesdropping alarm on the link (its QBER
+  alarm stops its key), which fails the same demands as the link failing.
 
 All comparisons with a requested rate use the tolerance ``1e-9`` (relative).
 """
@@ -588,6 +590,9 @@ def _single_failures(
                 entry.append((s, t))
     out = [Failure(failed.id, "link", tuple(failing_links[i])) for i, failed in enumerate(rates)]
     out += [Failure(name, "node", tuple(entry)) for name, entry in failing_nodes.items()]
+    # An eavesdropping alarm takes its link out as a failure does (the QBER alarm stops the
+    # key), so it fails the same demands; its entries let a report tell the two apart.
+    out += [Failure(failed.id, "alarm", tuple(failing_links[i])) for i, failed in enumerate(rates)]
     return tuple(out)
 
 

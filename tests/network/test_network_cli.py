@@ -37,6 +37,15 @@ def test_plan_json_has_the_design_fields(capsys: pytest.CaptureFixture[str]) -> 
     # One entry per link, and per trusted or ground-station node: the endpoint G has none.
     nodes = [f["failed"] for f in doc["single_failures"] if f["kind"] == "node"]
     assert nodes == ["A", "B", "C", "D", "E", "F"]
+    # And one eavesdropping alarm per link, failing what the link's failure fails.
+    links = {
+        f["failed"]: f["failed_demands"] for f in doc["single_failures"] if f["kind"] == "link"
+    }
+    alarms = {
+        f["failed"]: f["failed_demands"] for f in doc["single_failures"] if f["kind"] == "alarm"
+    }
+    assert alarms == links
+    assert list(alarms) == [link["id"] for link in doc["links"]]
 
 
 def test_plan_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:

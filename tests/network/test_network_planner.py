@@ -173,6 +173,8 @@ def test_single_failures_match_brute_force(
             kept = {n: k for n, k in nodes.items() if n != name}
             kept_links = [(a, b, r) for a, b, r in links if name not in (a, b)]
             expected.append(("node", name, failing(kept, kept_links)))
+    # An eavesdropping alarm on a link fails what the link's failure fails, listed after.
+    expected += [("alarm", name, demands) for kind, name, demands in expected if kind == "link"]
     found = [(f.kind, f.failed, list(f.failed_demands)) for f in result.single_failures]
     assert found == expected
 
@@ -238,6 +240,9 @@ def test_the_design_example() -> None:
         ("link", "L2"): [["A", "D"]],
         ("node", "B"): [["A", "D"]],
         ("node", "C"): [["A", "D"]],
+        ("alarm", "L0"): [["A", "D"]],
+        ("alarm", "L1"): [["A", "D"]],
+        ("alarm", "L2"): [["A", "D"]],
     }
 
 
@@ -277,7 +282,11 @@ def test_single_failures_cover_links_and_relaying_nodes_only() -> None:
     links = [("A", "T", 100.0), ("T", "B", 100.0), ("A", "G", 100.0), ("G", "B", 100.0)]
     result = _plan(nodes, links, [("A", "B", 150.0), ("A", "T", 500.0)])
     entries = [(f.kind, f.failed) for f in result.single_failures]
-    assert entries == [("link", f"L{i}") for i in range(4)] + [("node", "T"), ("node", "G")]
+    assert entries == (
+        [("link", f"L{i}") for i in range(4)]
+        + [("node", "T"), ("node", "G")]
+        + [("alarm", f"L{i}") for i in range(4)]
+    )
     by = {(f.kind, f.failed): f.failed_demands for f in result.single_failures}
     # A->T (500 wanted, 200 possible) is unmet before any failure: listed everywhere.
     assert all(("A", "T") in demands for demands in by.values())
@@ -285,6 +294,8 @@ def test_single_failures_cover_links_and_relaying_nodes_only() -> None:
     assert by[("link", "L0")] == (("A", "B"), ("A", "T"))
     # The demand whose own end fails is listed.
     assert by[("node", "T")] == (("A", "B"), ("A", "T"))
+    # An alarm on a link fails what that link's failure fails.
+    assert all(by[("alarm", f"L{i}")] == by[("link", f"L{i}")] for i in range(4))
 
 
 def test_unreachable_demand() -> None:
