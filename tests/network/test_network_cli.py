@@ -198,3 +198,35 @@ def test_simulate_draws_pools(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     out = capsys.readouterr().out
     assert "Xinglong -> Graz" in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_positions_give_a_geographic_map(tmp_path: Path) -> None:
+    from agile.cli.net import _geographic
+    from qkd.network.loader import load_network, network_from_dict
+
+    backbone = load_network(ROOT / "docs" / "networks" / "backbone.toml")
+    where = _geographic(backbone)
+    assert where is not None
+    # x = longitude, y = latitude, in degrees.
+    assert where["Beijing"] == pytest.approx((116.407, 39.904))
+    assert where["Shanghai"] == pytest.approx((121.474, 31.230))
+    # Without a position for every node, no map projection (a computed layout instead).
+    assert _geographic(load_network(METRO)) is None
+    # Across the antimeridian the longitudes are unwrapped: Fiji (178 E) and Samoa
+    # (172 W = 188 E) are 10 degrees apart, not 350.
+    pacific = network_from_dict(
+        {
+            "network": {"name": "pacific"},
+            "nodes": [
+                {"name": "Suva", "kind": "trusted", "latitude_deg": -18.1, "longitude_deg": 178.4},
+                {"name": "Apia", "kind": "trusted", "latitude_deg": -13.8, "longitude_deg": -171.8},
+            ],
+        }
+    )
+    unwrapped = _geographic(pacific)
+    assert unwrapped is not None
+    assert abs(unwrapped["Apia"][0] - unwrapped["Suva"][0]) == pytest.approx(9.8)
+    png = tmp_path / "backbone.png"
+    assert _run(["net", "plan", str(ROOT / "docs/networks/backbone.toml"), "--no-failures",
+                 "--plot", str(png)]) == 0  # fmt: skip
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
