@@ -302,6 +302,9 @@ def main() -> None:
     parser.add_argument(
         "--repeater-only", action="store_true", help="only the repeater figures (no planner)"
     )
+    parser.add_argument(
+        "--plan-only", action="store_true", help="only the net.plan figures (no simulation)"
+    )
     args = parser.parse_args()
     repeat = 1 if args.quick else 3
     sizes = (100, 300, 1000) if args.quick else (100, 1000, 10_000)
@@ -310,6 +313,11 @@ def main() -> None:
     def add(name: str, value: float, unit: str) -> None:
         results.append({"name": name, "value": value, "unit": unit})
 
+    if args.plan_only:
+        _plan_figures(sizes, repeat, add)
+        json.dump({"results": results}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
     if not args.repeater_only:
         _plan_figures(sizes, repeat, add)
         backbone = load_network(BACKBONE)

@@ -463,3 +463,46 @@ def test_extreme_valid_figures_plan_without_error(
     assert demand.max_rate_bps == pytest.approx(_min_cut(nodes, links, s, t), rel=1e-9)
     if not demand.met:
         assert result.feasible is False
+
+
+@st.composite
+def larger_networks(
+    draw: st.DrawFn,
+) -> tuple[dict[Any, float], list[str], set[str], list[tuple[str, str, float]]]:
+    # A random tree (so that most demands can be served), more links on top, a few
+    # endpoints, and up to six demands.
+    n = draw(st.integers(min_value=3, max_value=25))
+    names = [f"n{i:02d}" for i in range(n)]
+    endpoints = set(draw(st.lists(st.sampled_from(names), max_size=n // 5)))
+    tree = [(names[draw(st.integers(0, i - 1))], names[i]) for i in range(1, n)]
+    pairs = list(itertools.combinations(names, 2))
+    extra = draw(st.lists(st.sampled_from(pairs), max_size=3 * n, unique=True))
+    rate = st.one_of(
+        st.integers(min_value=1, max_value=20).map(float),
+        st.floats(min_value=0.01, max_value=1e4, allow_nan=False, allow_infinity=False),
+    )
+    caps = {(a, b): draw(rate) for a, b in {*tree, *extra}}
+    ends = st.lists(st.sampled_from(names), min_size=2, max_size=2, unique=True)
+    wanted = draw(st.lists(st.tuples(ends, rate), min_size=1, max_size=6))
+    demands = list({(s, t): (s, t, d) for (s, t), d in wanted}.values())
+    relays = set(names) - endpoints
+    return caps, names, relays, demands
+
+
+@settings(max_examples=120, deadline=None)
+@given(larger_networks())
+def test_the_path_lp_gives_the_arc_lps_scale_and_bottlenecks(network: Any) -> None:
+    # The planner solves the multi-commodity LP in path form by column generation; the arc
+    # form over every edge and commodity is the reference. Same lambda*, same bottlenecks.
+    from qkd.network.planner import _common_scale, _common_scale_arcs, bottleneck_path, max_flow
+
+    caps, names, relays, demands = network
+    if not demands:
+        return
+    ratios = [max_flow(caps, relays | {s, t}, s, t) / d for s, t, d in demands]
+    ceiling = min(ratios)
+    paths = [bottleneck_path(caps, relays | {s, t}, s, t) for s, t, _ in demands]
+    scale_paths, bound_paths = _common_scale(caps, names, relays, demands, ceiling, paths=paths)
+    scale_arcs, bound_arcs = _common_scale_arcs(caps, names, relays, demands, ceiling)
+    assert scale_paths == pytest.approx(scale_arcs, rel=1e-7, abs=1e-12)
+    assert bound_paths == bound_arcs
