@@ -40,7 +40,8 @@ removed from the graph, everywhere below.
   generation (:class:`_PathLP`): only the paths that the LP's dual prices make worth having
   are ever written down, found by one Dijkstra per commodity, and the answer is the arc
   form's (the tests check both on random graphs). At 10,000 nodes the arc form has ~340,000
-  variables; the path form a few hundred.
+  variables; the path form a few hundred. Small LPs (up to 10,000 arc variables) are solved in
+  arc form, which one HiGHS call does faster than the rounds of column generation.
 - **bottlenecks**: the links of the edges that every optimal solution saturates at
   ``lambda*``. Candidates are the edges saturated in the optimum found; one with a positive
   dual price binds in every optimum (complementary slackness); each other is kept if a second
@@ -97,6 +98,13 @@ TOLERANCE = 1e-9
 # HiGHS simplex for small LPs; its interior-point method (with crossover) is about twice as
 # fast on the large multi-commodity LPs of networks with thousands of nodes.
 _IPM_ABOVE_VARIABLES = 50_000
+# Up to this many arc variables (2 per edge and demand) one HiGHS call on the arc form is
+# quicker than the rounds of column generation on the path form; both give the same answer.
+_ARCS_UP_TO_VARIABLES = 10_000
+# The LPs that ask whether an edge can be unsaturated at the optimal scale compare loads with
+# capacities to 1e-7: HiGHS's default feasibility tolerance (1e-7, absolute) would let an edge
+# of capacity 1e-3 (in units of the largest) look unsaturated when it is not.
+_TIGHT = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
 
 
 class PlannerUnavailable(QKDError):
@@ -521,9 +529,12 @@ def plan(network: Network, *, failures: bool = True) -> Plan:
 
     # No common scale exceeds the smallest max-flow / request of a demand alone.
     ceiling = min((d.max_rate_bps / d.requested_bps for d in demands), default=None)
-    scale, saturated = _common_scale(
-        caps, nodes, relays, pairs, ceiling, paths=[d.path for d in demands]
-    )
+    if 2 * len(caps) * len(pairs) <= _ARCS_UP_TO_VARIABLES:
+        scale, saturated = _common_scale_arcs(caps, nodes, relays, pairs, ceiling)
+    else:
+        scale, saturated = _common_scale(
+            caps, nodes, relays, pairs, ceiling, paths=[d.path for d in demands]
+        )
     bottlenecks = tuple(r.id for r in rates if r.key_rate_bps > 0 and _edge(r.a, r.b) in saturated)
     single = (
         _single_failures(network, rates=rates, caps=caps, relays=relays, pairs=pairs, flows=flows)
@@ -724,6 +735,7 @@ def _still_saturated(
         b_eq=np.zeros(a_eq.shape[0]),
         bounds=all_bounds,
         method=_lp_method(a_ub.shape[1]),
+        options=_TIGHT,
     )
     if result.status != 0:
         return edges
@@ -853,6 +865,7 @@ def _common_scale_arcs(
             b_eq=b_eq,
             bounds=bounds,
             method=_lp_method(a_ub.shape[1]),
+            options=_TIGHT,
         )
         if second.status != 0 or second.fun >= cap[e] * (1 - 1e-7):
             binding.add(e)
@@ -1016,7 +1029,14 @@ class _PathLP:
                 ]
             )
             bounds = [(0.0, None)] * lam + [lam_bounds] + [(0.0, slack[e]) for e in z_edges]
-            result = linprog(objective, A_ub=a_ub, b_ub=b_ub, bounds=bounds, method="highs")
+            result = linprog(
+                objective,
+                A_ub=a_ub,
+                b_ub=b_ub,
+                bounds=bounds,
+                method="highs",
+                options=_TIGHT if lam_bounds[0] > 0 else {},
+            )
             if result.status != 0:
                 return _PathSolution(
                     0.0, tuple(cols), np.zeros(len(cols)), np.zeros(self.n_edges),

@@ -9,11 +9,13 @@ from __future__ import annotations
 import itertools
 import math
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from qkd.network import planner
 from qkd.network.loader import network_from_dict
 from qkd.network.planner import TOLERANCE, link_key_rate, plan
 from qkd.physics import rates
@@ -427,17 +429,23 @@ def _path_lp(
     return scale, always
 
 
+# The planner solves small LPs in arc form and large ones in path form: both run here.
+FORMS = pytest.mark.parametrize("arcs_up_to", [0, 10**9], ids=["path-form", "arc-form"])
+
+
+@FORMS
 @settings(max_examples=60, deadline=None)
 @given(graphs(), st.integers(min_value=0, max_value=5), st.integers(min_value=1, max_value=20))
 def test_common_scale_and_bottlenecks_match_a_path_lp(
-    graph: tuple[dict[str, str], Any, str, str], shift: int, second: int
+    arcs_up_to: int, graph: tuple[dict[str, str], Any, str, str], shift: int, second: int
 ) -> None:
     nodes, links, s, t = graph
     links = [(a, b, float(round(r) % 21)) for a, b, r in links]  # small whole capacities
     names = sorted(nodes)
     u, v = names[shift % len(names)], names[(shift + 2) % len(names)]
     demands = [(s, t, 3.0)] + ([(u, v, float(second))] if (u, v) != (s, t) and u != v else [])
-    result = _plan(nodes, links, demands)
+    with mock.patch.object(planner, "_ARCS_UP_TO_VARIABLES", arcs_up_to):
+        result = _plan(nodes, links, demands)
     scale, always = _path_lp(nodes, links, demands)
     assert (result.common_scale or 0.0) == pytest.approx(scale, rel=1e-6, abs=1e-9)
     found = {frozenset((links[int(i[1:])][0], links[int(i[1:])][1])) for i in result.bottlenecks}
@@ -445,6 +453,7 @@ def test_common_scale_and_bottlenecks_match_a_path_lp(
         assert found == always
 
 
+@FORMS
 @settings(max_examples=60, deadline=None)
 @given(
     graphs(),
@@ -452,13 +461,14 @@ def test_common_scale_and_bottlenecks_match_a_path_lp(
     st.floats(min_value=1e-6, max_value=1e15),
 )
 def test_extreme_valid_figures_plan_without_error(
-    graph: tuple[dict[str, str], Any, str, str], big: float, wanted: float
+    arcs_up_to: int, graph: tuple[dict[str, str], Any, str, str], big: float, wanted: float
 ) -> None:
     # Link rates and requests across their whole allowed range: the plan completes, and a
     # demand unmet alone makes the whole plan infeasible.
     nodes, links, s, t = graph
     links = [(a, b, big if i % 2 else r) for i, (a, b, r) in enumerate(links)]
-    result = _plan(nodes, links, [(s, t, wanted)])
+    with mock.patch.object(planner, "_ARCS_UP_TO_VARIABLES", arcs_up_to):
+        result = _plan(nodes, links, [(s, t, wanted)])
     demand = result.demands[0]
     assert demand.max_rate_bps == pytest.approx(_min_cut(nodes, links, s, t), rel=1e-9)
     if not demand.met:
@@ -506,3 +516,16 @@ def test_the_path_lp_gives_the_arc_lps_scale_and_bottlenecks(network: Any) -> No
     scale_arcs, bound_arcs = _common_scale_arcs(caps, names, relays, demands, ceiling)
     assert scale_paths == pytest.approx(scale_arcs, rel=1e-7, abs=1e-12)
     assert bound_paths == bound_arcs
+
+
+@FORMS
+def test_small_bottlenecks_beside_a_thousand_times_larger_link(arcs_up_to: int) -> None:
+    # A -> B (1 bit/s) needs both of A's links (1 each, one of them through C); B -> C (499)
+    # has 1,001 direct. The common scale is 2 (A -> B alone), and at it both of A's links are
+    # full in every optimum. HiGHS's default tolerance once let the small links look loose.
+    nodes = dict.fromkeys(["A", "B", "C", "D"], "trusted")
+    links = [("A", "B", 1.0), ("A", "C", 1.0), ("B", "C", 1001.0), ("A", "D", 1.0)]
+    with mock.patch.object(planner, "_ARCS_UP_TO_VARIABLES", arcs_up_to):
+        result = _plan(nodes, links, [("A", "B", 1.0), ("B", "C", 499.0)])
+    assert result.common_scale == pytest.approx(2.0, rel=1e-9)
+    assert set(result.bottlenecks) == {"L0", "L1"}
