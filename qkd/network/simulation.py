@@ -287,7 +287,8 @@ def _water_fill(m: np.ndarray, q: np.ndarray, avail: np.ndarray) -> np.ndarray:
 
 @dataclass
 class _Run:
-    """What one stretch of steps did: levels and draws per link, key per demand per step."""
+    """What one stretch of steps did: levels per link and step, key drawn and discarded per
+    link, key delivered per demand and step."""
 
     levels: np.ndarray
     drawn: np.ndarray
@@ -297,7 +298,7 @@ class _Run:
 
 def _share_steps(
     pool: np.ndarray,
-    fills: np.ndarray,
+    cum: np.ndarray,
     cap: np.ndarray,
     *,
     m: np.ndarray,
@@ -305,10 +306,11 @@ def _share_steps(
     owner: np.ndarray,
     n_demands: int,
 ) -> _Run:
-    """Step the pools through ``fills`` (links x steps) by regimes (module docstring)."""
-    n_links, steps = fills.shape
+    """Step the pools by regimes (module docstring) through the fills whose running sums are
+    ``cum`` (links x (steps + 1), from 0)."""
+    n_links, steps = cum.shape[0], cum.shape[1] - 1
     levels = np.empty((n_links, steps))
-    drawn = np.empty((n_links, steps))
+    drawn = np.zeros(n_links)
     got = np.zeros((n_demands, steps))
     discarded = np.zeros(n_links)
     to_demand = np.zeros((n_demands, q.size))
@@ -317,36 +319,47 @@ def _share_steps(
     level = pool.copy()
     j = 0
     while j < steps:
-        tol = 1e-9 * (asked + fills[:, j]) + 1e-9
+        fill = cum[:, j + 1] - cum[:, j]
+        tol = 1e-9 * (asked + fill) + 1e-9
         empty = level <= tol
-        x = _water_fill(m, q, np.where(empty, fills[:, j], np.inf))
+        x = _water_fill(m, q, np.where(empty, fill, np.inf))
         draw = m @ x
         run = steps - j
         if empty.any():
-            same = np.all(fills[empty, j:] == fills[empty, j : j + 1], axis=0)
+            ahead = np.diff(cum[empty, j:], axis=1)
+            same = np.all(ahead == ahead[:, :1], axis=0)
             run = int(np.argmin(same)) if not same.all() else run
-        net = fills[:, j : j + run] - draw[:, None]
-        walk = level[:, None] + np.cumsum(net, axis=1)
-        over = np.maximum(np.maximum.accumulate(walk - cap[:, None], axis=1), 0.0)
-        capped = walk - over
-        dry = np.flatnonzero((capped < -tol[:, None]).any(axis=0))
-        ok = int(dry[0]) if dry.size else run
+        # The uncapped levels: start + fills so far - the constant draw per step.
+        walk = (level - cum[:, j])[:, None] + cum[:, j + 1 : j + run + 1]
+        walk -= draw[:, None] * np.arange(1, run + 1)
+        # Most stretches reach no pool's limit and drain none: skip those passes then.
+        if (walk.max(axis=1) > cap).any():
+            over = np.maximum(np.maximum.accumulate(walk - cap[:, None], axis=1), 0.0)
+            capped = walk - over
+        else:
+            over, capped = np.zeros((n_links, 1)), walk
+        if (capped.min(axis=1) < -tol).any():
+            dry = np.flatnonzero((capped < -tol[:, None]).any(axis=0))
+            ok = int(dry[0])
+        else:
+            ok = run
         if ok == 0:
             # The step in which a pool runs dry: allocate exactly what is there.
-            x = _water_fill(m, q, np.maximum(level, 0.0) + fills[:, j])
+            x = _water_fill(m, q, np.maximum(level, 0.0) + fill)
             draw = m @ x
-            after = level + fills[:, j] - draw
+            after = level + fill - draw
             spill = np.maximum(after - cap, 0.0)
             level = after - spill
-            levels[:, j], drawn[:, j] = level, draw
+            levels[:, j] = level
+            drawn += draw
             got[:, j] = to_demand @ x
             discarded += spill
             j += 1
             continue
         levels[:, j : j + ok] = capped[:, :ok]
-        drawn[:, j : j + ok] = draw[:, None]
+        drawn += draw * ok
         got[:, j : j + ok] = (to_demand @ x)[:, None]
-        discarded += over[:, ok - 1]
+        discarded += over[:, min(ok, over.shape[1]) - 1]
         level = capped[:, ok - 1].copy()
         j += ok
     return _Run(levels, drawn, got, discarded)
@@ -476,7 +489,7 @@ def simulate_network(
                 cum[i] = values - values[0]
             run = _share_steps(
                 pool,
-                np.diff(cum, axis=1),
+                cum,
                 cap,
                 m=routing.matrix,
                 q=wanted,
@@ -486,7 +499,7 @@ def simulate_network(
             levels = run.levels
             pool = levels[:, -1].copy()
             filled += cum[:, m]
-            drawn += run.drawn.sum(axis=1)
+            drawn += run.drawn
             discarded += run.discarded
             # Rounding can leave a drained pool at -1e-5 of 1e10 bits: report it as empty.
             levels = np.maximum(levels, 0.0)
