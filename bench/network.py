@@ -27,6 +27,8 @@ Prints one JSON document ``{"results": [...]}``:
   docstring says exactly what it simulates. Without it the ratio is reported with a null value
   and the reason in its unit.
 
+``--plan-only`` prints the ``net.plan.*`` figures alone; ``--repeater-only`` the repeater ones.
+
 The generated networks: N nodes uniform in a 1,000 km square, each joined to its 3 nearest
 neighbours by a fixed-rate link whose rate falls with length like fibre (0.2 dB/km from
 1 Mbit/s), 20 of the nodes endpoints, 10 demands between endpoints at a quarter of their

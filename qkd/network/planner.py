@@ -1153,6 +1153,13 @@ def route_demands(
 
     Returns, per demand, ``[(path, share), ...]`` with the shares adding up to 1 (``[]`` for
     an unreachable demand).
+
+    Example::
+
+        >>> caps = {("A", "B"): 100.0, ("B", "C"): 100.0, ("A", "D"): 50.0, ("C", "D"): 50.0}
+        >>> route_demands(caps, ["A", "B", "C", "D"], {"B", "D"}, [("A", "C", 120.0)])
+        ... # doctest: +SKIP
+        [[(('A', 'B', 'C'), 0.666...), (('A', 'D', 'C'), 0.333...)]]
     """
     _scipy()
     out: list[list[tuple[tuple[str, ...], float]]] = [[] for _ in pairs]
@@ -1188,7 +1195,7 @@ def route_demands(
         merged: dict[tuple[str, ...], float] = {}
         for c, x in flows:
             names = tuple(lp.names[i] for i in c.nodes)
-            merged[names] = merged.get(names, 0.0) + x / total
+            merged[names] = merged.get(names, 0.0) + float(x / total)
         out[k] = sorted(merged.items(), key=lambda item: (-item[1], len(item[0]), item[0]))
     return out
 
