@@ -270,12 +270,20 @@ def _satellite(
     """:func:`satellite_key_rate`, and the key of every step of every pass.
 
     A step's key is the pass's key (:func:`qkd.physics.satellite.key_per_pass`) divided
-    among its steps in proportion to the key that the step's own loss gives (the same
-    function over that step alone), so the steps add up to the pass.
+    among its steps in proportion to the asymptotic decoy-state rate at the step's own loss,
+    so the steps add up to the pass.
     """
-    import dataclasses
+    import inspect
 
     from qkd.physics import satellite
+    from qkd.physics.rates import vacuum_weak_rate_etas
+
+    # The decoy parameters key_per_pass uses by default, read from it so the two stay one.
+    decoy = {
+        name: float(parameter.default)
+        for name, parameter in inspect.signature(satellite.key_per_pass).parameters.items()
+        if name in ("y0", "e_d", "mu", "nu", "f")
+    }
 
     orbit = satellite.CircularOrbit(
         altitude_km=link.altitude_km,
@@ -321,16 +329,14 @@ def _satellite(
             total += whole
             first = int(np.searchsorted(day.time_s, one.start_s))
             last = int(np.searchsorted(day.time_s, one.end_s))
-            piece = satellite.Track(
-                time_s=day.time_s[first : last + 2],
-                elevation_deg=day.elevation_deg[first : last + 2],
-                range_km=day.range_km[first : last + 2],
+            # The shape within the pass: the asymptotic decoy rate at each step's loss (what
+            # key_per_pass adds up), scaled below to the pass's own key.
+            loss = optics.loss_db(
+                day.range_km[first : last + 1], day.elevation_deg[first : last + 1]
             )
-            steps = np.array(
-                [
-                    key(piece, dataclasses.replace(one, start_s=float(t), end_s=float(t)))
-                    for t in day.time_s[first : last + 1]
-                ]
+            steps = np.asarray(
+                vacuum_weak_rate_etas(link.detector_efficiency * 10.0 ** (-loss / 10.0), **decoy),
+                dtype=np.float64,
             )
             if steps.sum() > 0:
                 steps *= whole / steps.sum()

@@ -529,3 +529,29 @@ def test_small_bottlenecks_beside_a_thousand_times_larger_link(arcs_up_to: int) 
         result = _plan(nodes, links, [("A", "B", 1.0), ("B", "C", 499.0)])
     assert result.common_scale == pytest.approx(2.0, rel=1e-9)
     assert set(result.bottlenecks) == {"L0", "L1"}
+
+
+def test_satellite_pass_keys_add_up_to_each_pass_and_peak_at_the_least_loss() -> None:
+    from pathlib import Path
+
+    from qkd.network.loader import load_network
+    from qkd.network.planner import link_rates
+
+    root = Path(__file__).resolve().parents[2]
+    (rate,) = link_rates(load_network(root / "docs" / "networks" / "satellite-relay.toml"))
+    assert len(rate.pass_keys) == len(rate.windows) > 0
+    totals: dict[str, float] = {}
+    for (station, start, end), (name, first, step, keys) in zip(
+        rate.windows, rate.pass_keys, strict=True
+    ):
+        assert (name, first) == (station, start)
+        # One step per track sample of the pass, each covering [t, t + step).
+        assert len(keys) == round((end - start) / step) + 1
+        assert all(k >= 0 for k in keys)
+        # Loss falls towards the middle of a pass and rises after: the key per step rises,
+        # then falls (one peak, not at an edge).
+        peak = max(range(len(keys)), key=keys.__getitem__)
+        assert 0 < peak < len(keys) - 1
+        totals[station] = totals.get(station, 0.0) + sum(keys)
+    # The link's rate is the smaller station's key over the day.
+    assert rate.key_rate_bps == pytest.approx(min(totals.values()) / 86_400.0, rel=1e-12)
