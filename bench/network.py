@@ -27,6 +27,8 @@ Prints one JSON document ``{"results": [...]}``:
   docstring says exactly what it simulates. Without it the ratio is reported with a null value
   and the reason in its unit.
 
+``--plan-only`` prints the ``net.plan.*`` figures alone; ``--repeater-only`` the repeater ones.
+
 The generated networks: N nodes uniform in a 1,000 km square, each joined to its 3 nearest
 neighbours by a fixed-rate link whose rate falls with length like fibre (0.2 dB/km from
 1 Mbit/s), 20 of the nodes endpoints, 10 demands between endpoints at a quarter of their
@@ -302,6 +304,9 @@ def main() -> None:
     parser.add_argument(
         "--repeater-only", action="store_true", help="only the repeater figures (no planner)"
     )
+    parser.add_argument(
+        "--plan-only", action="store_true", help="only the net.plan figures (no simulation)"
+    )
     args = parser.parse_args()
     repeat = 1 if args.quick else 3
     sizes = (100, 300, 1000) if args.quick else (100, 1000, 10_000)
@@ -310,6 +315,11 @@ def main() -> None:
     def add(name: str, value: float, unit: str) -> None:
         results.append({"name": name, "value": value, "unit": unit})
 
+    if args.plan_only:
+        _plan_figures(sizes, repeat, add)
+        json.dump({"results": results}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
     if not args.repeater_only:
         _plan_figures(sizes, repeat, add)
         backbone = load_network(BACKBONE)

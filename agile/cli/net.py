@@ -186,8 +186,32 @@ def _print_plan(doc: dict[str, Any]) -> None:
             print(f"  {f['kind']} {f['failed']}: fails {failed}")
 
 
+def _geographic(network: Any) -> dict[str, tuple[float, float]] | None:
+    """Every node at (x, y) = (longitude, latitude) in degrees, the longitudes unwrapped
+    around their circular mean (a network across the antimeridian stays in one piece); None
+    unless every node has a position."""
+    import numpy as np
+
+    if not network.nodes or any(node.latitude_deg is None for node in network.nodes):
+        return None
+    lon = np.radians([node.longitude_deg for node in network.nodes])
+    centre = float(np.degrees(np.arctan2(np.sin(lon).mean(), np.cos(lon).mean())))
+    return {
+        node.name: (
+            (node.longitude_deg - centre + 180.0) % 360.0 - 180.0 + centre,
+            float(node.latitude_deg),
+        )
+        for node in network.nodes
+    }
+
+
 def _plot_map(path: str, network: Any, doc: dict[str, Any]) -> None:
-    """Nodes (shape by kind), links coloured by key rate, demands as dashed arcs."""
+    """Nodes (shape by kind), links coloured by key rate, demands as dashed arcs.
+
+    When every node has ``latitude_deg`` and ``longitude_deg`` the map is geographic: an
+    equirectangular projection (x = longitude, y = latitude, the x axis shrunk by the cosine
+    of the mean latitude so that distances near it are true); otherwise a computed layout.
+    """
     try:
         import matplotlib
 
@@ -205,9 +229,23 @@ def _plot_map(path: str, network: Any, doc: dict[str, Any]) -> None:
     rates = {link["id"]: link["key_rate_bps"] for link in doc["links"]}
     for link in network.links:
         graph.add_edge(link.a, link.b)
-    # A deterministic layout: the same file always gives the same picture.
-    where = nx.kamada_kawai_layout(graph) if len(graph) > 1 else dict.fromkeys(graph, (0.0, 0.0))
-    fig, ax = plt.subplots(figsize=(8, 6.5), dpi=120)
+    geographic = _geographic(network)
+    where: dict[str, Any]
+    if geographic is not None:
+        where = geographic
+    elif len(graph) > 1:
+        # A deterministic layout: the same file always gives the same picture.
+        where = nx.kamada_kawai_layout(graph)
+    else:
+        where = dict.fromkeys(graph, (0.0, 0.0))
+    figsize = (8.0, 6.5)
+    if geographic is not None:
+        xs = [x for x, _ in where.values()]
+        ys = [y for _, y in where.values()]
+        wide = (max(xs) - min(xs) + 2) * math.cos(math.radians(float(np.mean(ys))))
+        tall = max(ys) - min(ys) + 2
+        figsize = (9.0, min(8.0, max(4.0, 7.5 * tall / max(wide, 1e-9))))
+    fig, ax = plt.subplots(figsize=figsize, dpi=100)
     positive = [r for r in rates.values() if r > 0]
     low, high = min(positive, default=1.0), max(positive, default=10.0)
     norm = LogNorm(vmin=low, vmax=high) if high > low else LogNorm(vmin=low / 2, vmax=high * 2)
@@ -218,7 +256,9 @@ def _plot_map(path: str, network: Any, doc: dict[str, Any]) -> None:
         rate = rates[link.id]
         colour = cmap(norm(rate)) if rate > 0 else "lightgrey"
         width = 4.5 if link.id in bottlenecks else 2.5
-        ax.plot([xa, xb], [ya, yb], color=colour, linewidth=width, zorder=1, solid_capstyle="round")
+        style = ":" if link.kind == "satellite" else "-"
+        ax.plot([xa, xb], [ya, yb], color=colour, linewidth=width, linestyle=style, zorder=1,
+                solid_capstyle="round")  # fmt: skip
     for d in doc["demands"]:
         ax.annotate(
             "",
@@ -234,15 +274,29 @@ def _plot_map(path: str, network: Any, doc: dict[str, Any]) -> None:
             zorder=2,
         )
     markers = {"trusted": "o", "endpoint": "s", "ground-station": "^"}
+    size = 220 if len(graph) <= 12 or geographic is None else 60
     for kind, marker in markers.items():
         names = [node.name for node in network.nodes if node.kind == kind]
         if names:
             xy = np.array([where[n] for n in names])
-            ax.scatter(xy[:, 0], xy[:, 1], s=220, marker=marker, color="white",
+            ax.scatter(xy[:, 0], xy[:, 1], s=size, marker=marker, color="white",
                        edgecolors="black", linewidths=1.5, zorder=3)  # fmt: skip
-    if len(graph) <= 60:
+    if geographic is None and len(graph) <= 60:
         for name, (x, y) in where.items():
             ax.text(x, y, name, ha="center", va="center", fontsize=7, zorder=4)
+    elif geographic is not None:
+        # On a map, name the sites that matter: all of a small network, else those with
+        # SAEs, endpoints and ground stations.
+        named = [
+            node.name
+            for node in network.nodes
+            if len(graph) <= 12 or node.saes or node.kind != "trusted"
+        ]
+        for name in named:
+            x, y = where[name]
+            ax.annotate(name, (x, y), xytext=(7, 5), textcoords="offset points", fontsize=8,
+                        zorder=4, bbox={"boxstyle": "round,pad=0.15", "fc": "white",
+                                        "ec": "none", "alpha": 0.8})  # fmt: skip
     scalar = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
     fig.colorbar(scalar, ax=ax, label="link secret key rate (bit/s)", shrink=0.8)
     handles = [
@@ -254,10 +308,24 @@ def _plot_map(path: str, network: Any, doc: dict[str, Any]) -> None:
         Line2D([], [], color="tab:red", linestyle="--", label="demand not met"),
         Line2D([], [], color="grey", linewidth=4.5, label="bottleneck (thick)"),
     ]  # fmt: skip
+    if any(link.kind == "satellite" for link in network.links):
+        handles.append(Line2D([], [], color="grey", linestyle=":", label="satellite relay"))
     ax.legend(handles=handles, loc="best", fontsize=7, framealpha=0.9)
     verdict = "feasible" if doc["feasible"] else "NOT feasible"
     ax.set_title(f"{doc['network']}: all demands at once {verdict}")
-    ax.set_axis_off()
+    if geographic is None:
+        ax.set_axis_off()
+    else:
+        xs = [x for x, _ in where.values()]
+        ys = [y for _, y in where.values()]
+        pad = max(1.0, 0.08 * max(max(xs) - min(xs), max(ys) - min(ys)))
+        ax.set_xlim(min(xs) - pad, max(xs) + pad)
+        ax.set_ylim(max(-90.0, min(ys) - pad), min(90.0, max(ys) + pad))
+        mean_lat = float(np.mean(ys))
+        ax.set_aspect(1.0 / max(0.1, math.cos(math.radians(mean_lat))), adjustable="box")
+        ax.set_xlabel("longitude (degrees east; equirectangular)")
+        ax.set_ylabel("latitude (degrees north)")
+        ax.grid(True, linewidth=0.4, alpha=0.5)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -316,17 +384,20 @@ def _print_simulation(doc: dict[str, Any]) -> None:
             f"{d['requested_bits']:,.0f} bits ({100 * fraction:.1f}%), starved "
             f"{d['starved_s']:,.0f} s in {runs} interval{'s' if runs != 1 else ''}; {pools}"
         )
-        if len(d["routes"]) > 1:
+        if len(d["routes"]) > 1 or any(len(r["paths"]) > 1 for r in d["routes"]):
             for route in d["routes"]:
-                path = "-".join(route["path"]) or "(no path)"
-                print(f"      from {route['from_s']:,.0f} s: {path}")
+                paths = ", ".join(
+                    f"{'-'.join(p['path'])} ({100 * p['share']:.0f}%)" for p in route["paths"]
+                )
+                print(f"      from {route['from_s']:,.0f} s: {paths or '(no path)'}")
     print("links (bits):")
     for link in doc["links"]:
         down = f", down {len(link['down'])}x" if link["down"] else ""
+        spilt = f", discarded {link['discarded_bits']:,.0f}" if link["discarded_bits"] else ""
         print(
             f"  {link['id']:<20} filled {link['filled_bits']:>18,.0f}  drawn "
             f"{link['drawn_bits']:>18,.0f}  pool {link['final_bits']:>18,.0f} "
-            f"(min {link['min_bits']:,.0f}){down}"
+            f"(min {link['min_bits']:,.0f}){spilt}{down}"
         )
 
 

@@ -91,15 +91,30 @@ class Node(_Strict):
     name: Name
     kind: Literal["trusted", "endpoint", "ground-station"]
     saes: list[Name] = Field(default_factory=list)
-    # Where the node is; a ground station that ends satellite links needs both.
+    # Where the node is (degrees north and east; both or neither). A ground station that
+    # ends satellite links needs them; on any node they put it on the map of net plan --plot.
     latitude_deg: Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)] | None = None
     longitude_deg: Annotated[float, Field(ge=-180, le=360, allow_inf_nan=False)] | None = None
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> Node:
+        if (self.latitude_deg is None) != (self.longitude_deg is None):
+            given, missing = (
+                ("latitude_deg", "longitude_deg")
+                if self.longitude_deg is None
+                else ("longitude_deg", "latitude_deg")
+            )
+            raise ValueError(f"node {self.name!r} has {given} but no {missing}; give both")
+        return self
 
 
 class _LinkBase(_Strict):
     id: Name
     a: Name
     b: Name
+    # The most key the link's pool holds for relaying (bits); key beyond it is discarded.
+    # None: one day of the link's key at its planned rate (agile net simulate).
+    pool_bits: Annotated[float, Field(ge=0, le=1e18, allow_inf_nan=False)] | None = None
 
 
 class FixedLink(_LinkBase):

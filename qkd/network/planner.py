@@ -36,18 +36,29 @@ removed from the graph, everywhere below.
       for every edge uv:  sum_k (f_k,uv + f_k,vu) <= c_uv,   f >= 0.
 
   ``lambda*`` is the largest common scale at which every demand can be served at once; the
-  network is feasible when ``lambda* >= 1 - 1e-9``.
+  network is feasible when ``lambda* >= 1 - 1e-9``. The planner solves the same LP in path
+  form (one variable per s-t path rather than per commodity, edge and direction), by column
+  generation (:class:`_PathLP`): only the paths that the LP's dual prices make worth having
+  are ever written down, found by one Dijkstra per commodity, and the answer is the arc
+  form's (the tests check both on random graphs). At 10,000 nodes the arc form has ~340,000
+  variables; the path form a few hundred. Small LPs (up to 10,000 arc variables) are solved in
+  arc form, which one HiGHS call does faster than the rounds of column generation.
 - **bottlenecks**: the links of the edges that every optimal solution saturates at
-  ``lambda*``. Candidates are the edges saturated in the optimum found; each is kept if a second
-  LP, with ``lambda`` fixed at ``lambda*``, cannot bring its load below its capacity.
+  ``lambda*``. Candidates are the edges saturated in the optimum found; one with a positive
+  dual price binds in every optimum (complementary slackness); each other is kept if a second
+  LP, with ``lambda`` fixed at ``lambda*``, cannot bring its load below its capacity (both in
+  path form too).
 - **single_failures**: for every link, and every trusted or ground-station node (with its
-  links), the demands whose max-flow alone falls below the requested rate without it.
+  links), the demands whose max-flow alone falls below the requested rate without it; then,
+  for every link, an entry of kind ``alarm``: an eavesdropping alarm on the link (its QBER
+  alarm stops its key), which fails the same demands as the link failing.
 
 All comparisons with a requested rate use the tolerance ``1e-9`` (relative).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -81,6 +92,7 @@ __all__ = [
     "link_rates",
     "max_flow",
     "plan",
+    "route_demands",
     "satellite_key_rate",
 ]
 
@@ -88,6 +100,13 @@ TOLERANCE = 1e-9
 # HiGHS simplex for small LPs; its interior-point method (with crossover) is about twice as
 # fast on the large multi-commodity LPs of networks with thousands of nodes.
 _IPM_ABOVE_VARIABLES = 50_000
+# Up to this many arc variables (2 per edge and demand) one HiGHS call on the arc form is
+# quicker than the rounds of column generation on the path form; both give the same answer.
+_ARCS_UP_TO_VARIABLES = 10_000
+# The LPs that ask whether an edge can be unsaturated at the optimal scale compare loads with
+# capacities to 1e-7: HiGHS's default feasibility tolerance (1e-7, absolute) would let an edge
+# of capacity 1e-3 (in units of the largest) look unsaturated when it is not.
+_TIGHT = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
 
 
 class PlannerUnavailable(QKDError):
@@ -105,6 +124,9 @@ class LinkRate:
     key_rate_bps: float
     # Satellite links: (station, start_s, end_s) of each pass the rate comes from.
     windows: tuple[tuple[str, float, float], ...] = ()
+    # Satellite links, one per window: (station, first_s, step_s, bits of each step). The
+    # key of step i arrives over [first_s + i step_s, first_s + (i+1) step_s).
+    pass_keys: tuple[tuple[str, float, float, tuple[float, ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -175,9 +197,11 @@ class Plan:
 def _link_dict(rate: LinkRate) -> dict[str, Any]:
     out: dict[str, Any] = {"id": rate.id, "kind": rate.kind, "key_rate_bps": rate.key_rate_bps}
     if rate.kind == "satellite":
+        bits = [sum(keys) for *_, keys in rate.pass_keys]
         out["pass_windows"] = [
             {"station": station, "start_s": start, "end_s": end}
-            for station, start, end in rate.windows
+            | ({"key_bits": bits[i]} if len(bits) == len(rate.windows) else {})
+            for i, (station, start, end) in enumerate(rate.windows)
         ]
     return out
 
@@ -238,8 +262,8 @@ def link_rates(network: Network) -> tuple[LinkRate, ...]:
     out = []
     for link in network.links:
         if isinstance(link, SatelliteLink):
-            rate, windows = satellite_key_rate(link, network)
-            out.append(LinkRate(link.id, link.kind, link.a, link.b, rate, windows))
+            rate, windows, keys = _satellite(link, network)
+            out.append(LinkRate(link.id, link.kind, link.a, link.b, rate, windows, keys))
         else:
             out.append(LinkRate(link.id, link.kind, link.a, link.b, link_key_rate(link)))
     return tuple(out)
@@ -249,7 +273,25 @@ def satellite_key_rate(
     link: SatelliteLink, network: Network
 ) -> tuple[float, tuple[tuple[str, float, float], ...]]:
     """Average key rate of a satellite relay link over its days, and its pass windows."""
+    rate, windows, _ = _satellite(link, network)
+    return rate, windows
+
+
+def _satellite(
+    link: SatelliteLink, network: Network
+) -> tuple[
+    float,
+    tuple[tuple[str, float, float], ...],
+    tuple[tuple[str, float, float, tuple[float, ...]], ...],
+]:
+    """:func:`satellite_key_rate`, and the key of every step of every pass.
+
+    A step's key is the pass's key (:func:`qkd.physics.satellite.key_per_pass`) divided
+    among its steps in proportion to the asymptotic decoy-state rate at the step's own loss,
+    so the steps add up to the pass.
+    """
     from qkd.physics import satellite
+    from qkd.physics.rates import vacuum_weak_rate_etas
 
     orbit: satellite.Orbit
     if link.tle is not None:
@@ -278,9 +320,12 @@ def satellite_key_rate(
     pulses = satellite.DecoyPulses(
         pulse_rate_hz=link.pulse_rate_hz, detector_efficiency=link.detector_efficiency
     )
+    # The per-step shape uses the decoy parameters of key_per_pass's transmitter.
+    decoy = {"y0": pulses.y0, "e_d": pulses.e_d, "mu": pulses.mu, "nu": pulses.nu, "f": pulses.f}
     seconds = link.days * 86_400.0
     keys = []
     windows: list[tuple[str, float, float]] = []
+    profiles: list[tuple[str, float, float, tuple[float, ...]]] = []
     for end in (link.a, link.b):
         node = network.node(end)
         if node.latitude_deg is None or node.longitude_deg is None:
@@ -297,10 +342,30 @@ def satellite_key_rate(
             max_sun_elevation_deg=link.max_sun_elevation_deg,
             link=optics,
         )
-        keys.append(sum(satellite.key_per_pass(one, pulses=pulses).secret_bits for one in found))
-        windows += [(end, one.start_s, one.end_s) for one in found]
-    windows.sort(key=lambda w: (w[1], w[0]))
-    return min(keys) / seconds, tuple(windows)
+        total = 0.0
+        for one in found:
+            whole = float(satellite.key_per_pass(one, pulses=pulses).secret_bits)
+            total += whole
+            assert one.loss_db is not None  # find_passes keeps each pass's steps
+            # The shape within the pass: the asymptotic decoy rate at each step's loss,
+            # scaled to the pass's own (finite-key) key.
+            steps = np.asarray(
+                vacuum_weak_rate_etas(
+                    pulses.detector_efficiency * 10.0 ** (-one.loss_db / 10.0), **decoy
+                ),
+                dtype=np.float64,
+            )
+            if steps.sum() > 0:
+                steps *= whole / steps.sum()
+            profiles.append((end, one.start_s, link.step_s, tuple(float(b) for b in steps)))
+            windows.append((end, one.start_s, one.end_s))
+        keys.append(total)
+    order = sorted(range(len(windows)), key=lambda i: (windows[i][1], windows[i][0]))
+    return (
+        min(keys) / seconds,
+        tuple(windows[i] for i in order),
+        tuple(profiles[i] for i in order),
+    )
 
 
 # ----------------------------------------------------------------------------- graphs
@@ -487,7 +552,12 @@ def plan(network: Network, *, failures: bool = True) -> Plan:
 
     # No common scale exceeds the smallest max-flow / request of a demand alone.
     ceiling = min((d.max_rate_bps / d.requested_bps for d in demands), default=None)
-    scale, saturated = _common_scale(caps, nodes, relays, pairs, ceiling)
+    if 2 * len(caps) * len(pairs) <= _ARCS_UP_TO_VARIABLES:
+        scale, saturated = _common_scale_arcs(caps, nodes, relays, pairs, ceiling)
+    else:
+        scale, saturated = _common_scale(
+            caps, nodes, relays, pairs, ceiling, paths=[d.path for d in demands]
+        )
     bottlenecks = tuple(r.id for r in rates if r.key_rate_bps > 0 and _edge(r.a, r.b) in saturated)
     single = (
         _single_failures(network, rates=rates, caps=caps, relays=relays, pairs=pairs, flows=flows)
@@ -561,6 +631,9 @@ def _single_failures(
                 entry.append((s, t))
     out = [Failure(failed.id, "link", tuple(failing_links[i])) for i, failed in enumerate(rates)]
     out += [Failure(name, "node", tuple(entry)) for name, entry in failing_nodes.items()]
+    # An eavesdropping alarm takes its link out as a failure does (the QBER alarm stops the
+    # key), so it fails the same demands; its entries let a report tell the two apart.
+    out += [Failure(failed.id, "alarm", tuple(failing_links[i])) for i, failed in enumerate(rates)]
     return tuple(out)
 
 
@@ -685,6 +758,7 @@ def _still_saturated(
         b_eq=np.zeros(a_eq.shape[0]),
         bounds=all_bounds,
         method=_lp_method(a_ub.shape[1]),
+        options=_TIGHT,
     )
     if result.status != 0:
         return edges
@@ -692,14 +766,15 @@ def _still_saturated(
     return [e for e, slack, d in zip(edges, z, delta, strict=True) if slack < 1e-3 * d]
 
 
-def _common_scale(
+def _common_scale_arcs(
     caps: dict[Edge, float],
     nodes: Sequence[str],
     relays: set[str],
     pairs: Sequence[tuple[str, str, float]],
     ceiling: float | None,
 ) -> tuple[float | None, set[Edge]]:
-    """``lambda*`` of the multi-commodity LP, and the edges every optimum saturates.
+    """``lambda*`` of the multi-commodity LP in arc form, and the edges every optimum
+    saturates: the reference that :func:`_common_scale` (path form) is tested against.
 
     ``ceiling`` is the smallest ratio max-flow / request of a demand alone, an upper bound on
     ``lambda*``. Every optimum has a cycle-free version in which an edge carries at most
@@ -813,8 +888,345 @@ def _common_scale(
             b_eq=b_eq,
             bounds=bounds,
             method=_lp_method(a_ub.shape[1]),
+            options=_TIGHT,
         )
         if second.status != 0 or second.fun >= cap[e] * (1 - 1e-7):
             binding.add(e)
     saturated = {edges[e] for e in binding}
     return scale, saturated
+
+
+# ----------------------------------------------------------------------------- path LPs
+
+
+@dataclass(frozen=True)
+class _Column:
+    """One s-t path of commodity ``k``: its nodes and its edges (indices into the LP's list)."""
+
+    k: int
+    nodes: tuple[int, ...]
+    edges: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class _PathSolution:
+    """An optimum of a path LP: lambda, the flow on each column, the load and price of each
+    edge (``price`` = -dual of its capacity row, >= 0), and the objective."""
+
+    lam: float
+    columns: tuple[_Column, ...]
+    flow: np.ndarray
+    load: np.ndarray
+    price: np.ndarray
+    fun: float
+    status: int
+    message: str
+
+
+class _PathLP:
+    """Multi-commodity flow LPs in path form, solved by column generation.
+
+    Variables: a flow ``x_p >= 0`` on each s-t path ``p`` of each commodity, the scale
+    ``lam``, and optional slacks ``z_e``. Rows: ``sum_{p in k} x_p >= lam d_k`` for every
+    commodity, ``sum_{p ∋ e} x_p + z_e <= c_e`` for every edge. The path form has the same
+    optimum as the arc form of the module docstring: every arc flow decomposes into path
+    flows and cycles (Ford and Fulkerson), and cycles only use up capacity.
+
+    Only a few of the exponentially many paths are ever written down (Ford and Fulkerson
+    1958; Gilmore and Gomory 1961; Ahuja, Magnanti and Orlin ch. 17.5): the restricted LP
+    is solved over the paths found so far, and a path of commodity k improves it exactly when
+    its reduced cost ``sum_{e in p} (w_e + y_e) - sigma_k`` is negative, with ``y_e >= 0``
+    the edges' dual prices, ``sigma_k >= 0`` the commodity's and ``w_e`` the objective's
+    cost per unit of flow on e. That is a shortest-path question with lengths
+    ``w_e + y_e >= 0``: one Dijkstra per commodity (scipy's C implementation) either finds
+    an improving path, which joins the LP, or proves that none exists. When no commodity
+    has one, the restricted optimum is optimal for the whole LP, and its duals are optimal
+    duals of the whole LP too (every path's dual constraint holds).
+    """
+
+    def __init__(
+        self,
+        edges: Sequence[Edge],
+        cap: np.ndarray,
+        nodes: Sequence[str],
+        relays: set[str],
+        pairs: Sequence[tuple[str, str, float]],
+    ) -> None:
+        self.index = {name: i for i, name in enumerate(nodes)}
+        self.names = list(nodes)
+        self.cap = cap
+        self.n_edges = len(edges)
+        eu = np.array([self.index[u] for u, _ in edges], dtype=np.int64)
+        ev = np.array([self.index[v] for _, v in edges], dtype=np.int64)
+        self.arc_from = np.concatenate([eu, ev])
+        self.arc_to = np.concatenate([ev, eu])
+        self.arc_edge = np.concatenate([np.arange(self.n_edges), np.arange(self.n_edges)])
+        self.edge_of = {
+            (int(a), int(b)): int(e)
+            for a, b, e in zip(self.arc_from, self.arc_to, self.arc_edge, strict=True)
+        }
+        relay_mask = np.array([name in relays for name in nodes])
+        self.ends: list[tuple[int, int]] = []
+        self.arcs: list[np.ndarray] = []
+        for s, t, _ in pairs:
+            allowed = relay_mask.copy()
+            allowed[[self.index[s], self.index[t]]] = True
+            self.arcs.append(np.flatnonzero(allowed[self.arc_from] & allowed[self.arc_to]))
+            self.ends.append((self.index[s], self.index[t]))
+
+    def column(self, k: int, path: Sequence[str]) -> _Column:
+        nodes = tuple(self.index[n] for n in path)
+        edges = tuple(self.edge_of[(a, b)] for a, b in itertools.pairwise(nodes))
+        return _Column(k, nodes, edges)
+
+    def _shortest(self, k: int, length: np.ndarray) -> tuple[float, _Column | None]:
+        from scipy import sparse
+        from scipy.sparse.csgraph import dijkstra
+
+        arcs = self.arcs[k]
+        n = len(self.names)
+        graph = sparse.csr_array(
+            (length[self.arc_edge[arcs]], (self.arc_from[arcs], self.arc_to[arcs])), shape=(n, n)
+        )
+        s, t = self.ends[k]
+        dist, pred = dijkstra(graph, indices=s, return_predecessors=True)
+        if not math.isfinite(float(dist[t])):
+            return math.inf, None
+        nodes = [t]
+        while nodes[-1] != s:
+            nodes.append(int(pred[nodes[-1]]))
+        nodes.reverse()
+        edges = tuple(self.edge_of[(a, b)] for a, b in itertools.pairwise(nodes))
+        return float(length[list(edges)].sum()), _Column(k, tuple(nodes), edges)
+
+    def solve(
+        self,
+        demand: np.ndarray,
+        columns: Sequence[_Column],
+        *,
+        lam_bounds: tuple[float, float],
+        lam_cost: float = 0.0,
+        edge_cost: np.ndarray | None = None,
+        slack: dict[int, float] | None = None,
+        max_rounds: int = 100_000,
+    ) -> _PathSolution:
+        """Minimise ``lam_cost * lam + sum_p (sum_{e in p} edge_cost_e) x_p
+        - sum_{e in slack} z_e / delta_e`` with ``0 <= z_e <= delta_e`` (``slack`` maps
+        edges to their ``delta_e``). Commodities with zero demand take no part."""
+        from scipy import sparse
+        from scipy.optimize import linprog
+
+        cost = np.zeros(self.n_edges) if edge_cost is None else edge_cost
+        slack = slack or {}
+        known = {(c.k, c.edges) for c in columns}
+        cols = list(columns)
+        live = [k for k in range(len(self.ends)) if demand[k] > 0]
+        for _ in range(max_rounds):
+            used = sorted({e for c in cols for e in c.edges} | set(slack))
+            row = {e: i for i, e in enumerate(used)}
+            n_rows = len(used) + len(self.ends)
+            rows: list[int] = []
+            cidx: list[int] = []
+            vals: list[float] = []
+            for j, c in enumerate(cols):
+                rows += [row[e] for e in c.edges] + [len(used) + c.k]
+                cidx += [j] * (len(c.edges) + 1)
+                vals += [1.0] * len(c.edges) + [-1.0]
+            lam = len(cols)
+            rows += [len(used) + k for k in range(len(self.ends))]
+            cidx += [lam] * len(self.ends)
+            vals += list(demand)
+            z_edges = list(slack)
+            for i, e in enumerate(z_edges):
+                rows.append(row[e])
+                cidx.append(lam + 1 + i)
+                vals.append(1.0)
+            n_vars = lam + 1 + len(z_edges)
+            a_ub = sparse.csr_array((vals, (rows, cidx)), shape=(n_rows, n_vars))
+            b_ub = np.concatenate([self.cap[used], np.zeros(len(self.ends))])
+            objective = np.concatenate(
+                [
+                    [float(cost[list(c.edges)].sum()) for c in cols],
+                    [lam_cost],
+                    [-1.0 / slack[e] for e in z_edges],
+                ]
+            )
+            bounds = [(0.0, None)] * lam + [lam_bounds] + [(0.0, slack[e]) for e in z_edges]
+            result = linprog(
+                objective,
+                A_ub=a_ub,
+                b_ub=b_ub,
+                bounds=bounds,
+                method="highs",
+                options=_TIGHT if lam_bounds[0] > 0 else {},
+            )
+            if result.status != 0:
+                return _PathSolution(
+                    0.0, tuple(cols), np.zeros(len(cols)), np.zeros(self.n_edges),
+                    np.zeros(self.n_edges), math.inf, int(result.status), str(result.message),
+                )  # fmt: skip
+            duals = -np.asarray(result.ineqlin.marginals)
+            price = np.zeros(self.n_edges)
+            price[used] = np.maximum(duals[: len(used)], 0.0)
+            sigma = duals[len(used) :]
+            added = False
+            for k in live:
+                length, found = self._shortest(k, cost + price)
+                if found is None or (k, found.edges) in known:
+                    continue
+                if length < sigma[k] - 1e-9 * max(1.0, abs(float(sigma[k]))):
+                    cols.append(found)
+                    known.add((k, found.edges))
+                    added = True
+            if not added:
+                flow = np.asarray(result.x[:lam])
+                load = np.zeros(self.n_edges)
+                for c, x in zip(cols, flow, strict=True):
+                    load[list(c.edges)] += x
+                return _PathSolution(
+                    float(result.x[lam]), tuple(cols), flow, load, price, float(result.fun),
+                    0, str(result.message),
+                )  # fmt: skip
+        raise QKDError("the path LP did not converge")  # pragma: no cover
+
+
+def _lowered(
+    caps: dict[Edge, float], pairs: Sequence[tuple[str, str, float]], ceiling: float
+) -> tuple[list[Edge], np.ndarray, np.ndarray, float, np.ndarray]:
+    """The edges, their capacities lowered to what no optimum can use and in units of the
+    largest (see :func:`_common_scale_arcs`), which were lowered, the unit, and the demands
+    in the LP's units (``mu = lambda / ceiling``)."""
+    edges = list(caps)
+    top = ceiling * sum(p[2] for p in pairs) * (1.0 + 1e-6)
+    original = np.array([caps[e] for e in edges])
+    lowered = original > top
+    unit = float(np.minimum(original, top).max())
+    cap = np.minimum(original, top) / unit
+    demand = np.array([p[2] for p in pairs]) * (ceiling / unit)
+    return edges, cap, lowered, unit, demand
+
+
+def _common_scale(
+    caps: dict[Edge, float],
+    nodes: Sequence[str],
+    relays: set[str],
+    pairs: Sequence[tuple[str, str, float]],
+    ceiling: float | None,
+    *,
+    paths: Sequence[Sequence[str]] = (),
+) -> tuple[float | None, set[Edge]]:
+    """``lambda*`` and the edges every optimum saturates, as :func:`_common_scale_arcs`
+    defines them, from the path form solved by column generation (:class:`_PathLP`).
+
+    ``paths`` (one s-t path per demand, or none) seed the columns. The bottleneck test is the
+    arc form's, each LP in path form: an edge saturated at the optimum with a positive price
+    binds in every optimum (complementary slackness, with the optimal duals that column
+    generation ends with); of the rest, one LP with lambda fixed unsaturates every edge that
+    some optimum leaves unsaturated; an edge it cannot is checked alone by minimising its
+    load.
+    """
+    if not pairs or ceiling is None:
+        return None, set()
+    if ceiling <= 0:
+        return 0.0, set()
+    _scipy()
+    if not caps:
+        return 0.0, set()
+    edges, cap, lowered, _, demand = _lowered(caps, pairs, ceiling)
+    lp = _PathLP(edges, cap, nodes, relays, pairs)
+    seed = [lp.column(k, path) for k, path in enumerate(paths) if len(path) > 1]
+    main = lp.solve(demand, seed, lam_bounds=(0.0, 1.0), lam_cost=-1.0)
+    if main.status != 0:
+        raise QKDError(f"the multi-commodity LP did not solve: {main.message}")
+    mu = min(main.lam, 1.0)
+    if mu <= 0:
+        return 0.0, set()
+    saturated_now = np.flatnonzero((main.load >= cap * (1 - 1e-7)) & ~lowered)
+    binding = {int(e) for e in saturated_now if main.price[e] > 1e-9}
+    unsure = [int(e) for e in saturated_now if int(e) not in binding]
+    fixed = (mu * (1 - TOLERANCE), mu)
+    if unsure:
+        delta = {e: float(cap[e]) * 1e-4 for e in unsure}
+        loose = lp.solve(demand, main.columns, lam_bounds=fixed, slack=delta)
+        if loose.status == 0:
+            unsure = [e for e in unsure if loose.load[e] >= cap[e] - 1e-3 * delta[e]]
+    for e in unsure:
+        indicator = np.zeros(len(edges))
+        indicator[e] = 1.0
+        least = lp.solve(demand, main.columns, lam_bounds=fixed, edge_cost=indicator)
+        if least.status != 0 or least.fun >= cap[e] * (1 - 1e-7):
+            binding.add(e)
+    return mu * ceiling, {edges[e] for e in binding}
+
+
+def route_demands(
+    caps: dict[Edge, float],
+    nodes: Sequence[str],
+    relays: set[str],
+    pairs: Sequence[tuple[str, str, float]],
+) -> list[list[tuple[tuple[str, ...], float]]]:
+    """Split every demand over paths as the joint plan does: the share of each path.
+
+    The multi-commodity LP's optimum at the largest common scale ``lambda*``, and among its
+    optima one that uses the least key in all (the fewest hops per bit); each demand's flow,
+    split over its paths, gives the fractions. Serving the requests in these fractions loads
+    every link to at most its rate over ``lambda*``: when the network is feasible, every link
+    keeps the same relative headroom as the plan's bottlenecks. A demand that cannot
+    reach its other end gets no path; the others are planned without it.
+
+    Returns, per demand, ``[(path, share), ...]`` with the shares adding up to 1 (``[]`` for
+    an unreachable demand).
+
+    Example::
+
+        >>> caps = {("A", "B"): 100.0, ("B", "C"): 100.0, ("A", "D"): 50.0, ("C", "D"): 50.0}
+        >>> route_demands(caps, ["A", "B", "C", "D"], {"B", "D"}, [("A", "C", 120.0)])
+        ... # doctest: +SKIP
+        [[(('A', 'B', 'C'), 0.666...), (('A', 'D', 'C'), 0.333...)]]
+    """
+    _scipy()
+    out: list[list[tuple[tuple[str, ...], float]]] = [[] for _ in pairs]
+    live = []
+    for k, (s, t, _) in enumerate(pairs):
+        path = bottleneck_path(caps, relays | {s, t}, s, t)
+        if path:
+            live.append((k, path))
+    if not live:
+        return out
+    sub = [pairs[k] for k, _ in live]
+    ratios = [max_flow(caps, relays | {s, t}, s, t) / d for s, t, d in sub]
+    ceiling = min(ratios)
+    edges, cap, _, _, demand = _lowered(caps, sub, ceiling)
+    lp = _PathLP(edges, cap, nodes, relays, sub)
+    seed = [lp.column(j, path) for j, (_, path) in enumerate(live)]
+    main = lp.solve(demand, seed, lam_bounds=(0.0, 1.0), lam_cost=-1.0)
+    if main.status != 0:
+        raise QKDError(f"the routing LP did not solve: {main.message}")
+    mu = main.lam
+    cheapest = lp.solve(
+        demand,
+        main.columns,
+        lam_bounds=(mu * (1 - TOLERANCE), mu),
+        edge_cost=np.ones(len(edges)),
+    )
+    best = cheapest if cheapest.status == 0 else main
+    for j, (k, _) in enumerate(live):
+        flows = [(c, x) for c, x in zip(best.columns, best.flow, strict=True) if c.k == j and x > 0]
+        total = sum(x for _, x in flows)
+        if total <= 0:
+            continue
+        merged: dict[tuple[str, ...], float] = {}
+        for c, x in flows:
+            names = tuple(lp.names[i] for i in c.nodes)
+            merged[names] = merged.get(names, 0.0) + float(x / total)
+        out[k] = sorted(merged.items(), key=lambda item: (-item[1], len(item[0]), item[0]))
+    return out
+
+
+def _scipy() -> None:
+    try:
+        import scipy  # noqa: F401
+    except ImportError:
+        raise PlannerUnavailable(
+            "the network planner needs networkx and scipy: pip install 'qkd-agile[network]'"
+        ) from None

@@ -37,6 +37,15 @@ def test_plan_json_has_the_design_fields(capsys: pytest.CaptureFixture[str]) -> 
     # One entry per link, and per trusted or ground-station node: the endpoint G has none.
     nodes = [f["failed"] for f in doc["single_failures"] if f["kind"] == "node"]
     assert nodes == ["A", "B", "C", "D", "E", "F"]
+    # And one eavesdropping alarm per link, failing what the link's failure fails.
+    links = {
+        f["failed"]: f["failed_demands"] for f in doc["single_failures"] if f["kind"] == "link"
+    }
+    alarms = {
+        f["failed"]: f["failed_demands"] for f in doc["single_failures"] if f["kind"] == "alarm"
+    }
+    assert alarms == links
+    assert list(alarms) == [link["id"] for link in doc["links"]]
 
 
 def test_plan_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
@@ -109,12 +118,21 @@ def test_simulate_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
         "from", "to", "requested_bps", "requested_bits", "delivered_bits", "delivered_fraction",
         "starved_s", "starved", "pool_min_bits", "pool_mean_bits", "routes",
     } <= set(demand)  # fmt: skip
-    assert demand["routes"][0] == {"from_s": 0.0, "path": ["A", "B", "C"]}
+    assert demand["routes"][0] == {
+        "from_s": 0.0,
+        "path": ["A", "B", "C"],
+        "paths": [{"path": ["A", "B", "C"], "share": 1.0}],
+    }
     link = doc["links"][0]
-    assert {"id", "kind", "filled_bits", "drawn_bits", "final_bits", "down", "levels"} <= set(link)
+    assert {
+        "id", "kind", "filled_bits", "drawn_bits", "discarded_bits", "capacity_bits",
+        "final_bits", "down", "levels",
+    } <= set(link)  # fmt: skip
     assert len(link["levels"]["times_s"]) == len(link["levels"]["bits"]) == 144
     for link in doc["links"]:
-        assert link["final_bits"] == pytest.approx(link["filled_bits"] - link["drawn_bits"])
+        assert link["final_bits"] == pytest.approx(
+            link["filled_bits"] - link["drawn_bits"] - link["discarded_bits"]
+        )
 
 
 def test_simulate_with_events_prints_the_reroute(
@@ -129,7 +147,7 @@ def test_simulate_with_events_prints_the_reroute(
     assert _run(argv) == 0
     out = capsys.readouterr().out
     assert "3 routing epochs" in out
-    assert "from 3,600 s: A-F-E-D-C" in out
+    assert "from 3,600 s: A-F-E-D-C (100%)" in out
 
 
 def test_simulate_bad_event_file_gives_a_located_line(
@@ -179,4 +197,36 @@ def test_simulate_draws_pools(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert _run(["net", "simulate", SATELLITE, "--days", "1", "--plot", str(png)]) == 0
     out = capsys.readouterr().out
     assert "Xinglong -> Graz" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_positions_give_a_geographic_map(tmp_path: Path) -> None:
+    from agile.cli.net import _geographic
+    from qkd.network.loader import load_network, network_from_dict
+
+    backbone = load_network(ROOT / "docs" / "networks" / "backbone.toml")
+    where = _geographic(backbone)
+    assert where is not None
+    # x = longitude, y = latitude, in degrees.
+    assert where["Beijing"] == pytest.approx((116.407, 39.904))
+    assert where["Shanghai"] == pytest.approx((121.474, 31.230))
+    # Without a position for every node, no map projection (a computed layout instead).
+    assert _geographic(load_network(METRO)) is None
+    # Across the antimeridian the longitudes are unwrapped: Fiji (178 E) and Samoa
+    # (172 W = 188 E) are 10 degrees apart, not 350.
+    pacific = network_from_dict(
+        {
+            "network": {"name": "pacific"},
+            "nodes": [
+                {"name": "Suva", "kind": "trusted", "latitude_deg": -18.1, "longitude_deg": 178.4},
+                {"name": "Apia", "kind": "trusted", "latitude_deg": -13.8, "longitude_deg": -171.8},
+            ],
+        }
+    )
+    unwrapped = _geographic(pacific)
+    assert unwrapped is not None
+    assert abs(unwrapped["Apia"][0] - unwrapped["Suva"][0]) == pytest.approx(9.8)
+    png = tmp_path / "backbone.png"
+    assert _run(["net", "plan", str(ROOT / "docs/networks/backbone.toml"), "--no-failures",
+                 "--plot", str(png)]) == 0  # fmt: skip
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

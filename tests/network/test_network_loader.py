@@ -132,10 +132,13 @@ def test_satellite_links_need_located_ground_stations() -> None:
         for p in problems
     ), problems
     text = text.replace('kind = "endpoint"', 'kind = "ground-station"')
-    text = text.replace('kind = "trusted"', 'kind = "ground-station"\nlatitude_deg = 1.0')
+    text = text.replace('kind = "trusted"', 'kind = "ground-station"')
     problems = _problems(text)
     assert any("links.0.a: ground station 'A' needs latitude_deg" in p for p in problems)
     assert any("links.0.b: ground station 'B' needs latitude_deg" in p for p in problems)
+    # Half a position is refused at the node itself.
+    half = text.replace('kind = "ground-station"', 'kind = "ground-station"\nlatitude_deg = 1.0')
+    assert any("has latitude_deg but no longitude_deg" in p for p in _problems(half))
 
 
 def test_json_errors_are_located() -> None:
@@ -277,3 +280,19 @@ def test_satellite_links_take_a_tle_or_a_circular_orbit() -> None:
     assert any("links.0: give the orbit: tle, or both" in p for p in neither), neither
     short = _problems(_satellite_text('tle = ["1 41731U", "2 41731"]'))
     assert any(p.split(": ")[1].startswith("links.0.tle.0") for p in short), short
+
+
+def test_a_position_needs_both_coordinates_in_range() -> None:
+    text = SMALL.replace('kind = "endpoint"', 'kind = "endpoint"\nlatitude_deg = 40.0', 1)
+    problems = _problems(text)
+    assert any(
+        p.startswith("net.toml:4:1: nodes.0: node 'A' has latitude_deg but no longitude_deg")
+        for p in problems
+    ), problems
+    text = SMALL.replace(
+        'kind = "endpoint"', 'kind = "endpoint"\nlatitude_deg = 91\nlongitude_deg = 10', 1
+    )
+    problems = _problems(text)
+    assert any(
+        p.startswith("net.toml:7:1: nodes.0.latitude_deg: Input should be") for p in problems
+    )

@@ -9,11 +9,13 @@ from __future__ import annotations
 import itertools
 import math
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from qkd.network import planner
 from qkd.network.loader import network_from_dict
 from qkd.network.planner import TOLERANCE, link_key_rate, plan
 from qkd.physics import rates
@@ -173,6 +175,8 @@ def test_single_failures_match_brute_force(
             kept = {n: k for n, k in nodes.items() if n != name}
             kept_links = [(a, b, r) for a, b, r in links if name not in (a, b)]
             expected.append(("node", name, failing(kept, kept_links)))
+    # An eavesdropping alarm on a link fails what the link's failure fails, listed after.
+    expected += [("alarm", name, demands) for kind, name, demands in expected if kind == "link"]
     found = [(f.kind, f.failed, list(f.failed_demands)) for f in result.single_failures]
     assert found == expected
 
@@ -238,6 +242,9 @@ def test_the_design_example() -> None:
         ("link", "L2"): [["A", "D"]],
         ("node", "B"): [["A", "D"]],
         ("node", "C"): [["A", "D"]],
+        ("alarm", "L0"): [["A", "D"]],
+        ("alarm", "L1"): [["A", "D"]],
+        ("alarm", "L2"): [["A", "D"]],
     }
 
 
@@ -277,7 +284,11 @@ def test_single_failures_cover_links_and_relaying_nodes_only() -> None:
     links = [("A", "T", 100.0), ("T", "B", 100.0), ("A", "G", 100.0), ("G", "B", 100.0)]
     result = _plan(nodes, links, [("A", "B", 150.0), ("A", "T", 500.0)])
     entries = [(f.kind, f.failed) for f in result.single_failures]
-    assert entries == [("link", f"L{i}") for i in range(4)] + [("node", "T"), ("node", "G")]
+    assert entries == (
+        [("link", f"L{i}") for i in range(4)]
+        + [("node", "T"), ("node", "G")]
+        + [("alarm", f"L{i}") for i in range(4)]
+    )
     by = {(f.kind, f.failed): f.failed_demands for f in result.single_failures}
     # A->T (500 wanted, 200 possible) is unmet before any failure: listed everywhere.
     assert all(("A", "T") in demands for demands in by.values())
@@ -285,6 +296,8 @@ def test_single_failures_cover_links_and_relaying_nodes_only() -> None:
     assert by[("link", "L0")] == (("A", "B"), ("A", "T"))
     # The demand whose own end fails is listed.
     assert by[("node", "T")] == (("A", "B"), ("A", "T"))
+    # An alarm on a link fails what that link's failure fails.
+    assert all(by[("alarm", f"L{i}")] == by[("link", f"L{i}")] for i in range(4))
 
 
 def test_unreachable_demand() -> None:
@@ -469,17 +482,23 @@ def _path_lp(
     return scale, always
 
 
+# The planner solves small LPs in arc form and large ones in path form: both run here.
+FORMS = pytest.mark.parametrize("arcs_up_to", [0, 10**9], ids=["path-form", "arc-form"])
+
+
+@FORMS
 @settings(max_examples=60, deadline=None)
 @given(graphs(), st.integers(min_value=0, max_value=5), st.integers(min_value=1, max_value=20))
 def test_common_scale_and_bottlenecks_match_a_path_lp(
-    graph: tuple[dict[str, str], Any, str, str], shift: int, second: int
+    arcs_up_to: int, graph: tuple[dict[str, str], Any, str, str], shift: int, second: int
 ) -> None:
     nodes, links, s, t = graph
     links = [(a, b, float(round(r) % 21)) for a, b, r in links]  # small whole capacities
     names = sorted(nodes)
     u, v = names[shift % len(names)], names[(shift + 2) % len(names)]
     demands = [(s, t, 3.0)] + ([(u, v, float(second))] if (u, v) != (s, t) and u != v else [])
-    result = _plan(nodes, links, demands)
+    with mock.patch.object(planner, "_ARCS_UP_TO_VARIABLES", arcs_up_to):
+        result = _plan(nodes, links, demands)
     scale, always = _path_lp(nodes, links, demands)
     assert (result.common_scale or 0.0) == pytest.approx(scale, rel=1e-6, abs=1e-9)
     found = {frozenset((links[int(i[1:])][0], links[int(i[1:])][1])) for i in result.bottlenecks}
@@ -487,6 +506,7 @@ def test_common_scale_and_bottlenecks_match_a_path_lp(
         assert found == always
 
 
+@FORMS
 @settings(max_examples=60, deadline=None)
 @given(
     graphs(),
@@ -494,13 +514,14 @@ def test_common_scale_and_bottlenecks_match_a_path_lp(
     st.floats(min_value=1e-6, max_value=1e15),
 )
 def test_extreme_valid_figures_plan_without_error(
-    graph: tuple[dict[str, str], Any, str, str], big: float, wanted: float
+    arcs_up_to: int, graph: tuple[dict[str, str], Any, str, str], big: float, wanted: float
 ) -> None:
     # Link rates and requests across their whole allowed range: the plan completes, and a
     # demand unmet alone makes the whole plan infeasible.
     nodes, links, s, t = graph
     links = [(a, b, big if i % 2 else r) for i, (a, b, r) in enumerate(links)]
-    result = _plan(nodes, links, [(s, t, wanted)])
+    with mock.patch.object(planner, "_ARCS_UP_TO_VARIABLES", arcs_up_to):
+        result = _plan(nodes, links, [(s, t, wanted)])
     demand = result.demands[0]
     assert demand.max_rate_bps == pytest.approx(_min_cut(nodes, links, s, t), rel=1e-9)
     if not demand.met:
@@ -550,3 +571,88 @@ def test_satellite_link_from_a_tle_counts_night_passes_only() -> None:
     assert dark.key_rate_bps == pytest.approx(min(keys) / (2 * 86_400), rel=1e-12)
     assert 0 < len(dark.windows) < len(every.windows)
     assert 0 < dark.key_rate_bps <= every.key_rate_bps
+
+
+@st.composite
+def larger_networks(
+    draw: st.DrawFn,
+) -> tuple[dict[Any, float], list[str], set[str], list[tuple[str, str, float]]]:
+    # A random tree (so that most demands can be served), more links on top, a few
+    # endpoints, and up to six demands.
+    n = draw(st.integers(min_value=3, max_value=25))
+    names = [f"n{i:02d}" for i in range(n)]
+    endpoints = set(draw(st.lists(st.sampled_from(names), max_size=n // 5)))
+    tree = [(names[draw(st.integers(0, i - 1))], names[i]) for i in range(1, n)]
+    pairs = list(itertools.combinations(names, 2))
+    extra = draw(st.lists(st.sampled_from(pairs), max_size=3 * n, unique=True))
+    rate = st.one_of(
+        st.integers(min_value=1, max_value=20).map(float),
+        st.floats(min_value=0.01, max_value=1e4, allow_nan=False, allow_infinity=False),
+    )
+    caps = {(a, b): draw(rate) for a, b in {*tree, *extra}}
+    ends = st.lists(st.sampled_from(names), min_size=2, max_size=2, unique=True)
+    wanted = draw(st.lists(st.tuples(ends, rate), min_size=1, max_size=6))
+    demands = list({(s, t): (s, t, d) for (s, t), d in wanted}.values())
+    relays = set(names) - endpoints
+    return caps, names, relays, demands
+
+
+@settings(max_examples=120, deadline=None)
+@given(larger_networks())
+def test_the_path_lp_gives_the_arc_lps_scale_and_bottlenecks(network: Any) -> None:
+    # The planner solves the multi-commodity LP in path form by column generation; the arc
+    # form over every edge and commodity is the reference. Same lambda*, same bottlenecks.
+    from qkd.network.planner import _common_scale, _common_scale_arcs, bottleneck_path, max_flow
+
+    caps, names, relays, demands = network
+    if not demands:
+        return
+    ratios = [max_flow(caps, relays | {s, t}, s, t) / d for s, t, d in demands]
+    ceiling = min(ratios)
+    paths = [bottleneck_path(caps, relays | {s, t}, s, t) for s, t, _ in demands]
+    scale_paths, bound_paths = _common_scale(caps, names, relays, demands, ceiling, paths=paths)
+    scale_arcs, bound_arcs = _common_scale_arcs(caps, names, relays, demands, ceiling)
+    assert scale_paths == pytest.approx(scale_arcs, rel=1e-7, abs=1e-12)
+    assert bound_paths == bound_arcs
+
+
+@FORMS
+def test_small_bottlenecks_beside_a_thousand_times_larger_link(arcs_up_to: int) -> None:
+    # A -> B (1 bit/s) needs both of A's links (1 each, one of them through C); B -> C (499)
+    # has 1,001 direct. The common scale is 2 (A -> B alone), and at it both of A's links are
+    # full in every optimum. HiGHS's default tolerance once let the small links look loose.
+    nodes = dict.fromkeys(["A", "B", "C", "D"], "trusted")
+    links = [("A", "B", 1.0), ("A", "C", 1.0), ("B", "C", 1001.0), ("A", "D", 1.0)]
+    with mock.patch.object(planner, "_ARCS_UP_TO_VARIABLES", arcs_up_to):
+        result = _plan(nodes, links, [("A", "B", 1.0), ("B", "C", 499.0)])
+    assert result.common_scale == pytest.approx(2.0, rel=1e-9)
+    assert set(result.bottlenecks) == {"L0", "L1"}
+
+
+def test_satellite_pass_keys_add_up_to_each_pass_and_peak_at_the_least_loss() -> None:
+    from pathlib import Path
+
+    from qkd.network.loader import load_network
+    from qkd.network.planner import link_rates
+
+    root = Path(__file__).resolve().parents[2]
+    network = load_network(root / "docs" / "networks" / "satellite-relay.toml")
+    (rate,) = link_rates(network)
+    assert len(rate.pass_keys) == len(rate.windows) > 0
+    totals: dict[str, float] = {}
+    for (station, start, end), (name, first, step, keys) in zip(
+        rate.windows, rate.pass_keys, strict=True
+    ):
+        assert (name, first) == (station, start)
+        # One step per track sample of the pass, each covering [t, t + step).
+        assert len(keys) == round((end - start) / step) + 1
+        assert all(k >= 0 for k in keys)
+        # Loss falls towards the middle of a pass and rises after: the key per step rises,
+        # then falls (one peak, not at an edge). A low pass whose finite key is empty has
+        # nothing to spread: all its steps are 0.
+        peak = max(range(len(keys)), key=keys.__getitem__)
+        assert 0 < peak < len(keys) - 1 or not any(keys)
+        totals[station] = totals.get(station, 0.0) + sum(keys)
+    # The link's rate is the smaller station's key over the link's days.
+    seconds = network.links[0].days * 86_400.0  # type: ignore[union-attr]
+    assert rate.key_rate_bps == pytest.approx(min(totals.values()) / seconds, rel=1e-12)

@@ -187,6 +187,11 @@ def test_example_networks_simulate() -> None:
     backbone = simulate_network(load_network(ROOT / "docs/networks/backbone.toml"), days=0.25)
     # Feasible along single paths: nobody starves.
     assert all(d.starved == () for d in backbone.demands)
+    # The metro ring is feasible only with demands split over both sides of the ring, as
+    # the simulation now relays them: nobody starves either.
+    ring = simulate_network(load_network(ROOT / "docs/networks/metro-ring.toml"), days=0.25)
+    assert all(d.starved == () for d in ring.demands)
+    assert any(len(r.paths) > 1 for d in ring.demands for r in d.routes)
 
 
 def test_bad_arguments_raise() -> None:
@@ -234,3 +239,141 @@ def test_chunks_do_not_change_the_result(monkeypatch: pytest.MonkeyPatch) -> Non
         assert b.pool_min_bits == pytest.approx(a.pool_min_bits, abs=1e-6)
     for la, lb in zip(whole.links, pieces.links, strict=True):
         assert lb.levels_bits == pytest.approx(la.levels_bits, rel=1e-9, abs=1e-6)
+
+
+# ----------------------------------------------------------------------------- multi-path,
+# pool capacity, work-conserving sharing, satellite fills per step
+
+
+def _two_paths(rate_b: float, rate_d: float, demand: float) -> Any:
+    return _net(
+        {"A": "endpoint", "B": "trusted", "C": "endpoint", "D": "trusted"},
+        [("A", "B", rate_b), ("B", "C", rate_b), ("A", "D", rate_d), ("D", "C", rate_d)],
+        [("A", "C", demand)],
+    )
+
+
+def test_a_demand_is_split_over_paths_as_the_joint_lp_splits_it() -> None:
+    # Paths of 100 and 50 bit/s, 120 wanted: the plan's common scale is 150 / 120, and at
+    # that scale both paths are full, so the shares are 2/3 and 1/3: 80 and 40 bit/s.
+    sim = simulate_network(_two_paths(100.0, 50.0, 120.0), days=0.1, step_s=60.0)
+    d = sim.demands[0]
+    seconds = sim.steps * 60.0
+    assert d.starved == ()
+    assert d.delivered_bits == pytest.approx(120.0 * seconds, rel=1e-9)
+    (route,) = d.routes
+    shares = dict(route.paths)
+    assert shares[("A", "B", "C")] == pytest.approx(2 / 3, rel=1e-6)
+    assert shares[("A", "D", "C")] == pytest.approx(1 / 3, rel=1e-6)
+    assert route.path == ("A", "B", "C")
+    for link_id, spare in (("A-B", 20.0), ("B-C", 20.0), ("A-D", 10.0), ("D-C", 10.0)):
+        assert _link(sim, link_id).final_bits == pytest.approx(spare * seconds, rel=1e-6)
+
+
+def test_a_share_that_a_demand_cannot_use_goes_to_the_others() -> None:
+    # X -> B is held to 30 bit/s by X-A; of A-B's 100 bit/s, Y -> B takes the other 70
+    # (fixed shares in proportion to requests would have given it 40).
+    net = _net(
+        {"A": "trusted", "B": "endpoint", "X": "endpoint", "Y": "endpoint"},
+        [("X", "A", 30.0), ("Y", "A", 1e6), ("A", "B", 100.0)],
+        [("X", "B", 150.0), ("Y", "B", 100.0)],
+    )
+    sim = simulate_network(net, days=0.1, step_s=60.0)
+    seconds = sim.steps * 60.0
+    assert _demand(sim, "X", "B").delivered_bits == pytest.approx(30.0 * seconds, rel=1e-9)
+    assert _demand(sim, "Y", "B").delivered_bits == pytest.approx(70.0 * seconds, rel=1e-9)
+    assert _link(sim, "A-B").final_bits == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_full_pool_discards_what_it_cannot_hold() -> None:
+    data = {
+        "network": {"name": "capped"},
+        "nodes": [{"name": "A", "kind": "endpoint"}, {"name": "B", "kind": "endpoint"}],
+        "links": [
+            {"id": "A-B", "a": "A", "b": "B", "kind": "fixed", "key_rate_bps": 100.0,
+             "pool_bits": 6_000.0},
+        ],
+        "demands": [{"from": "A", "to": "B", "rate_bps": 40.0}],
+    }  # fmt: skip
+    sim = simulate_network(network_from_dict(data), days=1 / 24, step_s=10.0, samples=10_000)
+    link = sim.links[0]
+    times = np.array(link.times_s)
+    assert link.levels_bits == pytest.approx(np.minimum(6_000.0, 60.0 * times), rel=1e-9)
+    assert link.capacity_bits == 6_000.0
+    assert link.final_bits == pytest.approx(6_000.0)
+    assert link.discarded_bits == pytest.approx(60.0 * 3_600.0 - 6_000.0, rel=1e-9)
+    assert link.final_bits == pytest.approx(
+        link.filled_bits - link.drawn_bits - link.discarded_bits, abs=1e-6
+    )
+    assert sim.demands[0].starved == ()
+
+
+def test_the_default_pool_holds_one_day_of_key() -> None:
+    net = _net({"A": "endpoint", "B": "endpoint"}, [("A", "B", 10.0)], [])
+    sim = simulate_network(net, days=2, step_s=600.0)
+    link = sim.links[0]
+    assert link.capacity_bits == 10.0 * 86_400.0
+    assert link.max_bits == pytest.approx(10.0 * 86_400.0)
+    assert link.discarded_bits == pytest.approx(10.0 * 86_400.0, rel=1e-9)
+
+
+def test_stored_key_carries_a_demand_through_a_failure_until_it_runs_dry() -> None:
+    # Two paths of 100 bit/s, 150 wanted: 75 over each, so each pool gains 25 bit/s. At
+    # 2,000 s A-D fails and all 150 go over A-B-C: its pools (50,000 bits) drain at 50 bit/s
+    # for 1,000 s, then the demand gets the link rate, 100 bit/s, until A-D is back at 5,000 s.
+    events = [LinkEvent("A-D", 2_000.0, 5_000.0, "failure")]
+    sim = simulate_network(
+        _two_paths(100.0, 100.0, 150.0), days=7_200 / 86_400, step_s=10.0, events=events
+    )
+    d = sim.demands[0]
+    assert d.starved == ((3_000.0, 5_000.0),)
+    expected = 150.0 * 7_200.0 - 50.0 * 2_000.0
+    assert d.delivered_bits == pytest.approx(expected, rel=1e-9)
+    assert _link(sim, "A-B").min_bits == pytest.approx(0.0, abs=1e-6)
+    assert [r.paths for r in d.routes][1] == ((("A", "B", "C"), 1.0),)
+
+
+def test_satellite_fills_by_the_key_of_each_step_of_each_pass() -> None:
+    net = network_from_dict(
+        {
+            "network": {"name": "sat"},
+            "nodes": [
+                {"name": n, "kind": "ground-station", "latitude_deg": 0, "longitude_deg": lon}
+                for n, lon in (("P", 0), ("Q", 90))
+            ],
+            "links": [
+                {"id": "P-Q", "a": "P", "b": "Q", "kind": "satellite", "altitude_km": 500,
+                 "inclination_deg": 97.4},
+            ],
+            "demands": [{"from": "P", "to": "Q", "rate_bps": 1e-6}],
+        }
+    )  # fmt: skip
+    # P: 10 bits over 1000-1050 s, 30 over 1050-1100 s; Q: 40 over 3000-3100, 20 over
+    # 3100-3200. The relayed key is min(C_P, C_Q): 0 until 3000 s, 20 at 3050, 40 at 3100
+    # and after (P has only 40).
+    rate = LinkRate(
+        "P-Q", "satellite", "P", "Q", 40.0 / 86_400.0,
+        (("P", 1000.0, 1100.0), ("Q", 3000.0, 3200.0)),
+        (("P", 1000.0, 50.0, (10.0, 30.0)), ("Q", 3000.0, 100.0, (40.0, 20.0))),
+    )  # fmt: skip
+    sim = simulate_network(net, days=0.05, step_s=50.0, rates=[rate], samples=10_000)
+    link = sim.links[0]
+    level = dict(zip(link.times_s, link.levels_bits, strict=True))
+    drawn = 1e-6 * 50.0  # per step, from the first step with key on
+    assert level[3000.0] == pytest.approx(0.0, abs=1e-9)
+    assert level[3050.0] == pytest.approx(20.0 - drawn, abs=1e-9)
+    assert level[3100.0] == pytest.approx(40.0 - 2 * drawn, abs=1e-9)
+    assert link.filled_bits == pytest.approx(40.0, rel=1e-12)
+
+
+def test_water_fill_is_weighted_max_min_fair() -> None:
+    from qkd.network.simulation import _water_fill
+
+    # Two links; path 0 uses both, path 1 link 0, path 2 link 1.
+    m = np.array([[1.0, 1.0, 0.0], [1.0, 0.0, 1.0]])
+    q = np.array([10.0, 10.0, 30.0])
+    x = _water_fill(m, q, np.array([10.0, 20.0]))
+    # Link 0 binds first at theta = 1/2 (paths 0 and 1 get 5 each); link 1 then has 15 left
+    # for path 2 (30 wanted): half again, which is its own theta.
+    assert x == pytest.approx([5.0, 5.0, 15.0])
+    assert _water_fill(m, q, np.array([np.inf, np.inf])) == pytest.approx(q)
