@@ -103,6 +103,9 @@ class Request:
     target: str
     body: bytes
     sae_id: str | None
+    # The organizationalUnitName of the verified client certificate: a network's CA marks
+    # KME certificates "KME" and SAE certificates "SAE" (qkd.delivery.kme.certs).
+    peer_unit: str | None = None
 
 
 Handler = Callable[[Request], Awaitable[tuple[int, dict[str, Any]]]]
@@ -316,13 +319,13 @@ def server_ssl_context(
     return context
 
 
-def peer_identity(peercert: Any) -> str | None:
-    """The SAE ID in a verified peer certificate: its subject commonName."""
+def peer_identity(peercert: Any, attribute: str = "commonName") -> str | None:
+    """The SAE ID in a verified peer certificate: its subject commonName (or ``attribute``)."""
     if not isinstance(peercert, dict):
         return None
     for rdn in peercert.get("subject", ()):
         for name, value in rdn:
-            if name == "commonName" and isinstance(value, str) and value:
+            if name == attribute and isinstance(value, str) and value:
                 return value
     return None
 
@@ -338,6 +341,7 @@ class _Connection(asyncio.Protocol):
         self.parser = RequestParser()
         self.transport: asyncio.Transport | None = None
         self.sae_id: str | None = None
+        self.peer_unit: str | None = None
         self.task: asyncio.Task[None] | None = None  # the request being answered
         self.closed = False
         self.paused_reading = False
@@ -352,7 +356,9 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        self.sae_id = peer_identity(transport.get_extra_info("peercert"))
+        peercert = transport.get_extra_info("peercert")
+        self.sae_id = peer_identity(peercert)
+        self.peer_unit = peer_identity(peercert, "organizationalUnitName")
         self.server.connections.add(self)
         if self.server.closing:
             self.close()
@@ -424,7 +430,13 @@ class _Connection(asyncio.Protocol):
         self.task = self.loop.create_task(self._answer(*request))
 
     async def _answer(self, head: _Head, body: bytes) -> None:
-        request = Request(method=head.method, target=head.target, body=body, sae_id=self.sae_id)
+        request = Request(
+            method=head.method,
+            target=head.target,
+            body=body,
+            sae_id=self.sae_id,
+            peer_unit=self.peer_unit,
+        )
         try:
             status, document = await self.handler(request)
         except Exception:
