@@ -41,6 +41,11 @@ __all__ = [
 ]
 
 
+# The node processes this process started: kept so that they are reaped (and never dropped
+# while running, which Python warns about).
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
 def _free_ports(count: int) -> list[int]:
     sockets = []
     try:
@@ -129,6 +134,7 @@ def start_node(network_file: str | Path, state: str | Path, node: str) -> int:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
+    _CHILDREN[process.pid] = process
     (directory / "pid").write_text(f"{process.pid}\n")
     return process.pid
 
@@ -143,6 +149,12 @@ def _listening(address: str) -> bool:
 
 
 def _alive(pid: int) -> bool:
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        if child.poll() is None:
+            return True
+        del _CHILDREN[pid]
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -405,6 +405,7 @@ class NetworkKme:
         self._load()
         self.front = _Etsi014Front(self)
         self.view: dict[str, dict[str, Any] | None] = {}
+        self.refreshed = 0.0
         self.routes: dict[str, list[str]] = {}
         self.starving: set[str] = set()
         self.addresses: dict[str, tuple[str, int]] = {}
@@ -650,7 +651,12 @@ class NetworkKme:
     async def _watch(self) -> None:
         period = self.settings.routing_period_s
         while True:
-            await self.refresh()
+            try:
+                await self.refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _log.exception("node %s: refreshing the network view failed", self.name)
             await asyncio.sleep(period)
 
     async def refresh(self) -> None:
@@ -663,7 +669,10 @@ class NetworkKme:
                 status, doc = await self._call(
                     node, "GET", KMAPI_PREFIX + "status", timeout=timeout
                 )
-            except (httpx.HTTPError, RelayFailed, OSError):
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any failure means: no fresh state from that node
+                _log.debug("node %s: no status from %s: %r", self.name, node, exc)
                 return None
             return doc if status == 200 else None
 
@@ -671,6 +680,7 @@ class NetworkKme:
         view: dict[str, dict[str, Any] | None] = dict(zip(others, answers, strict=True))
         view[self.name] = self.local_status()
         self.view = view
+        self.refreshed = time.monotonic()
         for end in self.links.values():
             usable = end.usable
             if end.reported_usable is not None and usable != end.reported_usable:
@@ -796,7 +806,15 @@ class NetworkKme:
         Returns the keys and the path once ``dst`` holds them durably; raises 503 otherwise.
         """
         started = time.perf_counter()
-        path = self._route(dst, number * link_key_bytes(size // 8))
+        need = number * link_key_bytes(size // 8)
+        try:
+            path = self._route(dst, need)
+        except RequestRejected:
+            # The view may be up to a routing period old: look again before refusing.
+            if time.monotonic() - self.refreshed < self.settings.routing_period_s / 4:
+                raise
+            await self.refresh()
+            path = self._route(dst, need)
         keys = [(str(uuid.uuid4()), secrets.token_bytes(size // 8)) for _ in range(number)]
         if len(path) == 1:
             records = [RelayedKey(k, master, slave, tuple(path), v) for k, v in keys]
@@ -864,7 +882,9 @@ class NetworkKme:
                     document,
                     timeout=RELAY_TIMEOUT_S,
                 )
-            except (httpx.HTTPError, OSError) as exc:
+            except RelayFailed:
+                raise
+            except Exception as exc:  # connection refused, reset, TLS failure, timeout ...
                 raise RelayFailed(f"{path[hop + 1]} unreachable ({type(exc).__name__})") from exc
             if status != 200 or answer.get("status") != "relayed":
                 raise RelayFailed(f"{path[hop + 1]} answered {status}: {answer.get('message', '')}")
