@@ -105,6 +105,7 @@ class RunningNetwork:
 def start_network(
     tmp: Path, toml: str, *, routing_period_s: float = 0.25, **options: Any
 ) -> RunningNetwork:
+    tmp.mkdir(parents=True, exist_ok=True)
     file = tmp / "network.toml"
     file.write_text(toml)
     state = tmp / "state"
