@@ -55,25 +55,18 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import httpx
-
 from qkd.delivery.etsi014.client import AsyncEtsi014Client, client_ssl_context
 from qkd.delivery.etsi014.models import (
     KeyRequest,
     RequestRejected,
     encode_key_container,
 )
-from qkd.delivery.etsi014.server import (
-    HttpsServer,
-    Request,
-    peer_identity,
-    server_ssl_context,
-    start_server,
-)
+from qkd.delivery.etsi014.server import HttpsServer, Request, server_ssl_context, start_server
 from qkd.delivery.keysource import KeyStatus
 from qkd.delivery.kme.config import LinkSettings
 from qkd.delivery.kme.service import Kme, check_key_request
 from qkd.network import audit
+from qkd.network.kmapi import KmapiClient, KmapiError
 from qkd.network.model import FibreLink, Link
 from qkd.network.nodeconfig import NodeSettings, VendorEnd
 from qkd.network.nodestore import (
@@ -113,6 +106,8 @@ RELAY_TIMEOUT_S = 10.0
 # A relay message's frames are sent in parts that keep each body well below the server's
 # 64 KiB limit.
 MAX_RELAY_BODY = 40_000
+MAX_RELAY_ENTRIES = 256
+RESERVE_BYTES = 32 * 1024
 # Intercept-resend on every pulse adds 25% QBER (BB84).
 EVE_QBER = 0.25
 NOMINAL_QBER = 0.02
@@ -236,6 +231,11 @@ class LinkEnd:
         self.feed_next = 0
         self.pending: list[_Pending] = []
         self.reported_usable: bool | None = None
+        # The sender's mark: every byte below it may have been used. The store is told ahead
+        # (RESERVE_BYTES at a time), so most relays need no write of their own for it; a
+        # frame leaves only once the latest mark's write (mark_task) is durable.
+        self.reserved_mark = 0
+        self.mark_task: asyncio.Future[Any] | None = None
 
     @property
     def qber(self) -> float:
@@ -287,6 +287,30 @@ def _store_block(end: LinkEnd, start: int, size: int, data: bytes, tx: StoreTx) 
     tx.add_block(link=end.id, direction=f"{b}>{a}", start=start, data=high, ready=True)
 
 
+def _reserve(end: LinkEnd) -> int | None:
+    """The send mark to store before the frames just sealed on ``end`` may leave, or None
+    if the stored mark already covers them. A crash skips the reserved, unused bytes: they
+    are never handed out again."""
+    if end.out.next <= end.reserved_mark:
+        return None
+    end.reserved_mark = end.out.next + RESERVE_BYTES
+    return end.reserved_mark
+
+
+async def _mark_durable(end: LinkEnd) -> None:
+    """Wait until the latest send mark of ``end`` is stored (503 if that write failed)."""
+    task = end.mark_task
+    if task is None:
+        return
+    try:
+        await task
+    except Exception as exc:
+        if end.mark_task is task:
+            end.mark_task = None
+            end.reserved_mark = 0  # the next frame writes a fresh mark
+        raise RequestRejected(503, f"link {end.id}: the send mark was not stored") from exc
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -296,6 +320,61 @@ def _json(body: bytes) -> Any:
         return json.loads(body or b"{}")
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise RequestRejected(400, "the request body is not valid JSON") from exc
+
+
+class _Outbox:
+    """Relay entries for one next node: while a message to it is in flight, new entries
+    wait, and the next message carries them all (as group commit does for the store)."""
+
+    def __init__(self, node: NetworkKme, peer: str) -> None:
+        self.node = node
+        self.peer = peer
+        self.pending: list[tuple[dict[str, Any], int, asyncio.Future[dict[str, Any]]]] = []
+        self.task: asyncio.Task[None] | None = None
+
+    async def send(self, entry: dict[str, Any], *, size: int) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[dict[str, Any]] = loop.create_future()
+        self.pending.append((entry, size, future))
+        if self.task is None or self.task.done():
+            self.task = loop.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        while self.pending:
+            batch: list[tuple[dict[str, Any], int, asyncio.Future[dict[str, Any]]]] = []
+            total = 0
+            while (
+                self.pending
+                and len(batch) < MAX_RELAY_ENTRIES
+                and (not batch or total + self.pending[0][1] <= MAX_RELAY_BODY)
+            ):
+                item = self.pending.pop(0)
+                batch.append(item)
+                total += item[1]
+            try:
+                status, answer = await self.node._call(
+                    self.peer,
+                    "POST",
+                    KMAPI_PREFIX + "ext_keys",
+                    {"relays": [entry for entry, _, _ in batch]},
+                    timeout=RELAY_TIMEOUT_S,
+                )
+                results = answer.get("results")
+                if status != 200 or not isinstance(results, list) or len(results) != len(batch):
+                    raise RelayFailed(f"{self.peer} answered {status}: {answer.get('message')}")
+                for (_, _, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result if isinstance(result, dict) else {})
+            except Exception as exc:
+                error = (
+                    exc
+                    if isinstance(exc, RelayFailed)
+                    else RelayFailed(f"{self.peer} unreachable ({type(exc).__name__})")
+                )
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
 
 
 # ------------------------------------------------------------------------ the ETSI 014 side
@@ -411,7 +490,8 @@ class NetworkKme:
         self.addresses: dict[str, tuple[str, int]] = {}
         self._servers: list[HttpsServer] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self.http: httpx.AsyncClient | None = None
+        self.http: KmapiClient | None = None
+        self._outboxes: dict[str, _Outbox] = {}
         self.relayed_keys = 0
         self.relay_latencies: list[float] = []
 
@@ -439,7 +519,7 @@ class NetworkKme:
                 descriptor = json.loads(meta or "{}")
                 end.pending.append(_Pending(start, len(low), low + high, descriptor))
         for end in self.links.values():
-            end.out.next = marks.get((end.id, end.out.direction), 0)
+            end.out.next = end.reserved_mark = marks.get((end.id, end.out.direction), 0)
             end.inbound.mark_slots(used.get((end.id, end.inbound.direction), ()))
             end.feed_next = feeds.get(end.id, 0)
 
@@ -457,11 +537,7 @@ class NetworkKme:
         )
         self._servers = [etsi, inter]
         self.addresses = {"etsi014": etsi.address, "kmapi": inter.address}
-        self.http = httpx.AsyncClient(
-            verify=client_ssl_context(s.cert, s.key, s.ca),
-            timeout=RELAY_TIMEOUT_S,
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
-        )
+        self.http = KmapiClient(client_ssl_context(s.cert, s.key, s.ca), s.kmapi)
         for end in self.links.values():
             if end.lower:
                 self._spawn(self._feed(end), f"feed:{end.id}")
@@ -494,20 +570,10 @@ class NetworkKme:
         """One inter-KME request to ``node``; the answer counts only if the server's
         certificate names that node as a KME of this network."""
         assert self.http is not None
-        host, port = self.settings.kmapi[node]
-        response = await self.http.request(
-            method, f"https://{host}:{port}{path}", json=document, timeout=timeout
-        )
-        stream = response.extensions.get("network_stream")
-        ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
-        cert = ssl_object.getpeercert() if ssl_object is not None else None
-        if peer_identity(cert) != node or peer_identity(cert, "organizationalUnitName") != "KME":
-            raise RelayFailed(f"the server at {host}:{port} is not KME {node}")
         try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        return response.status_code, body if isinstance(body, dict) else {}
+            return await self.http.request(node, method, path, document, timeout=timeout)
+        except KmapiError as exc:
+            raise RelayFailed(str(exc)) from exc
 
     # -------------------------------------------------------------- link key feeding
 
@@ -827,10 +893,19 @@ class NetworkKme:
             raise RequestRejected(
                 503, f"cannot relay to {dst} over {'-'.join(path)}: {exc}"
             ) from exc
-        mark = end.out.next
-        await self.committer.run(
-            lambda tx: tx.set_send_mark(link=end.id, direction=end.out.direction, next_byte=mark)
-        )
+        mark = _reserve(end)
+        if mark is not None:
+            end.mark_task = asyncio.ensure_future(
+                self.committer.run(
+                    functools.partial(
+                        StoreTx.set_send_mark,
+                        link=end.id,
+                        direction=end.out.direction,
+                        next_byte=mark,
+                    )
+                )
+            )
+        await _mark_durable(end)
         try:
             await self._forward(path, 0, link_id=end.id, master=master, slave=slave, frames=frames)
         except RelayFailed as exc:
@@ -855,18 +930,26 @@ class NetworkKme:
         slave: str,
         frames: Sequence[bytes],
     ) -> None:
-        """POST the frames of hop ``hop`` to ``path[hop + 1]``; return when it acknowledges."""
+        """Send the frames of hop ``hop`` to ``path[hop + 1]``; return when it acknowledges.
+
+        The frames go as one or more relay entries (each below MAX_RELAY_BODY) through the
+        outbox to that node, which puts concurrent entries into one message.
+        """
         parts: list[list[str]] = [[]]
         size = 0
         for frame in frames:
             text = _b64(frame)
-            if size + len(text) > MAX_RELAY_BODY and parts[-1]:
+            if size + len(text) > MAX_RELAY_BODY // 2 and parts[-1]:
                 parts.append([])
                 size = 0
             parts[-1].append(text)
             size += len(text) + 3
+        peer = path[hop + 1]
+        outbox = self._outboxes.get(peer)
+        if outbox is None:
+            outbox = self._outboxes[peer] = _Outbox(self, peer)
         for part in parts:
-            document = {
+            entry = {
                 "initiator_sae_id": master,
                 "target_sae_ids": [slave],
                 "relay_path": list(path),
@@ -874,25 +957,36 @@ class NetworkKme:
                 "link": link_id,
                 "frames": part,
             }
-            try:
-                status, answer = await self._call(
-                    path[hop + 1],
-                    "POST",
-                    KMAPI_PREFIX + "ext_keys",
-                    document,
-                    timeout=RELAY_TIMEOUT_S,
+            result = await outbox.send(entry, size=sum(len(t) + 3 for t in part) + 200)
+            if result.get("status") != "relayed":
+                raise RelayFailed(
+                    f"{peer} answered {result.get('code')}: {result.get('message', '')}"
                 )
-            except RelayFailed:
-                raise
-            except Exception as exc:  # connection refused, reset, TLS failure, timeout ...
-                raise RelayFailed(f"{path[hop + 1]} unreachable ({type(exc).__name__})") from exc
-            if status != 200 or answer.get("status") != "relayed":
-                raise RelayFailed(f"{path[hop + 1]} answered {status}: {answer.get('message', '')}")
 
     async def _ext_keys(self, sender: str, doc: Any) -> dict[str, Any]:
-        """A relay hop arriving from ``sender`` (ETSI GS QKD 020 ext_keys, Y.3803 key relay)."""
+        """A relay message from ``sender``: one or more relay entries, each answered."""
+        relays = doc.get("relays") if isinstance(doc, dict) else None
+        if not isinstance(relays, list) or not 1 <= len(relays) <= MAX_RELAY_ENTRIES:
+            raise RequestRejected(
+                400, f"ext_keys needs relays: a list of 1 to {MAX_RELAY_ENTRIES} relay entries"
+            )
+
+        async def answer(entry: Any) -> dict[str, Any]:
+            try:
+                return await self._relay_entry(sender, entry)
+            except RequestRejected as exc:
+                return {"status": "failed", "code": exc.status, "message": str(exc)}
+            except Exception as exc:  # the store failed: this entry fails, not the others
+                _log.warning("node %s: relay entry failed: %r", self.name, exc)
+                return {"status": "failed", "code": 503, "message": "internal KME error"}
+
+        return {"results": list(await asyncio.gather(*(answer(e) for e in relays)))}
+
+    async def _relay_entry(self, sender: str, doc: Any) -> dict[str, Any]:
+        """One relay hop arriving from ``sender`` (ETSI GS QKD 020 ext_keys, Y.3803 key
+        relay): verify, use the link key durably, then store the keys or send them on."""
         if not isinstance(doc, dict):
-            raise RequestRejected(400, "ext_keys needs a JSON object")
+            raise RequestRejected(400, "a relay entry must be a JSON object")
         master, slaves = doc.get("initiator_sae_id"), doc.get("target_sae_ids")
         path, hop, link_id, frames = (
             doc.get("relay_path"),
@@ -979,13 +1073,18 @@ class NetworkKme:
                 lambda tx: tx.use_slots(link=end.id, direction=end.inbound.direction, slots=slots)
             )
             raise RequestRejected(503, f"cannot relay on from {self.name}: {exc}") from exc
-        mark = onward.out.next
+        mark = _reserve(onward)
 
         def forward(tx: StoreTx) -> None:
             tx.use_slots(link=end.id, direction=end.inbound.direction, slots=slots)
-            tx.set_send_mark(link=onward.id, direction=onward.out.direction, next_byte=mark)
+            if mark is not None:
+                tx.set_send_mark(link=onward.id, direction=onward.out.direction, next_byte=mark)
 
-        await self.committer.run(forward)
+        task = asyncio.ensure_future(self.committer.run(forward))
+        if mark is not None:
+            onward.mark_task = task
+        await task
+        await _mark_durable(onward)
         try:
             await self._forward(
                 path,

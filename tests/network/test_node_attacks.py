@@ -52,7 +52,8 @@ def _ledger_past_use(net: RunningNetwork) -> LinkKeyLedger:
 
 
 def _post(net: RunningNetwork, frames: list[bytes], *, as_kme: str = "A", **doc: Any) -> Any:
-    body = {
+    """One relay entry in a relay message as KME ``as_kme``; (HTTP status, entry result)."""
+    entry = {
         "initiator_sae_id": "sae-a",
         "target_sae_ids": ["sae-b"],
         "relay_path": ["A", "B"],
@@ -60,8 +61,23 @@ def _post(net: RunningNetwork, frames: list[bytes], *, as_kme: str = "A", **doc:
         "link": "A-B",
         "frames": [base64.b64encode(f).decode() for f in frames],
     }
-    body.update(doc)
-    return net.raw("kmes", as_kme, "B", kmapi=True).post("/kmapi/v1/ext_keys", json=body)
+    entry.update(doc)
+    response = net.raw("kmes", as_kme, "B", kmapi=True).post(
+        "/kmapi/v1/ext_keys", json={"relays": [entry]}
+    )
+    assert response.status_code == 200, response.text
+    (result,) = response.json()["results"]
+    return _Result(result.get("code", 200), result)
+
+
+class _Result:
+    def __init__(self, status_code: int, document: dict[str, Any]) -> None:
+        self.status_code = status_code
+        self.document = document
+        self.text = json.dumps(document)
+
+    def json(self) -> dict[str, Any]:
+        return self.document
 
 
 def _dec(net: RunningNetwork, key_id: str) -> httpx.Response:
@@ -89,15 +105,17 @@ def test_forged_modified_and_replayed_frames_are_refused_and_use_nothing(
     assert _post(pair_net, [frame], relay_path=["B", "A"]).status_code == 403
     assert _post(pair_net, [frame], as_kme="B").status_code == 403
     # Malformed: not base64, truncated, missing fields.
-    bad = pair_net.raw("kmes", "A", "B", kmapi=True).post(
+    response = pair_net.raw("kmes", "A", "B", kmapi=True).post(
         "/kmapi/v1/ext_keys",
-        json={"initiator_sae_id": "sae-a", "target_sae_ids": ["sae-b"], "relay_path": ["A", "B"],
-              "hop": 0, "link": "A-B", "frames": ["***"]},
+        json={"relays": [{"initiator_sae_id": "sae-a", "target_sae_ids": ["sae-b"],
+              "relay_path": ["A", "B"], "hop": 0, "link": "A-B", "frames": ["***"]}]},
     )  # fmt: skip
-    assert bad.status_code == 400
+    assert response.json()["results"][0]["code"] == 400
     assert _post(pair_net, [frame[:40]]).status_code == 400
-    empty = pair_net.raw("kmes", "A", "B", kmapi=True).post("/kmapi/v1/ext_keys", json={})
-    assert empty.status_code == 400
+    for body in ({}, {"relays": []}, {"relays": "x"}, []):
+        empty = pair_net.raw("kmes", "A", "B", kmapi=True).post("/kmapi/v1/ext_keys", json=body)
+        assert empty.status_code == 400
+    assert _post(pair_net, [frame], hop="0").status_code == 400
     # Nothing was stored for the key_ID ...
     assert _dec(pair_net, str(key_id)).status_code == 400
     # ... and nothing consumed: the genuine frame over the same link key is accepted.
