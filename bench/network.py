@@ -435,8 +435,8 @@ def _direct_pair_rate(directory: Path, seconds: float) -> float:
             _sae_context(directory / "sae-a.pem", directory / "sae-a.key", ca),
             "sae-a",
         )
-        slave = (f"https://{addresses['kme_b']}",
-                 _sae_context(directory / "sae-b.pem", directory / "sae-b.key", ca), "sae-b")  # fmt: skip
+        slave_tls = _sae_context(directory / "sae-b.pem", directory / "sae-b.key", ca)
+        slave = (f"https://{addresses['kme_b']}", slave_tls, "sae-b")
         time.sleep(1.0)  # let the pools fill
         count, _ = _pairs(master, slave, seconds)
         return count / seconds
@@ -502,8 +502,8 @@ def _relay_figures(quick: bool, add: Callable[[str, float | None, str], None]) -
         f"x (the local KME pair in the same run: {direct_rate:.1f} pairs/s)")  # fmt: skip
     ordered = sorted(latencies)
     p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1000 if ordered else None
-    add("net.relay.latency_p99_ms", None if p99 is None else round(p99, 2),
-        "ms (one pair over the 4-hop chain)" if p99 is not None else "unavailable: no pair")  # fmt: skip
+    unit = "ms (one pair over the 4-hop chain)" if p99 is not None else "unavailable: no pair"
+    add("net.relay.latency_p99_ms", None if p99 is None else round(p99, 2), unit)
 
 
 def main() -> None:
