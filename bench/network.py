@@ -345,7 +345,7 @@ class _Lean:
         return status, json.loads(buffer[end + 4 : end + 4 + length])
 
     def _recv(self) -> bytes:
-        data = self.sock.recv(65536)
+        data: bytes = self.sock.recv(65536)
         if not data:
             raise SystemExit("a KME closed a keep-alive connection")
         return data
