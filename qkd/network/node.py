@@ -231,6 +231,7 @@ class LinkEnd:
         self.feed_next = 0
         self.pending: list[_Pending] = []
         self.reported_usable: bool | None = None
+        self.reported_alarm = False
         # The sender's mark: every byte below it may have been used. The store is told ahead
         # (RESERVE_BYTES at a time), so most relays need no write of their own for it; a
         # frame leaves only once the latest mark's write (mark_task) is durable.
@@ -748,9 +749,9 @@ class NetworkKme:
         self.view = view
         self.refreshed = time.monotonic()
         for end in self.links.values():
-            usable = end.usable
-            if end.reported_usable is not None and usable != end.reported_usable:
-                if end.alarm and not usable:
+            usable, alarm = end.usable, end.alarm
+            if alarm != end.reported_alarm:
+                if alarm:
                     audit.emit(
                         "link_alarm",
                         node=self.name,
@@ -758,17 +759,19 @@ class NetworkKme:
                         qber=end.qber,
                         reason=f"QBER {end.qber:.3f} above {end.threshold}",
                     )
-                elif not usable:
+                elif end.reported_usable is not None:
+                    audit.emit("link_alarm_cleared", node=self.name, link=end.id, qber=end.qber)
+            elif end.reported_usable is not None and usable != end.reported_usable and not alarm:
+                if usable:
+                    audit.emit("link_up", node=self.name, link=end.id)
+                else:
                     audit.emit(
                         "link_down",
                         node=self.name,
                         link=end.id,
                         reason="cut" if end.cut else "peer unreachable",
                     )
-                else:
-                    audit.emit("link_up", node=self.name, link=end.id)
-            elif end.reported_usable is None and end.alarm:
-                audit.emit("link_alarm", node=self.name, link=end.id, qber=end.qber)
+            end.reported_alarm = alarm
             end.reported_usable = usable
         for dst in list(self.routes):
             self._route(dst, 0)
