@@ -61,12 +61,19 @@ from qkd.delivery.etsi014.models import (
     RequestRejected,
     encode_key_container,
 )
-from qkd.delivery.etsi014.server import HttpsServer, Request, server_ssl_context, start_server
+from qkd.delivery.etsi014.server import (
+    HttpsServer,
+    Request,
+    TextBody,
+    server_ssl_context,
+    start_server,
+)
 from qkd.delivery.keysource import KeyStatus
 from qkd.delivery.kme.config import LinkSettings
 from qkd.delivery.kme.service import Kme, check_key_request
 from qkd.network import audit
 from qkd.network.kmapi import KmapiClient, KmapiError
+from qkd.network.metrics import NodeMetrics, metrics_available
 from qkd.network.model import FibreLink, Link
 from qkd.network.nodeconfig import NodeSettings, VendorEnd
 from qkd.network.nodestore import (
@@ -494,7 +501,7 @@ class NetworkKme:
         self.http: KmapiClient | None = None
         self._outboxes: dict[str, _Outbox] = {}
         self.relayed_keys = 0
-        self.relay_latencies: list[float] = []
+        self.metrics = NodeMetrics(self) if metrics_available() else None
 
     def _load(self) -> None:
         store = self.committer.store
@@ -752,6 +759,8 @@ class NetworkKme:
             usable, alarm = end.usable, end.alarm
             if alarm != end.reported_alarm:
                 if alarm:
+                    if self.metrics is not None:
+                        self.metrics.alarm_raised(end.id)
                     audit.emit(
                         "link_alarm",
                         node=self.name,
@@ -912,6 +921,8 @@ class NetworkKme:
         try:
             await self._forward(path, 0, link_id=end.id, master=master, slave=slave, frames=frames)
         except RelayFailed as exc:
+            if self.metrics is not None:
+                self.metrics.relay_failed()
             audit.emit(
                 "relay_failed", node=self.name, src=self.name, dst=dst, path=path, reason=str(exc)
             )
@@ -919,8 +930,8 @@ class NetworkKme:
                 503, f"the relay to {dst} over {'-'.join(path)} failed: {exc}; retry"
             ) from exc
         self.relayed_keys += number
-        self.relay_latencies.append(time.perf_counter() - started)
-        del self.relay_latencies[:-10_000]
+        if self.metrics is not None:
+            self.metrics.observe_relay(number, time.perf_counter() - started)
         return keys, path
 
     async def _forward(
@@ -1127,11 +1138,29 @@ class NetworkKme:
 
     # -------------------------------------------------------------- the inter-KME API
 
-    async def handle_kmapi(self, request: Request) -> tuple[int, dict[str, Any]]:
+    async def handle_kmapi(self, request: Request) -> tuple[int, dict[str, Any] | TextBody]:
+        if urlsplit(request.target).path == KMAPI_PREFIX + "metrics":
+            return self._metrics(request)
         try:
             return 200, await self._kmapi(request)
         except RequestRejected as exc:
             return exc.status, exc.body()
+
+    def _metrics(self, request: Request) -> tuple[int, dict[str, Any] | TextBody]:
+        """Prometheus exposition, for the operator's and the network's KME certificates."""
+        if not (
+            request.peer_unit == "operator"
+            or (request.peer_unit == "KME" and request.sae_id in self.kinds)
+        ):
+            return 403, {"message": "metrics are open to the operator and the network's KMEs"}
+        if request.method != "GET":
+            return 405, {"message": "metrics accepts GET"}
+        if self.metrics is None:
+            return 503, {
+                "message": "metrics need prometheus-client: pip install 'qkd-agile[metrics]'"
+            }
+        content_type, body = self.metrics.render()
+        return 200, TextBody(content_type, body)
 
     async def _kmapi(self, request: Request) -> dict[str, Any]:
         who, unit = request.sae_id, request.peer_unit

@@ -241,3 +241,30 @@ def test_net_down_stops_every_node(tmp_path: Path) -> None:
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_each_node_exposes_prometheus_metrics(chain: RunningNetwork) -> None:
+    pytest.importorskip("prometheus_client")
+    keys_of(_enc(chain, "sae-a", "A", "sae-d", number=3))
+    response = chain.raw("operator", "", "A", kmapi=True).get("/kmapi/v1/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    for name in (
+        'qkd_link_pool_bits{direction="A>B",link="A-B"}',
+        'qkd_link_qber{link="A-B"}',
+        'qkd_link_alarm{link="A-B"} 0.0',
+        'qkd_link_up{link="A-B"} 1.0',
+        "qkd_relayed_keys_total",
+        "qkd_relay_latency_seconds_bucket",
+        "qkd_link_alarms_total",
+    ):
+        assert name in text, name
+    relayed = next(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("qkd_relayed_keys_total")
+    )
+    assert relayed >= 3
+    sae = chain.raw("saes", "sae-a", "A", kmapi=True).get("/kmapi/v1/metrics")
+    assert sae.status_code == 403

@@ -41,6 +41,7 @@ __all__ = [
     "HttpsServer",
     "Request",
     "RequestParser",
+    "TextBody",
     "encode_response",
     "peer_identity",
     "server_ssl_context",
@@ -108,7 +109,15 @@ class Request:
     peer_unit: str | None = None
 
 
-Handler = Callable[[Request], Awaitable[tuple[int, dict[str, Any]]]]
+@dataclass(frozen=True, slots=True)
+class TextBody:
+    """A non-JSON answer (a Prometheus exposition, say): its content type and bytes."""
+
+    content_type: str
+    body: bytes
+
+
+Handler = Callable[[Request], Awaitable[tuple[int, dict[str, Any] | TextBody]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,16 +299,25 @@ class RequestParser:
 
 
 def encode_response(
-    status: int, document: dict[str, Any], *, close: bool = False, head_only: bool = False
+    status: int,
+    document: dict[str, Any] | TextBody,
+    *,
+    close: bool = False,
+    head_only: bool = False,
 ) -> bytes:
-    """An HTTP/1.1 response carrying ``document`` as JSON (headers only for HEAD)."""
-    body = _ENCODE_JSON(document).encode()
+    """An HTTP/1.1 response carrying ``document`` as JSON, or a :class:`TextBody` as it is
+    (headers only for HEAD)."""
+    if isinstance(document, TextBody):
+        body, content_type = document.body, document.content_type.encode("ascii")
+    else:
+        body, content_type = _ENCODE_JSON(document).encode(), b"application/json"
     head = (
-        b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+        b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
         b"Cache-Control: no-store\r\n%s\r\n"
         % (
             status,
             _REASONS.get(status, "Unknown").encode(),
+            content_type,
             len(body),
             b"Connection: close\r\n" if close else b"",
         )
