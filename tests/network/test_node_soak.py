@@ -114,13 +114,21 @@ def _link_checks(state: Path) -> dict[str, int]:
         for link, (a, b) in {"A-B": "AB", "B-C": "BC", "C-D": "CD", "A-D": "AD"}.items():
             for sender, receiver in ((a, b), (b, a)):
                 direction = f"{sender}>{receiver}"
-                mark = stores[sender].execute(
-                    "SELECT next FROM send_marks WHERE link = ? AND dir = ?", (link, direction)
-                ).fetchone()
-                top = stores[receiver].execute(
-                    "SELECT MAX(slot) FROM recv_slots WHERE link = ? AND dir = ?",
-                    (link, direction),
-                ).fetchone()[0]
+                mark = (
+                    stores[sender]
+                    .execute(
+                        "SELECT next FROM send_marks WHERE link = ? AND dir = ?", (link, direction)
+                    )
+                    .fetchone()
+                )
+                top = (
+                    stores[receiver]
+                    .execute(
+                        "SELECT MAX(slot) FROM recv_slots WHERE link = ? AND dir = ?",
+                        (link, direction),
+                    )
+                    .fetchone()[0]
+                )
                 # A receiver that consumed bytes above the sender's stored mark would mean
                 # the sender could hand those bytes out again after a restart.
                 if top is not None and (mark is None or (top + 1) * 32 > mark[0]):
