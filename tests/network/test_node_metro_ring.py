@@ -30,7 +30,9 @@ def test_metro_ring_shares_keys_with_path_and_reroutes_on_an_alarm(tmp_path: Pat
     file = ROOT / "docs" / "networks" / "metro-ring.toml"
     up = _agile("net", "up", str(file), "--state", str(state), "--json")
     assert up.returncode == 0, up.stderr
-    net = RunningNetwork(state=state, file=file, config=json.loads((state / "net.json").read_text()))
+    net = RunningNetwork(
+        state=state, file=file, config=json.loads((state / "net.json").read_text())
+    )
     try:
         assert set(json.loads(up.stdout)["nodes"]) == set("ABCDEFG")
         assert (state / "ca.pem").exists()

@@ -59,9 +59,8 @@ def _load(net: RunningNetwork, ledger: _Ledger, stop: threading.Event, who: str)
     while not stop.is_set():
         try:
             r = m.post(f"/api/v1/keys/{slave}/enc_keys", json={"number": 4})
-        except httpx.HTTPError:
+        except httpx.HTTPError:  # the node is down: the client reconnects on the next call
             time.sleep(0.05)
-            m = client(master, node)
             continue
         if r.status_code != 200:
             with ledger.lock:
@@ -155,6 +154,9 @@ def _link_checks(state: Path) -> dict[str, int]:
 
 
 @pytest.mark.slow
+# Connections to a node killed mid-request are closed by the garbage collector.
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_sigkill_random_nodes_under_load(tmp_path: Path) -> None:
     kills = int(os.environ.get("QKD_SOAK_KILLS", "100"))
     net = start_network(tmp_path, RING, routing_period_s=0.25)
