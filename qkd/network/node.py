@@ -1059,12 +1059,8 @@ class NetworkKme:
         except LinkKeyError as exc:
             raise RequestRejected(409, f"relay frame refused: {exc}") from exc
         # Verified: use the link key now (in this event-loop step), durably below.
-        try:
-            for slot in staged.slots:
-                if slot in end.inbound._used_slots:  # a replay racing this one
-                    raise LinkKeyError("link key already used")
-        except LinkKeyError as exc:
-            raise RequestRejected(409, f"relay frame refused: {exc}") from exc
+        if end.inbound.any_used(staged.slots):  # a replay racing this one
+            raise RequestRejected(409, "relay frame refused: link key already used")
         staged.apply()
         slots = list(staged.slots)
         if last:

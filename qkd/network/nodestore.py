@@ -174,6 +174,10 @@ class LinkKeyStream(LinkKeyLedger):
     def mark_slots(self, slots: Iterable[int]) -> None:
         self._used_slots.update(slots)
 
+    def any_used(self, slots: Iterable[int]) -> bool:
+        """Whether any of these 32-byte slots was already used (receiver)."""
+        return any(slot in self._used_slots for slot in slots)
+
     def _block_at(self, offset: int) -> tuple[int, bytes] | None:
         i = bisect.bisect_right(self._block_starts, offset) - 1
         if i < 0:
