@@ -129,7 +129,8 @@ class LinkKeyStream(LinkKeyLedger):
         super().__init__(link_id, b"")
         self.direction = direction
         self.sending = sending
-        self.next = 0  # sender: every byte below is used
+        self._next = 0
+        self._sender_available = 0
         self._block_starts: list[int] = []
         self._blocks: dict[int, bytes] = {}
         self._used_slots: set[int] = set()  # receiver
@@ -153,13 +154,32 @@ class LinkKeyStream(LinkKeyLedger):
     def available_bytes(self) -> int:
         """Unused bytes of link key this end holds in this direction."""
         if self.sending:
-            i = bisect.bisect_right(self._block_starts, self.next) - 1
-            total = 0
-            for start in self._block_starts[max(i, 0) :]:
-                end = start + len(self._blocks[start])
-                total += max(0, end - max(start, self.next))
-            return total
+            return self._sender_available
         return max(0, self.held_bytes - SLOT_BYTES * len(self._used_slots))
+
+    def _held_between(self, low: int, high: int) -> int:
+        """Bytes of held blocks inside [low, high)."""
+        total = 0
+        i = max(0, bisect.bisect_right(self._block_starts, low) - 1)
+        while i < len(self._block_starts) and self._block_starts[i] < high:
+            start = self._block_starts[i]
+            end = start + len(self._blocks[start])
+            total += max(0, min(end, high) - max(start, low))
+            i += 1
+        return total
+
+    @property
+    def next(self) -> int:
+        """Sender: every byte below is used (or skipped)."""
+        return self._next
+
+    @next.setter
+    def next(self, value: int) -> None:
+        if value > self._next:
+            self._sender_available -= self._held_between(self._next, value)
+        elif value < self._next:
+            self._sender_available += self._held_between(value, self._next)
+        self._next = value
 
     def add_block(self, start: int, data: bytes) -> None:
         if start in self._blocks:
@@ -167,6 +187,7 @@ class LinkKeyStream(LinkKeyLedger):
         bisect.insort(self._block_starts, start)
         self._blocks[start] = data
         self.held_bytes += len(data)
+        self._sender_available += max(0, start + len(data) - max(start, self._next))
 
     def has_block(self, start: int) -> bytes | None:
         return self._blocks.get(start)
