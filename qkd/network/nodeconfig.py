@@ -94,6 +94,15 @@ def load_node_settings(network: Network, node: str, state: str | Path) -> NodeSe
     names = {n.name for n in network.nodes}
     if node not in names:
         raise ConfigError(f"--node {node}: the network has no such node; it has {sorted(names)}")
+    seen: dict[str, str] = {}
+    for n in network.nodes:
+        for sae in n.saes:
+            if sae in seen:
+                raise ConfigError(
+                    f"SAE {sae!r} is listed at nodes {seen[sae]} and {n.name}; an SAE is"
+                    " attached to one KME"
+                )
+            seen[sae] = n.name
     source = state / CONFIG_NAME
     try:
         doc = json.loads(source.read_text(encoding="utf-8"))

@@ -92,6 +92,8 @@ class RunningNetwork:
             if all(n["up"] for n in doc["nodes"]) and all(
                 x["up"] and x["pool_bits"] >= min_bits for x in doc["links"]
             ):
+                # Every node's own view catches up within a routing period or two.
+                time.sleep(2.5 * float(self.config.get("routing_period_s", 1.0)))
                 return
             assert time.monotonic() < deadline, f"links did not come up: {doc}"
             time.sleep(0.1)

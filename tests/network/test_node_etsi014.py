@@ -18,7 +18,7 @@ import pytest
 
 from qkd import KeyExhausted, KeyNotFound, KMEError
 from tests.kme.test_kme_protocol import MALFORMED_DEC_BODIES, MALFORMED_ENC_BODIES
-from tests.network.netproc import RunningNetwork, network_toml, start_network
+from tests.network.netproc import RunningNetwork, network_toml, start_network, wait_until
 
 ENC = "/api/v1/keys/sae-b/enc_keys"
 DEC = "/api/v1/keys/sae-a/dec_keys"
@@ -53,7 +53,9 @@ def _assert_error(response: httpx.Response, status: int) -> None:
 
 
 def test_status_carries_the_standard_fields(net: RunningNetwork) -> None:
-    status = net.client("sae-a", "KA", "sae-b").status()
+    client = net.client("sae-a", "KA", "sae-b")
+    # As with the pair, wait for key: here, until KA's view of the network has the link.
+    status = wait_until(lambda: (s := client.status()).stored_key_count > 0 and s)
     assert (status.source_kme_id, status.target_kme_id) == ("KA", "KB")
     assert (status.master_sae_id, status.slave_sae_id) == ("sae-a", "sae-b")
     assert status.key_size == 256
