@@ -87,6 +87,7 @@ from qkd.network.nodestore import (
 )
 from qkd.network.planner import bottleneck_path, link_rates
 from qkd.network.relay import (
+    SLOT_BYTES,
     LinkKeyError,
     RelayAuthenticationError,
     RelayDecodeError,
@@ -244,6 +245,9 @@ class LinkEnd:
         # frame leaves only once the latest mark's write (mark_task) is durable.
         self.reserved_mark = 0
         self.mark_task: asyncio.Future[Any] | None = None
+        # The receive mark, likewise: frames below it may be acted on at once.
+        self.inbound_reserved = 0
+        self.inbound_task: asyncio.Future[Any] | None = None
 
     @property
     def qber(self) -> float:
@@ -273,6 +277,8 @@ class LinkEnd:
             "rate_bps": self.rate_bps,
             "send_available_bytes": self.out.available_bytes,
             "receive_available_bytes": self.inbound.available_bytes,
+            # Bytes below this were maybe used before a restart: the sender skips them.
+            "receive_floor": self.inbound.floor_bytes,
         }
 
     def split(self, data: bytes, size: int) -> tuple[bytes, bytes]:
@@ -317,6 +323,36 @@ async def _mark_durable(end: LinkEnd) -> None:
             end.mark_task = None
             end.reserved_mark = 0  # the next frame writes a fresh mark
         raise RequestRejected(503, f"link {end.id}: the send mark was not stored") from exc
+
+
+def _skip_to_floor(end: LinkEnd | None, details: Any) -> None:
+    """The next node refused link key below its receive floor (it restarted): skip there."""
+    if end is None or not isinstance(details, list):
+        return
+    for detail in details:
+        floor = detail.get("receive_floor") if isinstance(detail, dict) else None
+        if isinstance(floor, int) and not isinstance(floor, bool) and floor > end.out.next:
+            end.out.next = floor
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Mark a background write's failure as seen (the marks' waiters report it)."""
+    if not task.cancelled() and task.exception() is not None:
+        _log.warning("a background store write failed: %r", task.exception())
+
+
+async def _inbound_durable(end: LinkEnd) -> None:
+    """Wait until the latest receive mark of ``end`` is stored (503 if that write failed)."""
+    task = end.inbound_task
+    if task is None:
+        return
+    try:
+        await task
+    except Exception as exc:
+        if end.inbound_task is task:
+            end.inbound_task = None
+            end.inbound_reserved = 0  # the next frame writes a fresh mark
+        raise RequestRejected(503, f"link {end.id}: the receive mark was not stored") from exc
 
 
 def _b64(data: bytes) -> str:
@@ -507,7 +543,7 @@ class NetworkKme:
         store = self.committer.store
         marks = store.send_marks()
         feeds = store.feed_marks()
-        used = store.used_slots()
+        received = store.recv_marks()
         # Both directions of a block are two rows; the lower end's direction (first) carries
         # the descriptor used to re-send a pending block.
         grouped: dict[tuple[str, int], dict[str, tuple[bytes, bool, str]]] = {}
@@ -528,7 +564,8 @@ class NetworkKme:
                 end.pending.append(_Pending(start, len(low), low + high, descriptor))
         for end in self.links.values():
             end.out.next = end.reserved_mark = marks.get((end.id, end.out.direction), 0)
-            end.inbound.mark_slots(used.get((end.id, end.inbound.direction), ()))
+            end.inbound_reserved = received.get((end.id, end.inbound.direction), 0)
+            end.inbound.set_floor(end.inbound_reserved)
             end.feed_next = feeds.get(end.id, 0)
 
     # -------------------------------------------------------------- lifecycle
@@ -754,6 +791,11 @@ class NetworkKme:
         view: dict[str, dict[str, Any] | None] = dict(zip(others, answers, strict=True))
         view[self.name] = self.local_status()
         self.view = view
+        for end in self.links.values():
+            peer = view.get(end.peer)
+            state = peer.get("links", {}).get(end.id) if isinstance(peer, dict) else None
+            if isinstance(state, dict):
+                _skip_to_floor(end, [{"receive_floor": state.get("receive_floor")}])
         self.refreshed = time.monotonic()
         for end in self.links.values():
             usable, alarm = end.usable, end.alarm
@@ -973,6 +1015,7 @@ class NetworkKme:
             }
             result = await outbox.send(entry, size=sum(len(t) + 3 for t in part) + 200)
             if result.get("status") != "relayed":
+                _skip_to_floor(self.links.get(link_id), result.get("details"))
                 raise RelayFailed(
                     f"{peer} answered {result.get('code')}: {result.get('message', '')}"
                 )
@@ -989,7 +1032,10 @@ class NetworkKme:
             try:
                 return await self._relay_entry(sender, entry)
             except RequestRejected as exc:
-                return {"status": "failed", "code": exc.status, "message": str(exc)}
+                failed = {"status": "failed", "code": exc.status, "message": str(exc)}
+                if exc.details:
+                    failed["details"] = exc.details
+                return failed
             except Exception as exc:  # the store failed: this entry fails, not the others
                 _log.warning("node %s: relay entry failed: %r", self.name, exc)
                 return {"status": "failed", "code": 503, "message": "internal KME error"}
@@ -1057,21 +1103,39 @@ class NetworkKme:
         except RelayAuthenticationError as exc:
             raise RequestRejected(401, f"relay frame refused: {exc}") from exc
         except LinkKeyError as exc:
-            raise RequestRejected(409, f"relay frame refused: {exc}") from exc
+            raise RequestRejected(
+                409, f"relay frame refused: {exc}", [{"receive_floor": end.inbound.floor_bytes}]
+            ) from exc
         # Verified: use the link key now (in this event-loop step), durably below.
         if end.inbound.any_used(staged.slots):  # a replay racing this one
             raise RequestRejected(409, "relay frame refused: link key already used")
         staged.apply()
         slots = list(staged.slots)
+        top = (max(slots) + 1) * SLOT_BYTES
+        recv_mark = None
+        if top > end.inbound_reserved:
+            recv_mark = end.inbound_reserved = top + RESERVE_BYTES
+        direction = end.inbound.direction
         if last:
             records = [RelayedKey(str(k), master, slave, tuple(path), v) for k, v in opened]
 
-            def store(tx: StoreTx) -> None:
-                tx.use_slots(link=end.id, direction=end.inbound.direction, slots=slots)
-                tx.store_keys(records)
+            def used(tx: StoreTx) -> None:
+                if recv_mark is not None:
+                    tx.set_recv_mark(link=end.id, direction=direction, next_byte=recv_mark)
+                tx.use_slots(link=end.id, direction=direction, slots=slots)
 
+            # Two operations of one group commit: the link key stays used even if the keys
+            # are refused (a key_ID stored already).
+            marked = asyncio.ensure_future(self.committer.run(used))
+            marked.add_done_callback(_retrieve)
+            if recv_mark is not None:
+                end.inbound_task = marked
+            stored = asyncio.ensure_future(
+                self.committer.run(functools.partial(StoreTx.store_keys, keys=records))
+            )
+            await _inbound_durable(end)
             try:
-                await self.committer.run(store)
+                await stored
             except RelayError as exc:
                 raise RequestRejected(409, str(exc)) from exc
             return {"status": "relayed", "key_IDs": [str(k) for k, _ in opened]}
@@ -1079,22 +1143,26 @@ class NetworkKme:
             onward = self._link_to(path[hop + 2])
             new_frames = [seal_hop(k, v, tuple(path), hop + 1, onward.out) for k, v in opened]
         except (LinkKeyError, RelayFailed) as exc:
-            await self.committer.run(
-                lambda tx: tx.use_slots(link=end.id, direction=end.inbound.direction, slots=slots)
-            )
             raise RequestRejected(503, f"cannot relay on from {self.name}: {exc}") from exc
         mark = _reserve(onward)
 
         def forward(tx: StoreTx) -> None:
-            tx.use_slots(link=end.id, direction=end.inbound.direction, slots=slots)
+            if recv_mark is not None:
+                tx.set_recv_mark(link=end.id, direction=direction, next_byte=recv_mark)
             if mark is not None:
                 tx.set_send_mark(link=onward.id, direction=onward.out.direction, next_byte=mark)
+            tx.use_slots(link=end.id, direction=direction, slots=slots)
 
+        # The marks must be stored before the frames move on; the slots themselves are
+        # covered by the receive mark, so their own record need not be waited for.
         task = asyncio.ensure_future(self.committer.run(forward))
+        task.add_done_callback(_retrieve)
         if mark is not None:
             onward.mark_task = task
-        await task
+        if recv_mark is not None:
+            end.inbound_task = task
         await _mark_durable(onward)
+        await _inbound_durable(end)
         try:
             await self._forward(
                 path,

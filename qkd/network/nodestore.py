@@ -12,10 +12,13 @@ bytes at both ends. A :class:`LinkKeyStream` holds one direction at one end:
 - the sender (``A`` for ``"A>B"``) hands out bytes in order from ``next``; every byte below
   ``next`` is used. ``next`` is written to the store (``send_marks``) before any frame that
   uses the bytes leaves the node, so a crash can never hand out a byte twice;
-- the receiver records the 32-byte slots that verified frames consumed (``recv_slots``, a
-  primary key: a second use fails inside the transaction), and records them in the same
-  transaction as whatever it does with the frame (forwarding reserves the next hop's key,
-  the last hop stores the key), before it acts on the frame.
+- the receiver keeps the 32-byte slots that verified frames consumed in memory, and a
+  *receive mark* in the store: before it acts on a frame above the mark, the mark moves
+  past it (``recv_marks``, written ahead like the send mark). After a restart every slot
+  below the stored mark counts as used, so a frame that may have been used before a crash
+  is refused. The slots are also written to ``recv_slots`` (a primary key: a second use
+  fails inside the transaction), in the transaction that stores a relayed key at the last
+  hop and, at an intermediate hop, in a group commit that the hop does not wait for.
 
 A frame never spans two blocks (:meth:`LinkKeyStream.take` skips to the next block), so a
 gap left by a block that one end dropped costs key, never agreement.
@@ -66,6 +69,12 @@ CREATE TABLE IF NOT EXISTS link_blocks (
     PRIMARY KEY (link, dir, start)
 );
 CREATE TABLE IF NOT EXISTS send_marks (
+    link TEXT NOT NULL,
+    dir  TEXT NOT NULL,
+    next INTEGER NOT NULL,
+    PRIMARY KEY (link, dir)
+);
+CREATE TABLE IF NOT EXISTS recv_marks (
     link TEXT NOT NULL,
     dir  TEXT NOT NULL,
     next INTEGER NOT NULL,
@@ -133,7 +142,8 @@ class LinkKeyStream(LinkKeyLedger):
         self._sender_available = 0
         self._block_starts: list[int] = []
         self._blocks: dict[int, bytes] = {}
-        self._used_slots: set[int] = set()  # receiver
+        self._used_slots: set[int] = set()  # receiver, at or above the floor
+        self._floor = 0  # receiver: every slot below is used
         self.held_bytes = 0
 
     def __repr__(self) -> str:
@@ -155,7 +165,8 @@ class LinkKeyStream(LinkKeyLedger):
         """Unused bytes of link key this end holds in this direction."""
         if self.sending:
             return self._sender_available
-        return max(0, self.held_bytes - SLOT_BYTES * len(self._used_slots))
+        held = self._held_between(self._floor * SLOT_BYTES, 1 << 62)
+        return max(0, held - SLOT_BYTES * len(self._used_slots))
 
     def _held_between(self, low: int, high: int) -> int:
         """Bytes of held blocks inside [low, high)."""
@@ -193,11 +204,22 @@ class LinkKeyStream(LinkKeyLedger):
         return self._blocks.get(start)
 
     def mark_slots(self, slots: Iterable[int]) -> None:
-        self._used_slots.update(slots)
+        self._used_slots.update(s for s in slots if s >= self._floor)
 
     def any_used(self, slots: Iterable[int]) -> bool:
         """Whether any of these 32-byte slots was already used (receiver)."""
-        return any(slot in self._used_slots for slot in slots)
+        return any(slot < self._floor or slot in self._used_slots for slot in slots)
+
+    @property
+    def floor_bytes(self) -> int:
+        """Receiver: every byte below counts as used."""
+        return self._floor * SLOT_BYTES
+
+    def set_floor(self, offset: int) -> None:
+        """Receiver, at start-up: every byte below ``offset`` counts as used (the stored
+        receive mark: bytes that may have been used before a crash)."""
+        self._floor = -(-offset // SLOT_BYTES)
+        self._used_slots = {s for s in self._used_slots if s >= self._floor}
 
     def _block_at(self, offset: int) -> tuple[int, bytes] | None:
         i = bisect.bisect_right(self._block_starts, offset) - 1
@@ -243,7 +265,7 @@ class LinkKeyStream(LinkKeyLedger):
                 f"link {self.link_id!r} {self.direction}: bytes {offset}..{offset + nbytes}"
                 " are not held here"
             )
-        if any(slot in self._used_slots for slot in self._slots(offset, nbytes)):
+        if self.any_used(self._slots(offset, nbytes)):
             raise LinkKeyError(
                 f"link {self.link_id!r} {self.direction}: bytes {offset}..{offset + nbytes}"
                 " were already used"
@@ -323,6 +345,13 @@ class StoreTx:
             "INSERT INTO feed_marks (link, next) VALUES (?, ?)"
             " ON CONFLICT (link) DO UPDATE SET next = max(next, excluded.next)",
             (link, next_start),
+        )
+
+    def set_recv_mark(self, *, link: str, direction: str, next_byte: int) -> None:
+        self._db.execute(
+            "INSERT INTO recv_marks (link, dir, next) VALUES (?, ?, ?)"
+            " ON CONFLICT (link, dir) DO UPDATE SET next = max(next, excluded.next)",
+            (link, direction, next_byte),
         )
 
     def set_send_mark(self, *, link: str, direction: str, next_byte: int) -> None:
@@ -413,6 +442,9 @@ class NodeStore:
 
     def send_marks(self) -> dict[tuple[str, str], int]:
         return {(r[0], r[1]): r[2] for r in self._db.execute("SELECT * FROM send_marks")}
+
+    def recv_marks(self) -> dict[tuple[str, str], int]:
+        return {(r[0], r[1]): r[2] for r in self._db.execute("SELECT * FROM recv_marks")}
 
     def feed_marks(self) -> dict[str, int]:
         return {r[0]: r[1] for r in self._db.execute("SELECT * FROM feed_marks")}
