@@ -5,6 +5,7 @@
     agile net up docs/networks/metro-ring.toml --state /tmp/ring
     agile net status --state /tmp/ring [--json]
     agile net eve --state /tmp/ring A-B          # simulated eavesdropper: QBER alarm
+    agile net eve --state /tmp/ring A-B --in 60  # ... a minute from now
     agile net eve --state /tmp/ring A-B --off
     agile net cut --state /tmp/ring A-B [--off]  # a cut fibre
     agile net down --state /tmp/ring
@@ -52,6 +53,10 @@ def register(commands: Any) -> None:
         command.add_argument("link", metavar="LINK", help="link id")
         command.add_argument("--state", required=True, type=Path, metavar="DIR")
         command.add_argument("--off", action="store_true", help="end it")
+        command.add_argument(
+            "--in", dest="in_s", type=float, default=0.0, metavar="S",
+            help="at a set time: S seconds from now (default: now)",
+        )  # fmt: skip
         command.add_argument("--json", action="store_true", help="print machine-readable JSON")
         command.set_defaults(handler=_set_link, flag=name)
 
@@ -125,7 +130,9 @@ def _set_link(args: argparse.Namespace) -> int:
     from qkd.network.launcher import set_link
 
     try:
-        answers = set_link(args.state, args.link, **{args.flag: not args.off})
+        if not 0 <= args.in_s <= 86_400:
+            fail("--in must be 0 to 86400 seconds")
+        answers = set_link(args.state, args.link, in_s=args.in_s, **{args.flag: not args.off})
     except QKDError as exc:
         fail(str(exc))
     if args.json:

@@ -313,8 +313,11 @@ def network_status(state: str | Path) -> dict[str, Any]:
     return {"network": network.network.name, "nodes": nodes_out, "links": links_out}
 
 
-def set_link(state: str | Path, link: str, **flags: bool) -> list[dict[str, Any]]:
-    """Set ``eve`` or ``cut`` on both ends of ``link`` (operator call); returns their answers."""
+def set_link(
+    state: str | Path, link: str, *, in_s: float = 0.0, **flags: bool
+) -> list[dict[str, Any]]:
+    """Set ``eve`` or ``cut`` on both ends of ``link`` (operator call), now or in ``in_s``
+    seconds; returns the ends' answers."""
     state = Path(state)
     doc = _read_config(state)
     network = load_network(doc["network"])
@@ -331,7 +334,7 @@ def set_link(state: str | Path, link: str, **flags: bool) -> list[dict[str, Any]
                 try:
                     response = client.post(
                         f"https://{entry['kmapi']}/kmapi/v1/links/{link}/{name}",
-                        json={name: value},
+                        json={name: value, "in_s": in_s},
                     )
                     answers.append(
                         {"node": node, "status": response.status_code, **response.json()}

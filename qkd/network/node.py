@@ -1226,6 +1226,11 @@ class NetworkKme:
         content_type, body = self.metrics.render()
         return 200, TextBody(content_type, body)
 
+    async def _set_later(self, end: LinkEnd, flag: str, value: bool, delay: float) -> None:
+        await asyncio.sleep(delay)
+        setattr(end, flag, value)
+        await self.refresh()
+
     async def _kmapi(self, request: Request) -> dict[str, Any]:
         who, unit = request.sae_id, request.peer_unit
         is_kme = unit == "KME" and who in self.kinds
@@ -1255,6 +1260,17 @@ class NetworkKme:
                 value = doc.get(parts[2])
                 if not isinstance(value, bool):
                     raise RequestRejected(400, f'{parts[2]} takes {{"{parts[2]}": true|false}}')
+                delay = doc.get("in_s", 0)
+                if (
+                    isinstance(delay, bool)
+                    or not isinstance(delay, int | float)
+                    or not (0 <= delay <= 86_400)
+                ):
+                    raise RequestRejected(400, "in_s must be a number of seconds, 0 to 86400")
+                if delay:
+                    # Eve (or a cut) at a set time: the change happens then, as on command.
+                    self._spawn(self._set_later(end, parts[2], value, delay), "scheduled")
+                    return {"link": end.id, "scheduled_in_s": delay, **end.status()}
                 setattr(end, parts[2], value)
                 await self.refresh()
                 return {"link": end.id, **end.status()}

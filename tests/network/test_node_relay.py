@@ -268,3 +268,24 @@ def test_each_node_exposes_prometheus_metrics(chain: RunningNetwork) -> None:
     assert relayed >= 3
     sae = chain.raw("saes", "sae-a", "A", kmapi=True).get("/kmapi/v1/metrics")
     assert sae.status_code == 403
+
+
+def test_eve_at_a_set_time_raises_the_alarm_then(chain: RunningNetwork) -> None:
+    answers = set_link(chain.state, "C-D", in_s=0.5, eve=True)
+    assert all(a["status"] == 200 and a["scheduled_in_s"] == 0.5 for a in answers)
+    try:
+        assert not chain.link("C-D")["alarm"]
+        wait_until(lambda: chain.link("C-D")["alarm"], what="the scheduled alarm")
+        # Before A's view has the alarm, the relay fails at C (503 naming C); then A refuses.
+        response = wait_until(
+            lambda: (
+                (r := _enc(chain, "sae-a", "A", "sae-d", number=1)).status_code == 503
+                and "C-D in alarm" in r.json()["message"]
+                and r
+            ),
+            what="503 naming the alarm",
+        )
+        assert response.json()["message"].startswith("no path from A to D")
+    finally:
+        set_link(chain.state, "C-D", eve=False)
+    wait_until(lambda: _enc(chain, "sae-a", "A", "sae-d", number=1).status_code == 200)
