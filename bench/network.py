@@ -38,6 +38,7 @@ max-flow. The seed is fixed, so every run plans the same networks.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -298,6 +299,215 @@ def _plan_figures(
     add("net.plan.growth_exponent", slope, f"seconds ~ N^k, fitted over N = {list(sizes)}")
 
 
+# ----------------------------------------------------------------------------- key relay
+#
+# net.relay.*: a 5-node chain (4 hops) of `agile kme serve --network` processes, started
+# by qkd.network.launcher exactly as `agile net up` does, against the local KME pair
+# (`agile kme serve`, one process) in the same run. A pair is one enc_keys by the master
+# SAE (one 256-bit key) and one dec_keys by the slave SAE for its key_ID, over keep-alive
+# mutual-TLS connections, from RELAY_THREADS threads of this process; the slave's key must
+# equal the master's. Over the chain, enc_keys returns only once the last node holds the
+# key durably, so a pair includes the relay over the 4 hops.
+
+RELAY_THREADS = 32
+_CHAIN_NODES = ("N0", "N1", "N2", "N3", "N4")
+
+
+class _Lean:
+    """One keep-alive mutual-TLS HTTP/1.1 connection sending pre-built requests."""
+
+    def __init__(self, url: str, context: Any) -> None:
+        import socket
+
+        host, _, port = url.removeprefix("https://").rpartition(":")
+        raw = socket.create_connection((host, int(port)), timeout=30)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.host = f"{host}:{port}"
+        self.sock = context.wrap_socket(raw, server_hostname=host)
+        self.buffer = b""
+
+    def post(self, path: str, body: bytes) -> tuple[int, Any]:
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        self.sock.sendall(head.encode() + body)
+        buffer = self.buffer
+        while (end := buffer.find(b"\r\n\r\n")) < 0:
+            buffer += self._recv()
+        lines = buffer[:end].decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        length = next(
+            int(v) for n, _, v in (x.partition(":") for x in lines[1:])
+            if n.strip().lower() == "content-length"
+        )  # fmt: skip
+        while len(buffer) < end + 4 + length:
+            buffer += self._recv()
+        self.buffer = buffer[end + 4 + length :]
+        return status, json.loads(buffer[end + 4 : end + 4 + length])
+
+    def _recv(self) -> bytes:
+        data: bytes = self.sock.recv(65536)
+        if not data:
+            raise SystemExit("a KME closed a keep-alive connection")
+        return data
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _pairs(
+    master: tuple[str, Any, str],
+    slave: tuple[str, Any, str],
+    seconds: float,
+    threads: int = RELAY_THREADS,
+) -> tuple[int, list[float]]:
+    """Pairs completed in ``seconds`` and their latencies; (url, TLS context, SAE) per end."""
+    import threading
+
+    latencies: list[float] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+    start_at = time.monotonic() + 0.5
+
+    def run() -> None:
+        m = _Lean(master[0], master[1])
+        s = _Lean(slave[0], slave[1])
+        mine: list[float] = []
+        enc_path = f"/api/v1/keys/{slave[2]}/enc_keys"
+        dec_path = f"/api/v1/keys/{master[2]}/dec_keys"
+        try:
+            while time.monotonic() < start_at:
+                time.sleep(0.001)
+            while time.monotonic() < start_at + seconds:
+                begin = time.perf_counter()
+                status, doc = m.post(enc_path, b'{"number":1,"size":256}')
+                if status == 503:  # the pools are refilling: not a pair
+                    time.sleep(0.005)
+                    continue
+                if status != 200:
+                    raise SystemExit(f"enc_keys answered {status}: {doc}")
+                key = doc["keys"][0]
+                body = json.dumps({"key_IDs": [{"key_ID": key["key_ID"]}]}).encode()
+                status, got = s.post(dec_path, body)
+                if status != 200 or got["keys"][0]["key"] != key["key"]:
+                    raise SystemExit(f"dec_keys answered {status} or another key")
+                mine.append(time.perf_counter() - begin)
+        except (OSError, SystemExit, KeyError, ValueError) as exc:
+            with lock:
+                failures.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            m.close()
+            s.close()
+            with lock:
+                latencies.extend(mine)
+
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    if failures:
+        raise SystemExit(f"relay bench failed: {failures[0]}")
+    return len(latencies), latencies
+
+
+def _sae_context(cert: Path, key: Path, ca: Path) -> Any:
+    import ssl
+
+    context = ssl.create_default_context(cafile=ca)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+def _direct_pair_rate(directory: Path, seconds: float) -> float:
+    from qkd.delivery.kme.certs import write_certificates
+
+    directory.mkdir(parents=True, exist_ok=True)
+    write_certificates(directory)
+    command = [sys.executable, "-m", "agile.cli", "kme", "serve", "--certs", str(directory),
+               "--listen-a", "127.0.0.1:0", "--listen-b", "127.0.0.1:0", "--json"]  # fmt: skip
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        addresses = json.loads(proc.stdout.readline())
+        ca = directory / "ca.pem"
+        master = (
+            f"https://{addresses['kme_a']}",
+            _sae_context(directory / "sae-a.pem", directory / "sae-a.key", ca),
+            "sae-a",
+        )
+        slave_tls = _sae_context(directory / "sae-b.pem", directory / "sae-b.key", ca)
+        slave = (f"https://{addresses['kme_b']}", slave_tls, "sae-b")
+        time.sleep(1.0)  # let the pools fill
+        count, _ = _pairs(master, slave, seconds)
+        return count / seconds
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def _relay_chain_rate(directory: Path, seconds: float) -> tuple[float, list[float]]:
+    from qkd.network.launcher import network_status, start_nodes, stop_nodes
+
+    lines = ['[network]\nname = "bench-chain"\n']
+    for i, name in enumerate(_CHAIN_NODES):
+        saes = '["app-0"]' if i == 0 else '["app-4"]' if i == len(_CHAIN_NODES) - 1 else "[]"
+        lines.append(f'[[nodes]]\nname = "{name}"\nkind = "trusted"\nsaes = {saes}\n')
+    for a, b in itertools.pairwise(_CHAIN_NODES):
+        lines.append(f'[[links]]\nid = "{a}-{b}"\na = "{a}"\nb = "{b}"\nkind = "fixed"\n'
+                     "key_rate_bps = 1e8\n")  # fmt: skip
+    directory.mkdir(parents=True, exist_ok=True)
+    file = directory / "chain.toml"
+    file.write_text("\n".join(lines))
+    state = directory / "state"
+    try:
+        config = start_nodes(file, state, routing_period_s=1.0, pool_bytes=4 << 20)
+        deadline = time.monotonic() + 60
+        while True:
+            doc = network_status(state)
+            if all(x["up"] and x["pool_bits"] > 8 << 20 for x in doc["links"]):
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the chain did not come up: {doc}")
+            time.sleep(0.2)
+        ca = state / "ca.pem"
+        first, last = _CHAIN_NODES[0], _CHAIN_NODES[-1]
+        master = (
+            f"https://{config['nodes'][first]['etsi014']}",
+            _sae_context(state / "saes/app-0/cert.pem", state / "saes/app-0/key.pem", ca),
+            "app-0",
+        )
+        slave = (f"https://{config['nodes'][last]['etsi014']}",
+                 _sae_context(state / "saes/app-4/cert.pem", state / "saes/app-4/key.pem", ca),
+                 "app-4")  # fmt: skip
+        count, latencies = _pairs(master, slave, seconds)
+        return count / seconds, latencies
+    finally:
+        stop_nodes(state)
+
+
+def _relay_figures(quick: bool, add: Callable[[str, float | None, str], None]) -> None:
+    """net.relay.pairs_per_s, net.relay.vs_direct_pair and net.relay.latency_p99_ms."""
+    import tempfile
+
+    seconds = 3.0 if quick else 10.0
+    with tempfile.TemporaryDirectory(prefix="bench-relay-") as tmp:
+        relay_rate, latencies = _relay_chain_rate(Path(tmp) / "chain", seconds)
+        direct_rate = _direct_pair_rate(Path(tmp) / "pair", seconds)
+    add("net.relay.pairs_per_s", round(relay_rate, 1),
+        f"pairs/s (enc_keys + dec_keys, 256-bit keys, relayed over a 4-hop chain of 5 KME"
+        f" processes, {RELAY_THREADS} threads)")  # fmt: skip
+    add("net.relay.vs_direct_pair", round(relay_rate / direct_rate, 3),
+        f"x (the local KME pair in the same run: {direct_rate:.1f} pairs/s)")  # fmt: skip
+    ordered = sorted(latencies)
+    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1000 if ordered else None
+    unit = "ms (one pair over the 4-hop chain)" if p99 is not None else "unavailable: no pair"
+    add("net.relay.latency_p99_ms", None if p99 is None else round(p99, 2), unit)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="one repetition, smaller networks")
@@ -307,12 +517,15 @@ def main() -> None:
     parser.add_argument(
         "--plan-only", action="store_true", help="only the net.plan figures (no simulation)"
     )
+    parser.add_argument(
+        "--relay-only", action="store_true", help="only the key relay figures (net.relay.*)"
+    )
     args = parser.parse_args()
     repeat = 1 if args.quick else 3
     sizes = (100, 300, 1000) if args.quick else (100, 1000, 10_000)
     results: list[dict[str, Any]] = []
 
-    def add(name: str, value: float, unit: str) -> None:
+    def add(name: str, value: float | None, unit: str) -> None:
         results.append({"name": name, "value": value, "unit": unit})
 
     if args.plan_only:
@@ -320,6 +533,12 @@ def main() -> None:
         json.dump({"results": results}, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return
+    if args.relay_only:
+        _relay_figures(args.quick, add)
+        json.dump({"results": results}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+
     if not args.repeater_only:
         _plan_figures(sizes, repeat, add)
         backbone = load_network(BACKBONE)
@@ -341,6 +560,8 @@ def main() -> None:
     add("qkd.repeater.mc_chains_per_s", chains / t_mc, "pairs/s (8 segments, P=0.1, Q=0.9)")
     add("qkd.repeater.mc_vs_numpy_geometric", t_mc / t_geo, "x (the same number of draws)")
     _compare_with_sequence(chain, rng, results, repeat=repeat, cap_s=5.0 if args.quick else 180.0)
+    if not args.repeater_only:
+        _relay_figures(args.quick, add)
     json.dump({"results": results}, sys.stdout, indent=2)
     sys.stdout.write("\n")
 

@@ -59,6 +59,10 @@ def register(subparsers: Any) -> None:
     )
     simulate.set_defaults(handler=_simulate)
 
+    from agile.cli import netrun
+
+    netrun.register(commands)
+
 
 def _positive(text: str) -> float:
     try:

@@ -12,6 +12,11 @@ Hazmat: figures for planning, no policy. This room may import ``qkd.physics``,
   through relay paths, link failures and Eve (:mod:`qkd.network.events` reads event files).
 - :mod:`qkd.network.relay`: one hop of trusted-node key relay: the relay message, its
   Wegman-Carter authentication and the link-key ledger that uses every byte once (no I/O).
+- :mod:`qkd.network.node`: one KME per node (``agile kme serve --network``): ETSI 014 to its
+  SAEs, link key with its neighbours, hop-by-hop relay over live routes, alarms; with
+  :mod:`~qkd.network.nodestore` (its durable state), :mod:`~qkd.network.nodeconfig`,
+  :mod:`~qkd.network.kmapi` (the inter-KME client), :mod:`~qkd.network.audit`,
+  :mod:`~qkd.network.metrics` and :mod:`~qkd.network.launcher` (``agile net up/down/status``).
 
 Example::
 

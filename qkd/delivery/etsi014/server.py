@@ -41,6 +41,7 @@ __all__ = [
     "HttpsServer",
     "Request",
     "RequestParser",
+    "TextBody",
     "encode_response",
     "peer_identity",
     "server_ssl_context",
@@ -103,9 +104,20 @@ class Request:
     target: str
     body: bytes
     sae_id: str | None
+    # The organizationalUnitName of the verified client certificate: a network's CA marks
+    # KME certificates "KME" and SAE certificates "SAE" (qkd.delivery.kme.certs).
+    peer_unit: str | None = None
 
 
-Handler = Callable[[Request], Awaitable[tuple[int, dict[str, Any]]]]
+@dataclass(frozen=True, slots=True)
+class TextBody:
+    """A non-JSON answer (a Prometheus exposition, say): its content type and bytes."""
+
+    content_type: str
+    body: bytes
+
+
+Handler = Callable[[Request], Awaitable[tuple[int, dict[str, Any] | TextBody]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,16 +299,25 @@ class RequestParser:
 
 
 def encode_response(
-    status: int, document: dict[str, Any], *, close: bool = False, head_only: bool = False
+    status: int,
+    document: dict[str, Any] | TextBody,
+    *,
+    close: bool = False,
+    head_only: bool = False,
 ) -> bytes:
-    """An HTTP/1.1 response carrying ``document`` as JSON (headers only for HEAD)."""
-    body = _ENCODE_JSON(document).encode()
+    """An HTTP/1.1 response carrying ``document`` as JSON, or a :class:`TextBody` as it is
+    (headers only for HEAD)."""
+    if isinstance(document, TextBody):
+        body, content_type = document.body, document.content_type.encode("ascii")
+    else:
+        body, content_type = _ENCODE_JSON(document).encode(), b"application/json"
     head = (
-        b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+        b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
         b"Cache-Control: no-store\r\n%s\r\n"
         % (
             status,
             _REASONS.get(status, "Unknown").encode(),
+            content_type,
             len(body),
             b"Connection: close\r\n" if close else b"",
         )
@@ -316,13 +337,13 @@ def server_ssl_context(
     return context
 
 
-def peer_identity(peercert: Any) -> str | None:
-    """The SAE ID in a verified peer certificate: its subject commonName."""
+def peer_identity(peercert: Any, attribute: str = "commonName") -> str | None:
+    """The SAE ID in a verified peer certificate: its subject commonName (or ``attribute``)."""
     if not isinstance(peercert, dict):
         return None
     for rdn in peercert.get("subject", ()):
         for name, value in rdn:
-            if name == "commonName" and isinstance(value, str) and value:
+            if name == attribute and isinstance(value, str) and value:
                 return value
     return None
 
@@ -338,6 +359,7 @@ class _Connection(asyncio.Protocol):
         self.parser = RequestParser()
         self.transport: asyncio.Transport | None = None
         self.sae_id: str | None = None
+        self.peer_unit: str | None = None
         self.task: asyncio.Task[None] | None = None  # the request being answered
         self.closed = False
         self.paused_reading = False
@@ -352,7 +374,9 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        self.sae_id = peer_identity(transport.get_extra_info("peercert"))
+        peercert = transport.get_extra_info("peercert")
+        self.sae_id = peer_identity(peercert)
+        self.peer_unit = peer_identity(peercert, "organizationalUnitName")
         self.server.connections.add(self)
         if self.server.closing:
             self.close()
@@ -424,7 +448,13 @@ class _Connection(asyncio.Protocol):
         self.task = self.loop.create_task(self._answer(*request))
 
     async def _answer(self, head: _Head, body: bytes) -> None:
-        request = Request(method=head.method, target=head.target, body=body, sae_id=self.sae_id)
+        request = Request(
+            method=head.method,
+            target=head.target,
+            body=body,
+            sae_id=self.sae_id,
+            peer_unit=self.peer_unit,
+        )
         try:
             status, document = await self.handler(request)
         except Exception:

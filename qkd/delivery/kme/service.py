@@ -61,7 +61,7 @@ from qkd.delivery.store import (
     UnitUnavailable,
 )
 
-__all__ = ["Kme", "KmePair", "recover_blocks", "serve_pair"]
+__all__ = ["Kme", "KmePair", "check_key_request", "recover_blocks", "serve_pair"]
 
 _log = logging.getLogger(__name__)
 
@@ -74,6 +74,42 @@ _TOMBSTONE_FACTOR = 2.0
 class _Route:
     link: LinkSettings
     peer_sae: str
+
+
+def check_key_request(link: LinkSettings, request: KeyRequest) -> int:
+    """Check an enc_keys request against the link's limits; returns the key size in bits.
+
+    Raises :class:`RequestRejected` (400) as ETSI GS QKD 014 says. Shared by the pair and
+    the KMEs of a network (:mod:`qkd.network.node`).
+    """
+    if request.extension_mandatory:
+        names = sorted({name for ext in request.extension_mandatory for name in ext})
+        raise RequestRejected(
+            400,
+            "unsupported extension_mandatory parameter",
+            [{"extension_mandatory_unsupported": names}],
+        )
+    if request.additional_slave_sae_ids:
+        raise RequestRejected(
+            400,
+            "additional_slave_SAE_IDs is not supported (max_SAE_ID_count is 0)",
+            [{"additional_slave_SAE_IDs": list(request.additional_slave_sae_ids)}],
+        )
+    if not 1 <= request.number <= link.max_key_per_request:
+        raise RequestRejected(
+            400,
+            f"number must be between 1 and max_key_per_request={link.max_key_per_request}",
+            [{"number": request.number}],
+        )
+    size = link.key_size if request.size is None else request.size
+    if size % 8 or not link.min_key_size <= size <= link.max_key_size:
+        raise RequestRejected(
+            400,
+            f"size must be a multiple of 8 between min_key_size={link.min_key_size}"
+            f" and max_key_size={link.max_key_size}",
+            [{"size": size}],
+        )
+    return size
 
 
 class Kme:
@@ -176,33 +212,7 @@ class Kme:
     async def _enc_keys(
         self, master: str, slave: str, link: LinkSettings, request: KeyRequest
     ) -> dict[str, Any]:
-        if request.extension_mandatory:
-            names = sorted({name for ext in request.extension_mandatory for name in ext})
-            raise RequestRejected(
-                400,
-                "unsupported extension_mandatory parameter",
-                [{"extension_mandatory_unsupported": names}],
-            )
-        if request.additional_slave_sae_ids:
-            raise RequestRejected(
-                400,
-                "additional_slave_SAE_IDs is not supported (max_SAE_ID_count is 0)",
-                [{"additional_slave_SAE_IDs": list(request.additional_slave_sae_ids)}],
-            )
-        if not 1 <= request.number <= link.max_key_per_request:
-            raise RequestRejected(
-                400,
-                f"number must be between 1 and max_key_per_request={link.max_key_per_request}",
-                [{"number": request.number}],
-            )
-        size = link.key_size if request.size is None else request.size
-        if size % 8 or not link.min_key_size <= size <= link.max_key_size:
-            raise RequestRejected(
-                400,
-                f"size must be a multiple of 8 between min_key_size={link.min_key_size}"
-                f" and max_key_size={link.max_key_size}",
-                [{"size": size}],
-            )
+        size = check_key_request(link, request)
         not_before = time.time() - link.key_max_age_s
 
         def take(tx: Transaction) -> list[tuple[str, bytes]]:
