@@ -89,7 +89,7 @@ class TemporaryPostgres:
         return f"postgresql://{_SUPERUSER}@/{dbname}?host={self.socket_dir}&port={_PORT}"
 
     def _run(self, *args: str) -> None:
-        done = subprocess.run(
+        done = subprocess.run(  # noqa: S603 - fixed binaries, no shell
             [*self._prefix, *args], capture_output=True, text=True, timeout=120, check=False
         )
         if done.returncode != 0:
@@ -159,8 +159,13 @@ class TemporaryPostgres:
             return
         try:
             self._run(
-                str(self.bindir / "pg_ctl"), "-D", str(self.directory / "data"), "-m", "fast",
-                "-w", "stop",
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.directory / "data"),
+                "-m",
+                "fast",
+                "-w",
+                "stop",
             )
         finally:
             shutil.rmtree(self.directory, ignore_errors=True)

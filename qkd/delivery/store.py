@@ -297,9 +297,7 @@ SQLITE_PREFIX = "sqlite:"
 POSTGRES_PREFIXES = ("postgresql://", "postgres://")
 
 
-def open_store(
-    spec: str | Path, *, schema: str = "qkd_keys"
-) -> KeyStore | PostgresKeyStore:
+def open_store(spec: str | Path, *, schema: str = "qkd_keys") -> KeyStore | PostgresKeyStore:
     """Open the key pool that ``spec`` names.
 
     ``"sqlite:PATH"`` (or a :class:`~pathlib.Path`) opens the embedded SQLite store;
@@ -318,9 +316,7 @@ def open_store(
         except ImportError as exc:
             raise KeyStoreError(str(exc)) from exc
         return PostgresKeyStore(spec, schema=schema)
-    raise KeyStoreError(
-        f"key store {spec!r}: give sqlite:PATH or a postgresql:// URL"
-    )
+    raise KeyStoreError(f"key store {spec!r}: give sqlite:PATH or a postgresql:// URL")
 
 
 class KeyStore:

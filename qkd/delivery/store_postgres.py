@@ -143,12 +143,11 @@ def describe_conninfo(conninfo: str) -> str:
 # ---------------------------------------------------------------------- query plans
 
 
-def _plan_schema(schema: str) -> Generator[sql.Composable | str, Any, None]:
+def _plan_schema(schema: str) -> Generator[sql.Composed | LiteralString, Any, None]:
     yield sql.SQL("SELECT pg_advisory_xact_lock({})").format(sql.Literal(_SCHEMA_LOCK))
     yield sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
     yield sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema))
-    for statement in _SCHEMA:
-        yield statement
+    yield from _SCHEMA
 
 
 def _plan_insert_block(
@@ -323,7 +322,8 @@ async def _adrive(cursor: psycopg.AsyncCursor[Any], plan: _Plan[T]) -> T:
 
 def _lock_key(name: str) -> int:
     """A signed 64-bit advisory-lock key for ``name``."""
-    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def _connect(conninfo: str, schema: str | None, where: str) -> psycopg.Connection[Any]:
@@ -355,7 +355,7 @@ class PostgresTransaction(Transaction):
     """Operations inside one transaction of a :class:`PostgresKeyStore`; the methods and their
     meaning are :class:`qkd.delivery.store.Transaction`'s."""
 
-    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:  # noqa: D107
+    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
         self._cursor = cursor
         self.deltas = {}
 
@@ -542,12 +542,12 @@ class PostgresKeyStore:
                 results = [self._attempt(db, operations[0], deltas)]
             else:
                 with db.transaction():
-                    results = [
-                        self._attempt(db, op, deltas) for op in operations
-                    ]
+                    results = [self._attempt(db, op, deltas) for op in operations]
         except (psycopg.Error, KeyStoreError) as exc:
-            error = exc if isinstance(exc, KeyStoreError) else KeyStoreError(
-                f"key store {self.label}: transaction failed: {exc}"
+            error = (
+                exc
+                if isinstance(exc, KeyStoreError)
+                else KeyStoreError(f"key store {self.label}: transaction failed: {exc}")
             )
             if error is not exc:
                 error.__cause__ = exc
@@ -593,8 +593,7 @@ class PostgresKeyStore:
         """The delivery record of ``key_id`` at this (owner) KME, if any replica handed it out."""
         rows = self._read(
             (
-                "SELECT key_id, link, master, slave, size, parts FROM deliveries"
-                " WHERE key_id = %s",
+                "SELECT key_id, link, master, slave, size, parts FROM deliveries WHERE key_id = %s",
                 (key_id,),
             )
         )
@@ -918,8 +917,7 @@ class AsyncPostgresKeyStore:
     async def lookup_delivery(self, key_id: str) -> Delivery | None:
         rows = await self._read(
             (
-                "SELECT key_id, link, master, slave, size, parts FROM deliveries"
-                " WHERE key_id = %s",
+                "SELECT key_id, link, master, slave, size, parts FROM deliveries WHERE key_id = %s",
                 (key_id,),
             )
         )

@@ -14,6 +14,16 @@ per direction and, when ``rate_bps`` is set, no more key bits per second than th
   copy only if the master's KME recorded that very master handing the key to this slave:
   the in-process stand-in for the key-synchronisation channel between real KMEs.
 
+With a PostgreSQL store (``store = "postgresql://..."`` for both KMEs), several processes may
+run the same configuration as *replicas*: each serves both KMEs' ETSI 014 interfaces over
+the shared pools, whose row locks keep every key delivered once
+(:mod:`qkd.delivery.store_postgres`).
+The feeders, the recovery of half-written blocks and the expiry sweep then run in one
+replica at a time, the *leader*: the one holding a PostgreSQL advisory lock named after the
+pair. The lock belongs to the leader's database session, so when the leader dies its lock
+is freed, and the next replica to poll for it (every ``LEADER_POLL_S`` seconds) finishes or
+drops the blocks the old leader left half-written, then feeds.
+
 The caller's SAE ID is the commonName of its verified TLS client certificate; an SAE talks
 only to the KME it is attached to and gets only keys of links it is registered on.
 Requests are checked as ETSI GS QKD 014 v1.1.1 says: 400 for malformed requests and key IDs
@@ -54,10 +64,11 @@ from qkd.delivery.kme.link import make_supplier
 from qkd.delivery.store import (
     Delivery,
     GroupCommitter,
-    KeyStore,
+    KeyPool,
     PoolExhausted,
     Transaction,
     UnitUnavailable,
+    open_store,
 )
 
 __all__ = ["Kme", "KmePair", "recover_blocks", "serve_pair"]
@@ -67,6 +78,10 @@ _log = logging.getLogger(__name__)
 # Tombstones (delivered units, delivery records) outlive the keys they describe by this
 # factor of key_max_age_s, so that a late second request is still told "already delivered".
 _TOMBSTONE_FACTOR = 2.0
+
+# Replicas: how often a follower tries for the feeder lock, and the leader checks it has it.
+LEADER_POLL_S = 0.5
+LEADER_CHECK_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,7 +289,7 @@ def _json_body(body: bytes) -> Any:
 # ---------------------------------------------------------------------- the pair
 
 
-def recover_blocks(a: KeyStore, b: KeyStore) -> int:
+def recover_blocks(a: KeyPool, b: KeyPool) -> int:
     """Finish or drop the blocks a crash left half-written; returns how many were touched.
 
     A block written at both ends is made ready at both; a block at one end only is deleted.
@@ -286,9 +301,36 @@ def recover_blocks(a: KeyStore, b: KeyStore) -> int:
             touched += 1
             if there.has_block(block):
                 for store in (here, there):
-                    store.run(functools.partial(Transaction.mark_ready, block=block))
+                    store.run(functools.partial(_mark_ready, block=block))
             else:
-                here.run(functools.partial(Transaction.delete_block, block=block))
+                here.run(functools.partial(_delete_block, block=block))
+    return touched
+
+
+def _mark_ready(tx: Transaction, *, block: int) -> int:
+    return tx.mark_ready(block)
+
+
+def _delete_block(tx: Transaction, *, block: int) -> None:
+    tx.delete_block(block)
+
+
+def _expire(tx: Transaction, *, not_before: float, tombstones_before: float) -> int:
+    return tx.expire(not_before=not_before, tombstones_before=tombstones_before)
+
+
+async def _recover_shared(a: Kme, b: Kme) -> int:
+    """:func:`recover_blocks` for stores that other replicas serve meanwhile: through the
+    committers, with the reads off the event loop. Only the feeder lock's holder runs it."""
+    touched = 0
+    for here, there in ((a, b), (b, a)):
+        for block in await asyncio.to_thread(here.store.pending_blocks):
+            touched += 1
+            if await asyncio.to_thread(there.store.has_block, block):
+                for kme in (here, there):
+                    await kme.committer.run(functools.partial(_mark_ready, block=block))
+            else:
+                await here.committer.run(functools.partial(_delete_block, block=block))
     return touched
 
 
@@ -391,8 +433,16 @@ class KmePair:
         self._servers: list[HttpsServer] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.addresses: dict[str, tuple[str, int]] = {}
-        store_a, store_b = KeyStore(config.a.store), KeyStore(config.b.store)
-        recover_blocks(store_a, store_b)
+        store_a = open_store(config.a.store_spec, schema=config.a.kme_id)
+        try:
+            store_b = open_store(config.b.store_spec, schema=config.b.kme_id)
+        except BaseException:
+            store_a.close()
+            raise
+        # Both PostgreSQL (config.py allows no mix): other replicas may share the pools.
+        self.replicated = config.a.store_url is not None
+        if not self.replicated:
+            recover_blocks(store_a, store_b)
         self.a = Kme(config.a, "a", config, GroupCommitter(store_a))
         self.b = Kme(config.b, "b", config, GroupCommitter(store_b))
         self.a.peer, self.b.peer = self.b, self.a
@@ -407,10 +457,48 @@ class KmePair:
             )
             self._servers.append(server)
             self.addresses[kme.end] = server.address
+        if self.replicated:
+            self._tasks.append(asyncio.create_task(self._lead(), name="feeder-leader"))
+        else:
+            self._tasks.extend(self._start_feeders())
+
+    def _start_feeders(self) -> list[asyncio.Task[None]]:
+        tasks = []
         for link in self.config.links:
             feeder = _Feeder(link, self.a, self.b, self._suppliers[link.name])
-            self._tasks.append(asyncio.create_task(feeder.run(), name=f"feeder:{link.name}"))
-            self._tasks.append(asyncio.create_task(self._expire(link), name=f"expiry:{link.name}"))
+            tasks.append(asyncio.create_task(feeder.run(), name=f"feeder:{link.name}"))
+            tasks.append(asyncio.create_task(self._expire(link), name=f"expiry:{link.name}"))
+        return tasks
+
+    async def _lead(self) -> None:
+        """Replicas: feed (and recover, and expire) while holding the pair's feeder lock."""
+        from qkd.delivery.store_postgres import AdvisoryLock
+
+        assert self.config.a.store_url is not None
+        lock = AdvisoryLock(
+            self.config.a.store_url, f"qkd-kme-feeder:{self.a.kme_id}:{self.b.kme_id}"
+        )
+        try:
+            while True:
+                if not await asyncio.to_thread(lock.try_acquire):
+                    await asyncio.sleep(LEADER_POLL_S)
+                    continue
+                _log.info("this replica holds the feeder lock: it runs the link feeders")
+                tasks: list[asyncio.Task[None]] = []
+                try:
+                    await _recover_shared(self.a, self.b)
+                    tasks = self._start_feeders()
+                    while await asyncio.to_thread(lock.held):
+                        await asyncio.sleep(LEADER_CHECK_S)
+                    _log.warning("lost the feeder lock (database session ended); following")
+                finally:
+                    for task in tasks:
+                        task.cancel()
+                    for task in tasks:
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
+        finally:
+            lock.release()
 
     async def _expire(self, link: LinkSettings) -> None:
         period = min(60.0, max(0.05, link.key_max_age_s / 4))
@@ -418,7 +506,7 @@ class KmePair:
             await asyncio.sleep(period)
             now = time.time()
             sweep = functools.partial(
-                Transaction.expire,
+                _expire,
                 not_before=now - link.key_max_age_s,
                 tombstones_before=now - _TOMBSTONE_FACTOR * link.key_max_age_s,
             )
