@@ -59,10 +59,12 @@ def test_replicas_share_one_pool_and_deliver_every_key_once(
     assert len(ledger.slave) >= 400, "the replicas delivered too few keys to test anything"
     assert ledger.delivered_twice == 0
     assert ledger.different_keys == 0
-    assert ledger.lost_in_flight == 0 and not ledger.owed
+    assert ledger.lost_in_flight == 0
+    assert not ledger.owed
     assert ledger.units_used_twice() == 0
     twice, records = records_used_twice(postgres_url)
-    assert twice == 0 and records == len(ledger.master)
+    assert twice == 0
+    assert records == len(ledger.master)
     # Exactly one replica runs the feeder.
     assert feeder_pid(postgres_url) in {r.proc.pid for r in running}
 
