@@ -141,14 +141,15 @@ class Ledger:
         return sum(n - 1 for n in units.values() if n > 1)
 
 
-def records_used_twice(url: str) -> tuple[int, int]:
-    """(units named by two delivery records, delivery records) in the database."""
+def records_used_twice(url: str) -> tuple[int, set[str]]:
+    """(units named by two delivery records, the key_IDs of all delivery records)."""
     with psycopg.connect(url) as db:
         rows = db.execute(
-            'SELECT parts FROM "KME-A".deliveries UNION ALL SELECT parts FROM "KME-B".deliveries'
+            'SELECT key_id, parts FROM "KME-A".deliveries'
+            ' UNION ALL SELECT key_id, parts FROM "KME-B".deliveries'
         ).fetchall()
-    parts = Counter(p for (text,) in rows for p in text.split())
-    return sum(n - 1 for n in parts.values() if n > 1), len(rows)
+    parts = Counter(p for _, text in rows for p in text.split())
+    return sum(n - 1 for n in parts.values() if n > 1), {key_id for key_id, _ in rows}
 
 
 def load(
