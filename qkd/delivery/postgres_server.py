@@ -154,7 +154,7 @@ class TemporaryPostgres:
             return ""
 
     def stop(self) -> None:
-        """Stop the server (fast shutdown) and remove its directory."""
+        """Stop the server at once and remove its directory: nothing in it is kept."""
         if self.directory is None:
             return
         try:
@@ -163,7 +163,7 @@ class TemporaryPostgres:
                 "-D",
                 str(self.directory / "data"),
                 "-m",
-                "fast",
+                "immediate",
                 "-w",
                 "stop",
             )

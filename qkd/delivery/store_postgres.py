@@ -96,7 +96,7 @@ T = TypeVar("T")
 
 # A query plan yields (SQL, parameters) and receives the rows (or the row count when the
 # statement returns none); it returns the operation's result.
-_Query = tuple[LiteralString, tuple[Any, ...]]
+_Query = tuple[LiteralString, tuple[Any, ...] | dict[str, Any]]
 _Plan = Generator[_Query, Any, T]
 _Counter = Callable[[str, str, int], None]
 
@@ -114,7 +114,9 @@ _SCHEMA: tuple[LiteralString, ...] = (
         state    SMALLINT NOT NULL,
         key      BYTEA
     )""",
-    "CREATE INDEX IF NOT EXISTS units_pool ON units (link, owner, state, seq)",
+    # The ready units of a pool in seq order: a take reads the first few entries, however
+    # many tombstones the table holds.
+    "CREATE INDEX IF NOT EXISTS units_ready ON units (link, owner, seq) WHERE state = 1",
     "CREATE INDEX IF NOT EXISTS units_block ON units (block)",
     """CREATE TABLE IF NOT EXISTS deliveries (
         key_id    TEXT PRIMARY KEY,
@@ -175,6 +177,52 @@ def _plan_delete_block(block: int) -> _Plan[None]:
     yield ("DELETE FROM units WHERE block = %s AND state = 0", (block,))
 
 
+# One statement hands out a master's keys: lock ``wanted`` ready units (skipping those other
+# transactions hold), and only if there are that many, mark them delivered and record one
+# delivery per key (consecutive units by seq, the first unit's key_ID). It returns the locked
+# units, with their bytes as they were, whether or not there were enough.
+_TAKE_FOR_MASTER: LiteralString = """
+WITH picked AS (
+    SELECT seq, key_id, key FROM units
+    WHERE link = %(link)s AND owner = %(owner)s AND state = 1 AND created >= %(not_before)s
+    ORDER BY seq LIMIT %(wanted)s FOR UPDATE SKIP LOCKED
+), enough AS (
+    SELECT COUNT(*) = %(wanted)s AS ok FROM picked
+), numbered AS (
+    SELECT seq, key_id, key, (ROW_NUMBER() OVER (ORDER BY seq) - 1) / %(per_key)s AS k
+    FROM picked
+), taken AS (
+    UPDATE units SET state = 2, key = NULL FROM numbered
+    WHERE units.seq = numbered.seq AND (SELECT ok FROM enough)
+), recorded AS (
+    INSERT INTO deliveries (key_id, link, master, slave, size, parts, delivered)
+    SELECT (ARRAY_AGG(key_id ORDER BY seq))[1], %(link)s, %(master)s, %(slave)s, %(size)s,
+           STRING_AGG(key_id, ' ' ORDER BY seq), %(now)s
+    FROM numbered WHERE (SELECT ok FROM enough) GROUP BY k
+)
+SELECT seq, key_id, key FROM numbered ORDER BY seq
+"""
+
+# One statement releases a slave's copies: lock the named units in seq order (waiting for
+# any other transaction on them), and only if every one is ready, fresh, and of this link
+# and owner, erase them. It returns the rows as locked (the newest committed version), which
+# the caller checks again to say which key_ID is at fault.
+_TAKE_FOR_SLAVE: LiteralString = """
+WITH locked AS (
+    SELECT key_id, seq, state, key, created, link, owner FROM units
+    WHERE key_id = ANY(%(parts)s) ORDER BY seq FOR UPDATE
+), fine AS (
+    SELECT COUNT(*) = %(count)s AND COALESCE(BOOL_AND(
+        state = 1 AND created >= %(not_before)s AND link = %(link)s AND owner = %(owner)s
+    ), FALSE) AS ok FROM locked
+), taken AS (
+    UPDATE units SET state = 2, key = NULL FROM locked
+    WHERE units.seq = locked.seq AND (SELECT ok FROM fine)
+)
+SELECT key_id, seq, state, key, created, link, owner, (SELECT ok FROM fine) FROM locked
+"""
+
+
 def _plan_take_for_master(
     count: _Counter,
     *,
@@ -189,45 +237,36 @@ def _plan_take_for_master(
 ) -> _Plan[list[tuple[str, bytes]]]:
     per_key = -(-size // unit_bits)
     wanted = number * per_key
+    params = {
+        "link": link,
+        "owner": owner,
+        "master": master,
+        "slave": slave,
+        "size": size,
+        "not_before": not_before,
+        "wanted": wanted,
+        "per_key": per_key,
+    }
     rows: list[tuple[int, str, bytes]] = []
-    while len(rows) < wanted:
-        more = yield (
-            "SELECT seq, key_id, key FROM units WHERE link = %s AND owner = %s AND state = 1"
-            " AND created >= %s AND NOT (seq = ANY(%s::bigint[])) ORDER BY seq LIMIT %s"
-            " FOR UPDATE SKIP LOCKED",
-            (link, owner, not_before, [r[0] for r in rows], wanted - len(rows)),
-        )
-        if not more:
+    # A unit that another transaction delivered while this statement waited drops out of
+    # its result, leaving it short though other units are ready: run it again (the units it
+    # locked stay locked by this transaction and come back) until it stops finding more.
+    for _ in range(_RETRIES):
+        found = yield (_TAKE_FOR_MASTER, {**params, "now": time.time()})
+        if len(found) <= len(rows):
             break
-        rows.extend(more)
+        rows = found
+        if len(rows) == wanted:
+            break
     if len(rows) < wanted:
         raise PoolExhausted(
             f"link {link}: {len(rows)} ready units, {wanted} needed for {number} key(s)"
             f" of {size} bits"
         )
-    rows.sort()
-    now = time.time()
     keys: list[tuple[str, bytes]] = []
-    parts: list[str] = []
     for i in range(number):
         chunk = rows[i * per_key : (i + 1) * per_key]
         keys.append((chunk[0][1], b"".join(bytes(r[2]) for r in chunk)[: size // 8]))
-        parts.append(" ".join(r[1] for r in chunk))
-    yield (
-        "WITH taken AS (UPDATE units SET state = 2, key = NULL WHERE seq = ANY(%s))"
-        " INSERT INTO deliveries (key_id, link, master, slave, size, parts, delivered)"
-        " SELECT k, %s, %s, %s, %s, p, %s FROM unnest(%s::text[], %s::text[]) AS d(k, p)",
-        (
-            [r[0] for r in rows],
-            link,
-            master,
-            slave,
-            size,
-            now,
-            [k for k, _ in keys],
-            parts,
-        ),
-    )
     count(link, owner, -wanted)
     return keys
 
@@ -242,13 +281,17 @@ def _plan_take_for_slave(
 ) -> _Plan[list[tuple[str, bytes]]]:
     wanted = [part for delivery in deliveries for part in delivery.parts]
     found = yield (
-        "SELECT key_id, seq, state, key, created, link, owner FROM units"
-        " WHERE key_id = ANY(%s) ORDER BY seq FOR UPDATE",
-        (wanted,),
+        _TAKE_FOR_SLAVE,
+        {
+            "parts": wanted,
+            "count": len(wanted),
+            "not_before": not_before,
+            "link": link,
+            "owner": owner,
+        },
     )
     rows = {r[0]: r[1:] for r in found}
     keys: list[tuple[str, bytes]] = []
-    seqs: list[int] = []
     for delivery in deliveries:
         chunk = []
         for part in delivery.parts:
@@ -262,9 +305,11 @@ def _plan_take_for_slave(
             chunk.append(row)
         material = b"".join(bytes(r[2]) for r in chunk)[: delivery.size // 8]
         keys.append((delivery.key_id, material))
-        seqs.extend(r[0] for r in chunk)
-    yield ("UPDATE units SET state = 2, key = NULL WHERE seq = ANY(%s)", (seqs,))
-    count(link, owner, -len(seqs))
+    if not (found and found[0][7]):
+        # The statement's own check and the one above agree; this guards the invariant that
+        # nothing is handed out that the statement did not erase.
+        raise UnitUnavailable("key_ID changed while it was being taken", deliveries[0].key_id)
+    count(link, owner, -len(wanted))
     return keys
 
 
