@@ -39,7 +39,7 @@ Each KME keeps its tables in a schema of its own (by default ``qkd_keys``; the K
 its KME ID), so both KMEs of a pair can share one database. :meth:`PostgresKeyStore.ready_count`
 answers from memory without blocking: the count is updated by this process's commits, and a
 background thread re-reads the true counts every ``refresh_s`` seconds to see what the other
-replicas took.
+replicas took (adding this process's commits that finish meanwhile).
 
 Crash semantics are those of the SQLite store: a key counts as delivered once its
 transaction commits, so delivery is at most once; a replica killed mid-transaction holds
@@ -506,7 +506,9 @@ class PostgresKeyStore:
         self._reader = _connect(conninfo, schema, self.label)
         self._reader_lock = threading.Lock()
         self._counts_lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
         self._ready: dict[tuple[str, str], int] = {}
+        self._since_refresh: dict[tuple[str, str], int] | None = None
         self.refresh_counts()
         self._stop = threading.Event()
         self._refresher = threading.Thread(
@@ -551,10 +553,29 @@ class PostgresKeyStore:
         return self._ready.get((link, owner), 0)
 
     def refresh_counts(self) -> None:
-        """Re-read the ready counts that every replica's commits have left."""
-        rows = self._read(_COUNTS)
-        with self._counts_lock:
-            self._ready = {(link, owner): int(n) for link, owner, n in rows}
+        """Re-read the ready counts that every replica's commits have left.
+
+        This process's commits that finish while the count is read are added to what it
+        reads. One that committed just before the read's snapshot is then counted twice for
+        one period: a block's units briefly over-counted (the feeder waits a little), or a
+        take's few units under-counted (it writes a few units more); never a whole block
+        written twice, as replacing the counts outright would allow.
+        """
+        with self._refresh_lock:
+            with self._counts_lock:
+                self._since_refresh = {}
+            try:
+                rows = self._read(_COUNTS)
+            except BaseException:
+                with self._counts_lock:
+                    self._since_refresh = None
+                raise
+            with self._counts_lock:
+                counts = {(link, owner): int(n) for link, owner, n in rows}
+                for key, change in (self._since_refresh or {}).items():
+                    counts[key] = counts.get(key, 0) + change
+                self._ready = counts
+                self._since_refresh = None
 
     def _refresh_loop(self, period: float) -> None:
         while not self._stop.wait(period):
@@ -600,6 +621,8 @@ class PostgresKeyStore:
         with self._counts_lock:
             for key, change in deltas.items():
                 self._ready[key] = self._ready.get(key, 0) + change
+                if self._since_refresh is not None:
+                    self._since_refresh[key] = self._since_refresh.get(key, 0) + change
         return results
 
     def _attempt(
@@ -686,19 +709,19 @@ class AdvisoryLock:
         self._held = False
 
     def try_acquire(self) -> bool:
-        """Take the lock if it is free; returns whether this object holds it."""
+        """Take the lock if it is free; returns whether this object holds it. A follower
+        keeps its connection between tries."""
         if self._held and self.held():
             return True
-        self._drop()
         try:
-            self._db = _connect(self.conninfo, None, describe_conninfo(self.conninfo))
+            if self._db is None or self._db.closed or self._db.broken:
+                self._drop()
+                self._db = _connect(self.conninfo, None, describe_conninfo(self.conninfo))
             row = self._db.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
         except (psycopg.Error, KeyStoreError):
             self._drop()
             return False
         self._held = bool(row and row[0])
-        if not self._held:
-            self._drop()
         return self._held
 
     def held(self) -> bool:
