@@ -56,6 +56,7 @@ and receive rows), so their semantics cannot drift apart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import threading
@@ -87,6 +88,7 @@ __all__ = [
     "AdvisoryLock",
     "AsyncPostgresKeyStore",
     "AsyncPostgresTransaction",
+    "LockLost",
     "PostgresKeyStore",
     "PostgresTransaction",
     "describe_conninfo",
@@ -128,6 +130,10 @@ _SCHEMA: tuple[LiteralString, ...] = (
         delivered DOUBLE PRECISION NOT NULL
     )""",
 )
+
+
+class LockLost(KeyStoreError):
+    """A write fenced by an :class:`AdvisoryLock` found the lock no longer held."""
 
 
 def describe_conninfo(conninfo: str) -> str:
@@ -313,6 +319,17 @@ def _plan_take_for_slave(
     return keys
 
 
+def _plan_require_lock(pid: int, key: int) -> _Plan[None]:
+    # pg_locks shows a bigint advisory key as its high and low 32 bits, with objsubid 1.
+    rows = yield (
+        "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = %s"
+        " AND classid = %s::bigint::oid AND objid = %s::bigint::oid AND objsubid = 1",
+        (pid, (key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF),
+    )
+    if not rows:
+        raise LockLost("the feeder lock is no longer held by this replica's session")
+
+
 def _plan_expire(count: _Counter, *, not_before: float, tombstones_before: float) -> _Plan[int]:
     expired = yield (
         "WITH gone AS (DELETE FROM units WHERE state = 1 AND created < %s RETURNING link, owner)"
@@ -469,6 +486,12 @@ class PostgresTransaction(Transaction):
                 not_before=not_before,
             ),
         )
+
+    def require_lock(self, fence: tuple[int, int]) -> None:
+        """Fail this operation (:class:`LockLost`) unless the session ``fence[0]`` still holds
+        advisory lock ``fence[1]`` (see :meth:`AdvisoryLock.fence`): the check and the writes
+        after it are one transaction, so a replica that lost the lock writes nothing more."""
+        _drive(self._cursor, _plan_require_lock(*fence))
 
     def expire(self, *, not_before: float, tombstones_before: float) -> int:
         return _drive(
@@ -707,6 +730,7 @@ class AdvisoryLock:
         self.key = _lock_key(name)
         self._db: psycopg.Connection[Any] | None = None
         self._held = False
+        self._pid = 0
 
     def try_acquire(self) -> bool:
         """Take the lock if it is free; returns whether this object holds it. A follower
@@ -722,7 +746,15 @@ class AdvisoryLock:
             self._drop()
             return False
         self._held = bool(row and row[0])
+        self._pid = self._db.info.backend_pid
         return self._held
+
+    def fence(self) -> tuple[int, int]:
+        """(holding session's process id, lock key), for
+        :meth:`PostgresTransaction.require_lock` in the writes this lock guards."""
+        if not self._held:
+            raise LockLost(f"advisory lock {self.name!r} is not held")
+        return self._pid, self.key
 
     def held(self) -> bool:
         """Whether the lock is still ours: its session answers and still holds it."""
@@ -738,6 +770,10 @@ class AdvisoryLock:
         return row is not None
 
     def release(self) -> None:
+        """Unlock (at once, not when the server notices the closed session), then close."""
+        if self._held and self._db is not None and not self._db.closed:
+            with contextlib.suppress(psycopg.Error):
+                self._db.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
         self._drop()
 
     def _drop(self) -> None:

@@ -319,18 +319,26 @@ def _expire(tx: Transaction, *, not_before: float, tombstones_before: float) -> 
     return tx.expire(not_before=not_before, tombstones_before=tombstones_before)
 
 
-async def _recover_shared(a: Kme, b: Kme) -> int:
+async def _recover_shared(a: Kme, b: Kme, fence: Callable[[Transaction], None]) -> int:
     """:func:`recover_blocks` for stores that other replicas serve meanwhile: through the
-    committers, with the reads off the event loop. Only the feeder lock's holder runs it."""
+    committers, with the reads off the event loop, each write fenced by the feeder lock.
+    Only the lock's holder runs it."""
+
+    def fenced(tx: Transaction, *, write: Callable[[Transaction], object]) -> None:
+        fence(tx)
+        write(tx)
+
     touched = 0
     for here, there in ((a, b), (b, a)):
         for block in await asyncio.to_thread(here.store.pending_blocks):
             touched += 1
             if await asyncio.to_thread(there.store.has_block, block):
+                ready = functools.partial(_mark_ready, block=block)
                 for kme in (here, there):
-                    await kme.committer.run(functools.partial(_mark_ready, block=block))
+                    await kme.committer.run(functools.partial(fenced, write=ready))
             else:
-                await here.committer.run(functools.partial(_delete_block, block=block))
+                drop = functools.partial(_delete_block, block=block)
+                await here.committer.run(functools.partial(fenced, write=drop))
     return touched
 
 
@@ -340,11 +348,21 @@ class _Feeder:
     POLL_S = 0.02
     RETRY_S = 1.0
 
-    def __init__(self, link: LinkSettings, a: Kme, b: Kme, supplier: KeyMaterialSupplier) -> None:
+    def __init__(
+        self,
+        link: LinkSettings,
+        a: Kme,
+        b: Kme,
+        supplier: KeyMaterialSupplier,
+        fence: Callable[[Transaction], None] | None = None,
+    ) -> None:
         self.link = link
         self.a = a
         self.b = b
         self.supplier = supplier
+        # Replicas: run first in every write, so that a leader that lost its lock writes
+        # nothing more (the write fails and the feeder retries until it is cancelled).
+        self.fence = fence
         self.unit_bytes = link.key_size // 8
         self._budget_bits = 0.0
         self._last = time.monotonic()
@@ -410,6 +428,8 @@ class _Feeder:
             units = [(ids[i], material[i * step : (i + 1) * step]) for i in range(count)]
 
             def insert(tx: Transaction) -> None:
+                if self.fence is not None:
+                    self.fence(tx)
                 tx.insert_block(
                     block=block, link=link.name, owner=owner.kme_id, created=created, units=units
                 )
@@ -417,6 +437,8 @@ class _Feeder:
             return insert
 
         def ready(tx: Transaction) -> int:
+            if self.fence is not None:
+                self.fence(tx)
             return tx.mark_ready(block)
 
         await self.a.committer.run(writer(alice))
@@ -462,17 +484,19 @@ class KmePair:
         else:
             self._tasks.extend(self._start_feeders())
 
-    def _start_feeders(self) -> list[asyncio.Task[None]]:
+    def _start_feeders(
+        self, fence: Callable[[Transaction], None] | None = None
+    ) -> list[asyncio.Task[None]]:
         tasks = []
         for link in self.config.links:
-            feeder = _Feeder(link, self.a, self.b, self._suppliers[link.name])
+            feeder = _Feeder(link, self.a, self.b, self._suppliers[link.name], fence)
             tasks.append(asyncio.create_task(feeder.run(), name=f"feeder:{link.name}"))
             tasks.append(asyncio.create_task(self._expire(link), name=f"expiry:{link.name}"))
         return tasks
 
     async def _lead(self) -> None:
         """Replicas: feed (and recover, and expire) while holding the pair's feeder lock."""
-        from qkd.delivery.store_postgres import AdvisoryLock
+        from qkd.delivery.store_postgres import AdvisoryLock, PostgresTransaction
 
         assert self.config.a.store_url is not None
         lock = AdvisoryLock(
@@ -485,9 +509,15 @@ class KmePair:
                     continue
                 _log.info("this replica holds the feeder lock: it runs the link feeders")
                 tasks: list[asyncio.Task[None]] = []
+                token = lock.fence()
+
+                def fence(tx: Transaction, token: tuple[int, int] = token) -> None:
+                    assert isinstance(tx, PostgresTransaction)
+                    tx.require_lock(token)
+
                 try:
-                    await _recover_shared(self.a, self.b)
-                    tasks = self._start_feeders()
+                    await _recover_shared(self.a, self.b, fence)
+                    tasks = self._start_feeders(fence)
                     while await asyncio.to_thread(lock.held):
                         await asyncio.sleep(LEADER_CHECK_S)
                     _log.warning("lost the feeder lock (database session ended); following")

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from .replicas import (
@@ -89,3 +90,41 @@ def test_the_feeder_moves_to_another_replica_when_its_leader_dies(
         while served < 500:
             served += len(master.get_keys(10, 256))
             assert time.monotonic() < deadline + 30, "the pool was not refilled"
+
+
+def test_a_leader_that_loses_its_lock_session_stops_and_the_feed_goes_on(
+    replicas: tuple[list[Replica], Path], certs: Path, postgres_url: str
+) -> None:
+    running, _ = replicas
+    with psycopg.connect(postgres_url) as db:
+        (before,) = db.execute(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        ).fetchone() or (None,)
+        assert before is not None
+        db.execute("SELECT pg_terminate_backend(%s)", (before,))
+    deadline = time.monotonic() + 15
+    while True:
+        with psycopg.connect(postgres_url) as db:
+            row = db.execute(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            ).fetchone()
+        if row is not None and row[0] != before:
+            break
+        assert time.monotonic() < deadline, "no replica took the feeder lock again"
+        time.sleep(0.1)
+    assert feeder_pid(postgres_url) in {r.proc.pid for r in running}
+    ledger = Ledger()
+    with (
+        client(certs, "sae-a", running[1].url_a, "sae-b", retries=20) as master,
+        client(certs, "sae-b", running[2].url_b, "sae-a") as slave,
+    ):
+        while len(ledger.slave) < 500:
+            keys = master.get_keys(10, 256)
+            for key in keys:
+                ledger.got_master(key.key_id, key.key)
+            for key in slave.get_keys_by_id([k.key_id for k in keys]):
+                ledger.got_slave(key.key_id, key.key)
+            assert time.monotonic() < deadline + 30, "the pool was not refilled"
+    assert ledger.delivered_twice == 0
+    assert ledger.different_keys == 0
+    assert ledger.units_used_twice() == 0

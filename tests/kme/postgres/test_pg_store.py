@@ -29,7 +29,9 @@ from qkd.delivery.store import (
 from qkd.delivery.store_postgres import (
     AdvisoryLock,
     AsyncPostgresKeyStore,
+    LockLost,
     PostgresKeyStore,
+    PostgresTransaction,
     describe_conninfo,
 )
 
@@ -357,6 +359,33 @@ def test_the_feeder_lock_has_one_holder_and_frees_with_its_session(postgres_url:
     finally:
         for lock in (first, second, other):
             lock.release()
+
+
+def test_a_fenced_write_fails_once_its_lock_is_gone(postgres_url: str) -> None:
+    lock = AdvisoryLock(postgres_url, "feeder")
+    store = PostgresKeyStore(postgres_url, schema="A")
+    try:
+        assert lock.try_acquire()
+        token = lock.fence()
+
+        def fenced(block: int) -> Callable[[Transaction], None]:
+            def write(tx: Transaction) -> None:
+                assert isinstance(tx, PostgresTransaction)
+                tx.require_lock(token)
+                tx.insert_block(block=block, link="l", owner="A", created=0.0, units=_units(2))
+
+            return write
+
+        store.run(fenced(1))
+        lock.release()
+        with pytest.raises(LockLost, match="no longer held"):
+            store.run(fenced(2))
+        with pytest.raises(LockLost, match="not held"):
+            lock.fence()
+        assert store.pending_blocks() == [1]
+    finally:
+        lock.release()
+        store.close()
 
 
 def test_the_async_store_has_the_same_semantics(postgres_url: str) -> None:
