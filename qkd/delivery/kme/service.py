@@ -521,6 +521,12 @@ class KmePair:
                     while await asyncio.to_thread(lock.held):
                         await asyncio.sleep(LEADER_CHECK_S)
                     _log.warning("lost the feeder lock (database session ended); following")
+                except Exception:
+                    # The database failed under the recovery (or the lock went with it): give
+                    # the lock up, so that a replica that can reach the database leads.
+                    _log.exception("could not lead the feeders; giving up the feeder lock")
+                    await asyncio.to_thread(lock.release)
+                    await asyncio.sleep(LEADER_POLL_S)
                 finally:
                     for task in tasks:
                         task.cancel()
