@@ -98,7 +98,10 @@ class TemporaryPostgres:
             )
 
     def start(self) -> TemporaryPostgres:
-        directory = Path(tempfile.mkdtemp(prefix="qkd-pg-"))
+        # Run as another user, the server must reach its directory: /tmp is open to every
+        # user, where $TMPDIR may not be.
+        parent = "/tmp" if self._owner is not None else None  # noqa: S108
+        directory = Path(tempfile.mkdtemp(prefix="qkd-pg-", dir=parent))
         self.directory = directory
         try:
             if self._owner is not None:
