@@ -5,26 +5,32 @@ Theory of operation
 The same pool as :mod:`qkd.delivery.store` (read its docstring first): rows of ``units`` go
 ``pending`` (0) -> ``ready`` (1) -> ``delivered`` (2), a delivered unit keeps its row with the
 bytes set to NULL (a tombstone), the owner records each delivery to a master in
-``deliveries`` in the same transaction, and ready units older than ``max_age_s`` expire. The
-SQL is the SQLite store's, statement for statement; what differs is that several processes
-(the *replicas* of one KME) now open the same pool at once, so a row can be wanted by two
-transactions at the same moment.
+``deliveries`` in the same transaction, and ready units older than ``max_age_s`` expire. Each
+operation means what the SQLite store's does and fails with the same errors; what differs is
+that several processes (the *replicas* of one KME) now open the same pool at once, so a row
+can be wanted by two transactions at the same moment, and that each take is one statement
+(one round trip to the server).
 
 Exactly once across replicas rests on row locks taken inside the transaction that changes
 the row, and on PostgreSQL's READ COMMITTED rechecking a locked row's condition against the
 row's newest committed version:
 
 - a master's keys (``take_for_master``) come from
-  ``SELECT ... WHERE state = 1 ... ORDER BY seq LIMIT n FOR UPDATE SKIP LOCKED``: units that
-  another replica's open transaction has locked are skipped rather than waited for, and a
-  unit that another transaction delivered after this statement's snapshot fails the recheck
-  of ``state = 1``. Two replicas therefore never take the same unit, and neither waits for
-  the other. A recheck can leave fewer rows than asked for while others remain, so the query
-  is repeated, excluding the units already locked, until it finds no more;
-- a slave's copies (``take_for_slave``) are locked with plain ``FOR UPDATE`` in ``seq`` order:
-  a second request for the same key_ID waits for the first to commit, then sees the
-  tombstone and is told "already delivered";
-- the feeder's writes touch only pending rows, which no take reads.
+  ``SELECT ... WHERE state = 1 ... ORDER BY seq LIMIT n FOR UPDATE SKIP LOCKED``, and the
+  same statement marks them delivered and records the delivery only if it found all ``n``.
+  Units that another replica's open transaction has locked are skipped rather than waited
+  for, and a unit that another transaction delivered after this statement's snapshot fails
+  the recheck of ``state = 1``. Two replicas therefore never take the same unit, and neither
+  waits for the other. A recheck can leave fewer rows than asked for while others remain, so
+  a short statement is run again (the units it locked stay this transaction's and come back)
+  until it stops finding more;
+- a slave's copies (``take_for_slave``) are locked with plain ``FOR UPDATE`` in ``seq`` order,
+  and erased by the same statement only if every one is ready, fresh and of this link: a
+  second request for the same key_ID waits for the first to commit, then sees the tombstone
+  and is told "already delivered";
+- the feeder's writes touch only pending rows, which no take reads; with replicas, each one
+  first checks (``require_lock``) that the feeder lock is still held by the session that
+  took it, so a leader that lost its lock writes nothing more.
 
 A transaction that PostgreSQL aborts as a deadlock or serialization victim (a slave take
 against the expiry sweep, say) is retried, up to three times; a failure of the connection
