@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -539,3 +541,33 @@ class _closing:
 
     def __exit__(self, *exc: object) -> None:
         self.store.close()
+
+
+def test_serve_with_an_unreachable_database_says_so_without_the_password(
+    tmp_path: Path, certs: Path
+) -> None:
+    url = f"postgresql://kme:hunter2@/qkd?host={tmp_path / 'nowhere'}&connect_timeout=2"
+    lines = [f'ca = "{certs / "ca.pem"}"']
+    for end in ("a", "b"):
+        lines += [
+            f"[kme.{end}]",
+            f'id = "KME-{end.upper()}"',
+            'listen = "127.0.0.1:0"',
+            f'cert = "{certs / f"kme-{end}.pem"}"',
+            f'key = "{certs / f"kme-{end}.key"}"',
+            f'store = "{url}"',
+        ]
+    lines += ["[[link]]", 'saes_a = ["sae-a"]', 'saes_b = ["sae-b"]']
+    config = tmp_path / "kme.toml"
+    config.write_text("\n".join(lines) + "\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "agile.cli", "kme", "serve", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 1
+    assert "cannot open the key store postgresql kme@" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert "hunter2" not in run.stderr + run.stdout
