@@ -34,6 +34,19 @@ Results (stable names):
 - ``kme.sqlite_commits_per_s``: single-row synchronous WAL commits per second on this disk,
   the other raw primitive a pair depends on (a pair needs two durable commits; group commit
   lets concurrent requests share them).
+
+The scale-out store, measured in the same run when PostgreSQL's server binaries and psycopg
+are there (``--no-postgres`` skips it): a private PostgreSQL server
+(:class:`qkd.delivery.postgres_server.TemporaryPostgres`, fsync on) holds both KMEs' pools,
+and two replicas of the pair (two ``agile kme serve`` processes on one configuration) serve
+them. The lean generator's processes alternate between the replicas, and each pair crosses
+them: enc_keys at one replica's KME A, dec_keys at the other's KME B.
+
+- ``kme.postgres.pairs_per_s``: completed pairs per second over both replicas, lean;
+- ``kme.postgres.latency_p50_ms``, ``kme.postgres.latency_p99_ms``: latency of one pair;
+- ``kme.postgres.vs_sqlite_pair``: ``kme.postgres.pairs_per_s`` over ``kme.pairs_per_s``;
+- ``kme.postgres.server_cpu_ms_per_pair``: CPU time of the two replicas and of the
+  PostgreSQL server's processes per pair.
 """
 
 from __future__ import annotations
@@ -67,21 +80,15 @@ from qkd.delivery.kme.certs import write_certificates  # noqa: E402
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _start_pair(directory: Path) -> tuple[subprocess.Popen[str], str, str]:
-    command = [
-        sys.executable,
-        "-m",
-        "agile.cli",
-        "kme",
-        "serve",
-        "--certs",
-        str(directory),
-        "--listen-a",
-        "127.0.0.1:0",
-        "--listen-b",
-        "127.0.0.1:0",
-        "--json",
-    ]
+def _start_pair(
+    directory: Path, config: Path | None = None
+) -> tuple[subprocess.Popen[str], str, str]:
+    command = [sys.executable, "-m", "agile.cli", "kme", "serve", "--json"]
+    if config is None:
+        command += ["--certs", str(directory), "--listen-a", "127.0.0.1:0"]
+        command += ["--listen-b", "127.0.0.1:0"]
+    else:
+        command += ["--config", str(config)]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -315,33 +322,47 @@ class _Run:
 
 def _measure(
     worker: Any,
-    server_pid: int,
+    server_pids: int | list[int],
     directory: Path,
-    address_a: str,
-    address_b: str,
+    address_a: str | list[str],
+    address_b: str | list[str],
     procs: int,
     threads: int,
     seconds: float,
     mode: str,
 ) -> _Run:
+    """Run ``procs`` generator processes; process ``i`` sends enc_keys to
+    ``address_a[i % n]`` and dec_keys to ``address_b[i % n]`` when lists are given."""
     context = mp.get_context("spawn")
     out = context.Queue()
+    servers = server_pids if isinstance(server_pids, list) else [server_pids]
+    masters = address_a if isinstance(address_a, list) else [address_a]
+    slaves = address_b if isinstance(address_b, list) else [address_b]
     # Spawned interpreters need a moment to import and connect; all start timing together.
     start_at = time.time() + 1.5 + 0.25 * procs + 0.01 * procs * threads
     workers = [
         context.Process(
             target=worker,
-            args=(str(directory), address_a, address_b, threads, start_at, seconds, mode, out),
+            args=(
+                str(directory),
+                masters[i % len(masters)],
+                slaves[i % len(slaves)],
+                threads,
+                start_at,
+                seconds,
+                mode,
+                out,
+            ),
         )
-        for _ in range(procs)
+        for i in range(procs)
     ]
     for proc in workers:
         proc.start()
     pids = [p.pid for p in workers if p.pid is not None]
     time.sleep(max(0.0, start_at - time.time()))
-    server_before, generator_before = _cpu_seconds([server_pid]), _cpu_seconds(pids)
+    server_before, generator_before = _cpu_seconds(servers), _cpu_seconds(pids)
     time.sleep(max(0.0, start_at + seconds - time.time()))
-    server_cpu = _cpu_seconds([server_pid]) - server_before
+    server_cpu = _cpu_seconds(servers) - server_before
     generator_cpu = _cpu_seconds(pids) - generator_before
     latencies: list[float] = []
     failures: list[str] = []
@@ -371,6 +392,83 @@ def _sqlite_commits_per_s(directory: Path, count: int) -> float:
     return count / elapsed
 
 
+def _children(pid: int) -> list[int]:
+    """The process ids of ``pid``'s children (the PostgreSQL server's backends)."""
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _postgres_run(directory: Path, args: argparse.Namespace, seconds: float) -> _Run | str:
+    """The pairs run over two replicas on one PostgreSQL pool, or why it cannot run here."""
+    try:
+        from qkd.delivery.postgres_server import TemporaryPostgres, find_bindir
+        from qkd.delivery.store_postgres import PostgresKeyStore  # noqa: F401
+    except ImportError:
+        return "psycopg is not installed (pip install 'qkd-agile[postgres]')"
+    if find_bindir() is None:
+        return "no PostgreSQL server binaries (install Debian's postgresql-15)"
+    with TemporaryPostgres() as server:
+        url = server.create_database("kme")
+        config = directory / "replicas.toml"
+        lines = [f'ca = "{directory / "ca.pem"}"']
+        for end in ("a", "b"):
+            lines += [
+                f"[kme.{end}]",
+                f'id = "KME-{end.upper()}"',
+                'listen = "127.0.0.1:0"',
+                f'cert = "{directory / f"kme-{end}.pem"}"',
+                f'key = "{directory / f"kme-{end}.key"}"',
+                f'store = "{url}"',
+            ]
+        lines += ["[[link]]", 'name = "a-b"', 'saes_a = ["sae-a"]', 'saes_b = ["sae-b"]']
+        config.write_text("\n".join(lines) + "\n")
+        replicas = [_start_pair(directory, config) for _ in range(2)]
+        try:
+            _wait_for_pool(directory, replicas[0][1], 4096)
+            postmaster = int((server.socket_dir / "data" / "postmaster.pid").read_text().split()[0])
+            pids = [r[0].pid for r in replicas] + [postmaster, *_children(postmaster)]
+            return _measure(
+                _lean_worker,
+                pids,
+                directory,
+                [replicas[0][1], replicas[1][1]],
+                [replicas[1][2], replicas[0][2]],
+                args.procs,
+                args.threads,
+                seconds,
+                "pairs",
+            )
+        finally:
+            for proc, _, _ in replicas:
+                proc.terminate()
+                proc.wait(timeout=30)
+
+
+def _wait_for_pool(directory: Path, address_a: str, count: int) -> None:
+    """Wait until the (leader's) feeder has filled ``count`` keys for sae-a's direction."""
+    with Etsi014Client(
+        f"https://{address_a}",
+        peer_sae_id="sae-b",
+        cert=directory / "sae-a.pem",
+        key=directory / "sae-a.key",
+        ca=directory / "ca.pem",
+    ) as client:
+        deadline = time.monotonic() + 60
+        while client.status().stored_key_count < count:
+            if time.monotonic() > deadline:
+                raise SystemExit("the replicas' feeder did not fill the pool in 60 s")
+            time.sleep(0.1)
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -386,6 +484,9 @@ def main() -> None:
     parser.add_argument("--client-procs", type=int, default=2, help="Etsi014Client processes")
     parser.add_argument("--client-threads", type=int, default=8, help="Etsi014Client threads each")
     parser.add_argument("--seconds", type=float, default=None, help="seconds per measurement")
+    parser.add_argument(
+        "--no-postgres", action="store_true", help="skip the PostgreSQL replicas' figures"
+    )
     args = parser.parse_args()
     seconds = args.seconds or (2.0 if args.quick else 6.0)
     with tempfile.TemporaryDirectory(prefix="bench-kme-") as tmp:
@@ -412,6 +513,7 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=30)
+        replicated = None if args.no_postgres else _postgres_run(directory, args, seconds)
     if not pairs.latencies or not client.latencies or not status.latencies:
         raise SystemExit("a run completed no requests; is the machine overloaded?")
     pairs_per_s = len(pairs.latencies) / seconds
@@ -456,6 +558,35 @@ def main() -> None:
         },
         {"name": "kme.sqlite_commits_per_s", "value": round(commits, 1), "unit": "commits/s"},
     ]
+    if isinstance(replicated, str):
+        print(f"bench/kme.py: PostgreSQL figures skipped: {replicated}", file=sys.stderr)
+    elif replicated is not None:
+        if not replicated.latencies:
+            raise SystemExit("the PostgreSQL run completed no pairs; is the machine overloaded?")
+        pg_per_s = len(replicated.latencies) / seconds
+        results += [
+            {"name": "kme.postgres.pairs_per_s", "value": round(pg_per_s, 1), "unit": "pairs/s"},
+            {
+                "name": "kme.postgres.latency_p50_ms",
+                "value": round(1000 * statistics.median(replicated.latencies), 3),
+                "unit": "ms",
+            },
+            {
+                "name": "kme.postgres.latency_p99_ms",
+                "value": round(1000 * _percentile(replicated.latencies, 0.99), 3),
+                "unit": "ms",
+            },
+            {
+                "name": "kme.postgres.vs_sqlite_pair",
+                "value": round(pg_per_s / pairs_per_s, 3),
+                "unit": "ratio",
+            },
+            {
+                "name": "kme.postgres.server_cpu_ms_per_pair",
+                "value": round(1000 * replicated.server_cpu / len(replicated.latencies), 3),
+                "unit": "ms",
+            },
+        ]
     json.dump({"results": results}, sys.stdout)
     sys.stdout.write("\n")
 

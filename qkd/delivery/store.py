@@ -36,6 +36,12 @@ Throughput: every fsync costs about half a millisecond here, so :class:`GroupCom
 the operations that arrive together in one transaction (group commit). Each operation gets a
 SAVEPOINT, so one that fails rolls back alone; nothing is answered before the COMMIT that
 makes it durable returns.
+
+Backends: :class:`KeyStore` (this module, SQLite) is the embedded default for a KME that runs
+as one process. :mod:`qkd.delivery.store_postgres` keeps the same pool in PostgreSQL, where
+several replicas of one KME can serve it at once. :func:`open_store` opens either from a
+spec (``"sqlite:PATH"`` or ``"postgresql://..."``); both satisfy :class:`KeyPool`, which is
+what :class:`GroupCommitter` and the KME service use.
 """
 
 from __future__ import annotations
@@ -48,18 +54,23 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from qkd._errors import QKDError
+
+if TYPE_CHECKING:
+    from qkd.delivery.store_postgres import PostgresKeyStore
 
 __all__ = [
     "Delivery",
     "GroupCommitter",
+    "KeyPool",
     "KeyStore",
     "KeyStoreError",
     "PoolExhausted",
     "Transaction",
     "UnitUnavailable",
+    "open_store",
 ]
 
 T = TypeVar("T")
@@ -253,6 +264,61 @@ class Transaction:
         return sum(r[2] for r in expired)
 
 
+class KeyPool(Protocol):
+    """What a key store backend offers (:class:`KeyStore`, ``PostgresKeyStore``)."""
+
+    @property
+    def label(self) -> str:
+        """Where the pool lives, for messages (never a password)."""
+        ...
+
+    def ready_count(self, link: str, owner: str) -> int: ...
+
+    def run(self, operation: Callable[[Transaction], T]) -> T: ...
+
+    def run_batch(
+        self, operations: Sequence[Callable[[Transaction], Any]]
+    ) -> list[Any | BaseException]: ...
+
+    def lookup_delivery(self, key_id: str) -> Delivery | None: ...
+
+    def has_block(self, block: int) -> bool: ...
+
+    def pending_blocks(self) -> list[int]: ...
+
+    def expire(self, *, not_before: float, tombstones_before: float) -> int: ...
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+SQLITE_PREFIX = "sqlite:"
+POSTGRES_PREFIXES = ("postgresql://", "postgres://")
+
+
+def open_store(spec: str | Path, *, schema: str = "qkd_keys") -> KeyStore | PostgresKeyStore:
+    """Open the key pool that ``spec`` names.
+
+    ``"sqlite:PATH"`` (or a :class:`~pathlib.Path`) opens the embedded SQLite store;
+    ``"postgresql://..."`` a PostgreSQL store (needs the ``postgres`` extra), whose tables
+    live in ``schema``. Example::
+
+        store = open_store("sqlite:state/kme-a.sqlite")
+    """
+    if isinstance(spec, Path):
+        return KeyStore(spec)
+    if spec.startswith(SQLITE_PREFIX) and len(spec) > len(SQLITE_PREFIX):
+        return KeyStore(spec[len(SQLITE_PREFIX) :])
+    if spec.startswith(POSTGRES_PREFIXES):
+        try:
+            from qkd.delivery.store_postgres import PostgresKeyStore
+        except ImportError as exc:
+            raise KeyStoreError(str(exc)) from exc
+        return PostgresKeyStore(spec, schema=schema)
+    raise KeyStoreError(f"key store {spec!r}: give sqlite:PATH or a postgresql:// URL")
+
+
 class KeyStore:
     """The SQLite key pool of one KME. Not thread-safe: use it from one thread at a time
     (a :class:`GroupCommitter` does), except :meth:`lookup_delivery` and :meth:`has_block`,
@@ -284,6 +350,11 @@ class KeyStore:
         # as well as a killed process.
         db.execute("PRAGMA synchronous = FULL")
         return db
+
+    @property
+    def label(self) -> str:
+        """The database file, for messages."""
+        return str(self.path)
 
     def close(self) -> None:
         self._db.close()
@@ -383,7 +454,7 @@ class GroupCommitter:
     an fsync and each batch costs one thread hand-off and one fsync.
     """
 
-    def __init__(self, store: KeyStore, *, max_batch: int = 512) -> None:
+    def __init__(self, store: KeyPool, *, max_batch: int = 512) -> None:
         self.store = store
         self._max_batch = max_batch
         self._pending: list[tuple[Callable[[Transaction], Any], asyncio.Future[Any]]] = []
@@ -391,13 +462,13 @@ class GroupCommitter:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=f"keystore:{store.path.name}"
+            max_workers=1, thread_name_prefix=f"keystore:{Path(store.label).name}"
         )
 
     async def run(self, operation: Callable[[Transaction], T]) -> T:
         """Run ``operation`` in the next group transaction; returns once it is durable."""
         if self._closed:
-            raise KeyStoreError(f"key store {self.store.path} is closed")
+            raise KeyStoreError(f"key store {self.store.label} is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._pending.append((operation, future))

@@ -9,7 +9,8 @@ A TOML or JSON file; relative paths are resolved against the file's directory::
     listen = "127.0.0.1:8443"
     cert = "certs/kme-a.pem"
     key = "certs/kme-a.key"
-    store = "state/kme-a.sqlite"
+    store = "sqlite:state/kme-a.sqlite"   # or "postgresql://..." (replicas); a bare path
+                                          # is a SQLite file
 
     [kme.b]
     id = "KME-B"
@@ -33,6 +34,12 @@ A TOML or JSON file; relative paths are resolved against the file's directory::
 
 Every SAE ID pair (one at A, one at B) may appear on one link only, so a request names its
 link unambiguously.
+
+A ``postgresql://`` store keeps the KME's pool in PostgreSQL, in a schema named after the KME
+ID, so both KMEs may give the same URL. Then several processes may serve the same
+configuration (replicas, each on its own listen address): they share the pools, and one of
+them at a time runs the link feeders (docs/kme.md, "Scale-out store"). Both KMEs of a pair
+use the same kind of store.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from qkd._errors import QKDError
+from qkd.delivery.store import POSTGRES_PREFIXES, SQLITE_PREFIX
 
 __all__ = [
     "ConfigError",
@@ -68,6 +76,13 @@ class KmeSettings:
     cert: Path
     key: Path
     store: Path
+    # A postgresql:// URL: the pool lives in PostgreSQL and ``store`` is unused (Path()).
+    store_url: str | None = None
+
+    @property
+    def store_spec(self) -> str:
+        """The store as :func:`qkd.delivery.store.open_store` takes it."""
+        return self.store_url if self.store_url is not None else f"sqlite:{self.store}"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -124,8 +139,28 @@ class _Reader:
         return value
 
     def path(self, doc: Mapping[str, Any], name: str, where: str) -> Path:
-        path = Path(self.string(doc, name, where)).expanduser()
+        return self.resolve(self.string(doc, name, where))
+
+    def resolve(self, text: str) -> Path:
+        path = Path(text).expanduser()
         return path if path.is_absolute() else self.base / path
+
+    def store(self, doc: Mapping[str, Any], where: str) -> tuple[Path, str | None]:
+        """``store``: (SQLite path, None) or (Path(), PostgreSQL URL)."""
+        text = self.string(doc, "store", where)
+        if text.startswith(POSTGRES_PREFIXES):
+            return Path(), text
+        if text.startswith(SQLITE_PREFIX):
+            text = text[len(SQLITE_PREFIX) :]
+            if not text:
+                raise self.fail(f"{where}store", "sqlite: needs a path, as in sqlite:kme-a.sqlite")
+        elif ":" in text.split("/", 1)[0] and len(text.split(":", 1)[0]) > 1:
+            scheme = text.split(":", 1)[0]
+            raise self.fail(
+                f"{where}store",
+                f"unknown store kind {scheme!r}: give sqlite:PATH, a path, or postgresql://...",
+            )
+        return self.resolve(text), None
 
     def number(
         self, doc: Mapping[str, Any], name: str, where: str, default: float, *, integer: bool
@@ -144,13 +179,15 @@ def _kme(reader: _Reader, doc: Mapping[str, Any], end: str) -> KmeSettings:
     host, port = parse_listen(
         reader.string(table, "listen", where), f"{reader.source}: {where}listen"
     )
+    store, store_url = reader.store(table, where)
     return KmeSettings(
         kme_id=reader.string(table, "id", where),
         host=host,
         port=port,
         cert=reader.path(table, "cert", where),
         key=reader.path(table, "key", where),
-        store=reader.path(table, "store", where),
+        store=store,
+        store_url=store_url,
     )
 
 
@@ -216,7 +253,9 @@ def build_config(doc: Mapping[str, Any], *, source: str, base: Path) -> PairConf
     a, b = _kme(reader, doc, "a"), _kme(reader, doc, "b")
     if a.kme_id == b.kme_id:
         raise reader.fail("kme.b.id", "the two KMEs need different IDs")
-    if a.store.resolve() == b.store.resolve():
+    if (a.store_url is None) != (b.store_url is None):
+        raise reader.fail("kme.b.store", "both KMEs of a pair use SQLite, or both use PostgreSQL")
+    if a.store_url is None and a.store.resolve() == b.store.resolve():
         raise reader.fail("kme.b.store", "each KME needs its own store file")
     raw_links = doc.get("link")
     if not isinstance(raw_links, list) or not raw_links:

@@ -14,6 +14,16 @@ per direction and, when ``rate_bps`` is set, no more key bits per second than th
   copy only if the master's KME recorded that very master handing the key to this slave:
   the in-process stand-in for the key-synchronisation channel between real KMEs.
 
+With a PostgreSQL store (``store = "postgresql://..."`` for both KMEs), several processes may
+run the same configuration as *replicas*: each serves both KMEs' ETSI 014 interfaces over
+the shared pools, whose row locks keep every key delivered once
+(:mod:`qkd.delivery.store_postgres`).
+The feeders, the recovery of half-written blocks and the expiry sweep then run in one
+replica at a time, the *leader*: the one holding a PostgreSQL advisory lock named after the
+pair. The lock belongs to the leader's database session, so when the leader dies its lock
+is freed, and the next replica to poll for it (every ``LEADER_POLL_S`` seconds) finishes or
+drops the blocks the old leader left half-written, then feeds.
+
 The caller's SAE ID is the commonName of its verified TLS client certificate; an SAE talks
 only to the KME it is attached to and gets only keys of links it is registered on.
 Each key object in a Key container carries the link's relay path (master's KME, slave's
@@ -55,10 +65,11 @@ from qkd.delivery.kme.link import make_supplier
 from qkd.delivery.store import (
     Delivery,
     GroupCommitter,
-    KeyStore,
+    KeyPool,
     PoolExhausted,
     Transaction,
     UnitUnavailable,
+    open_store,
 )
 
 __all__ = ["Kme", "KmePair", "check_key_request", "recover_blocks", "serve_pair"]
@@ -68,6 +79,10 @@ _log = logging.getLogger(__name__)
 # Tombstones (delivered units, delivery records) outlive the keys they describe by this
 # factor of key_max_age_s, so that a late second request is still told "already delivered".
 _TOMBSTONE_FACTOR = 2.0
+
+# Replicas: how often a follower tries for the feeder lock, and the leader checks it has it.
+LEADER_POLL_S = 0.5
+LEADER_CHECK_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,7 +302,7 @@ def _json_body(body: bytes) -> Any:
 # ---------------------------------------------------------------------- the pair
 
 
-def recover_blocks(a: KeyStore, b: KeyStore) -> int:
+def recover_blocks(a: KeyPool, b: KeyPool) -> int:
     """Finish or drop the blocks a crash left half-written; returns how many were touched.
 
     A block written at both ends is made ready at both; a block at one end only is deleted.
@@ -299,9 +314,44 @@ def recover_blocks(a: KeyStore, b: KeyStore) -> int:
             touched += 1
             if there.has_block(block):
                 for store in (here, there):
-                    store.run(functools.partial(Transaction.mark_ready, block=block))
+                    store.run(functools.partial(_mark_ready, block=block))
             else:
-                here.run(functools.partial(Transaction.delete_block, block=block))
+                here.run(functools.partial(_delete_block, block=block))
+    return touched
+
+
+def _mark_ready(tx: Transaction, *, block: int) -> int:
+    return tx.mark_ready(block)
+
+
+def _delete_block(tx: Transaction, *, block: int) -> None:
+    tx.delete_block(block)
+
+
+def _expire(tx: Transaction, *, not_before: float, tombstones_before: float) -> int:
+    return tx.expire(not_before=not_before, tombstones_before=tombstones_before)
+
+
+async def _recover_shared(a: Kme, b: Kme, fence: Callable[[Transaction], None]) -> int:
+    """:func:`recover_blocks` for stores that other replicas serve meanwhile: through the
+    committers, with the reads off the event loop, each write fenced by the feeder lock.
+    Only the lock's holder runs it."""
+
+    def fenced(tx: Transaction, *, write: Callable[[Transaction], object]) -> None:
+        fence(tx)
+        write(tx)
+
+    touched = 0
+    for here, there in ((a, b), (b, a)):
+        for block in await asyncio.to_thread(here.store.pending_blocks):
+            touched += 1
+            if await asyncio.to_thread(there.store.has_block, block):
+                ready = functools.partial(_mark_ready, block=block)
+                for kme in (here, there):
+                    await kme.committer.run(functools.partial(fenced, write=ready))
+            else:
+                drop = functools.partial(_delete_block, block=block)
+                await here.committer.run(functools.partial(fenced, write=drop))
     return touched
 
 
@@ -311,11 +361,21 @@ class _Feeder:
     POLL_S = 0.02
     RETRY_S = 1.0
 
-    def __init__(self, link: LinkSettings, a: Kme, b: Kme, supplier: KeyMaterialSupplier) -> None:
+    def __init__(
+        self,
+        link: LinkSettings,
+        a: Kme,
+        b: Kme,
+        supplier: KeyMaterialSupplier,
+        fence: Callable[[Transaction], None] | None = None,
+    ) -> None:
         self.link = link
         self.a = a
         self.b = b
         self.supplier = supplier
+        # Replicas: run first in every write, so that a leader that lost its lock writes
+        # nothing more (the write fails and the feeder retries until it is cancelled).
+        self.fence = fence
         self.unit_bytes = link.key_size // 8
         self._budget_bits = 0.0
         self._last = time.monotonic()
@@ -381,6 +441,8 @@ class _Feeder:
             units = [(ids[i], material[i * step : (i + 1) * step]) for i in range(count)]
 
             def insert(tx: Transaction) -> None:
+                if self.fence is not None:
+                    self.fence(tx)
                 tx.insert_block(
                     block=block, link=link.name, owner=owner.kme_id, created=created, units=units
                 )
@@ -388,6 +450,8 @@ class _Feeder:
             return insert
 
         def ready(tx: Transaction) -> int:
+            if self.fence is not None:
+                self.fence(tx)
             return tx.mark_ready(block)
 
         await self.a.committer.run(writer(alice))
@@ -404,8 +468,16 @@ class KmePair:
         self._servers: list[HttpsServer] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.addresses: dict[str, tuple[str, int]] = {}
-        store_a, store_b = KeyStore(config.a.store), KeyStore(config.b.store)
-        recover_blocks(store_a, store_b)
+        store_a = open_store(config.a.store_spec, schema=config.a.kme_id)
+        try:
+            store_b = open_store(config.b.store_spec, schema=config.b.kme_id)
+        except BaseException:
+            store_a.close()
+            raise
+        # Both PostgreSQL (config.py allows no mix): other replicas may share the pools.
+        self.replicated = config.a.store_url is not None
+        if not self.replicated:
+            recover_blocks(store_a, store_b)
         self.a = Kme(config.a, "a", config, GroupCommitter(store_a))
         self.b = Kme(config.b, "b", config, GroupCommitter(store_b))
         self.a.peer, self.b.peer = self.b, self.a
@@ -420,10 +492,62 @@ class KmePair:
             )
             self._servers.append(server)
             self.addresses[kme.end] = server.address
+        if self.replicated:
+            self._tasks.append(asyncio.create_task(self._lead(), name="feeder-leader"))
+        else:
+            self._tasks.extend(self._start_feeders())
+
+    def _start_feeders(
+        self, fence: Callable[[Transaction], None] | None = None
+    ) -> list[asyncio.Task[None]]:
+        tasks = []
         for link in self.config.links:
-            feeder = _Feeder(link, self.a, self.b, self._suppliers[link.name])
-            self._tasks.append(asyncio.create_task(feeder.run(), name=f"feeder:{link.name}"))
-            self._tasks.append(asyncio.create_task(self._expire(link), name=f"expiry:{link.name}"))
+            feeder = _Feeder(link, self.a, self.b, self._suppliers[link.name], fence)
+            tasks.append(asyncio.create_task(feeder.run(), name=f"feeder:{link.name}"))
+            tasks.append(asyncio.create_task(self._expire(link), name=f"expiry:{link.name}"))
+        return tasks
+
+    async def _lead(self) -> None:
+        """Replicas: feed (and recover, and expire) while holding the pair's feeder lock."""
+        from qkd.delivery.store_postgres import AdvisoryLock, PostgresTransaction
+
+        assert self.config.a.store_url is not None
+        lock = AdvisoryLock(
+            self.config.a.store_url, f"qkd-kme-feeder:{self.a.kme_id}:{self.b.kme_id}"
+        )
+        try:
+            while True:
+                if not await asyncio.to_thread(lock.try_acquire):
+                    await asyncio.sleep(LEADER_POLL_S)
+                    continue
+                _log.info("this replica holds the feeder lock: it runs the link feeders")
+                tasks: list[asyncio.Task[None]] = []
+                token = lock.fence()
+
+                def fence(tx: Transaction, token: tuple[int, int] = token) -> None:
+                    assert isinstance(tx, PostgresTransaction)
+                    tx.require_lock(token)
+
+                try:
+                    await _recover_shared(self.a, self.b, fence)
+                    tasks = self._start_feeders(fence)
+                    while await asyncio.to_thread(lock.held):
+                        await asyncio.sleep(LEADER_CHECK_S)
+                    _log.warning("lost the feeder lock (database session ended); following")
+                except Exception:
+                    # The database failed under the recovery (or the lock went with it): give
+                    # the lock up, so that a replica that can reach the database leads.
+                    _log.exception("could not lead the feeders; giving up the feeder lock")
+                    await asyncio.to_thread(lock.release)
+                    await asyncio.sleep(LEADER_POLL_S)
+                finally:
+                    for task in tasks:
+                        task.cancel()
+                    for task in tasks:
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
+        finally:
+            lock.release()
 
     async def _expire(self, link: LinkSettings) -> None:
         period = min(60.0, max(0.05, link.key_max_age_s / 4))
@@ -431,7 +555,7 @@ class KmePair:
             await asyncio.sleep(period)
             now = time.time()
             sweep = functools.partial(
-                Transaction.expire,
+                _expire,
                 not_before=now - link.key_max_age_s,
                 tombstones_before=now - _TOMBSTONE_FACTOR * link.key_max_age_s,
             )
