@@ -47,7 +47,6 @@ import itertools
 import json
 import logging
 import secrets
-import signal
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -70,7 +69,7 @@ from qkd.delivery.etsi014.server import (
 )
 from qkd.delivery.keysource import KeyStatus
 from qkd.delivery.kme.config import LinkSettings
-from qkd.delivery.kme.service import Kme, check_key_request
+from qkd.delivery.kme.service import Kme, check_key_request, serve_until_stopped
 from qkd.network import audit
 from qkd.network.kmapi import KmapiClient, KmapiError
 from qkd.network.metrics import NodeMetrics, metrics_available
@@ -1284,16 +1283,4 @@ async def serve_node(
     stop: asyncio.Event | None = None,
 ) -> None:
     """Run one node until SIGINT/SIGTERM (or ``stop`` is set)."""
-    node = NetworkKme(settings)
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signum, stop.set)
-    await node.start()
-    try:
-        if on_ready is not None:
-            on_ready(dict(node.addresses))
-        await stop.wait()
-    finally:
-        await node.stop()
+    await serve_until_stopped(NetworkKme(settings), on_ready=on_ready, stop=stop)

@@ -46,7 +46,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from qkd.delivery.etsi014.models import (
@@ -72,7 +72,14 @@ from qkd.delivery.store import (
     open_store,
 )
 
-__all__ = ["Kme", "KmePair", "check_key_request", "recover_blocks", "serve_pair"]
+__all__ = [
+    "Kme",
+    "KmePair",
+    "check_key_request",
+    "recover_blocks",
+    "serve_pair",
+    "serve_until_stopped",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -575,6 +582,38 @@ class KmePair:
             await kme.committer.aclose()
 
 
+class Service(Protocol):
+    """What :func:`serve_until_stopped` runs: a KME pair, or a node of a network."""
+
+    addresses: dict[str, tuple[str, int]]
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+async def serve_until_stopped(
+    service: Service,
+    *,
+    on_ready: Callable[[dict[str, tuple[str, int]]], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Start ``service``, tell ``on_ready`` its addresses, and run it until SIGINT/SIGTERM
+    (or ``stop`` is set); then stop it."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stop.set)
+    await service.start()
+    try:
+        if on_ready is not None:
+            on_ready(dict(service.addresses))
+        await stop.wait()
+    finally:
+        await service.stop()
+
+
 async def serve_pair(
     config: PairConfig,
     *,
@@ -582,16 +621,4 @@ async def serve_pair(
     stop: asyncio.Event | None = None,
 ) -> None:
     """Run the pair until SIGINT/SIGTERM (or ``stop`` is set)."""
-    pair = KmePair(config)
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signum, stop.set)
-    await pair.start()
-    try:
-        if on_ready is not None:
-            on_ready(dict(pair.addresses))
-        await stop.wait()
-    finally:
-        await pair.stop()
+    await serve_until_stopped(KmePair(config), on_ready=on_ready, stop=stop)
