@@ -420,7 +420,33 @@ def _sae_context(cert: Path, key: Path, ca: Path) -> Any:
     return context
 
 
-def _direct_pair_rate(directory: Path, seconds: float) -> float:
+def _cpu_s(pids: list[int]) -> float | None:
+    """User + system CPU seconds of these processes so far (Linux /proc), or None."""
+    total = 0.0
+    try:
+        for pid in pids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
+
+
+def _measured_pairs(
+    master: tuple[str, Any, str], slave: tuple[str, Any, str], seconds: float, pids: list[int]
+) -> tuple[int, list[float], list[float | None]]:
+    """:func:`_pairs`, and the CPU seconds each of ``pids`` spent per pair meanwhile."""
+    before = [_cpu_s([pid]) for pid in pids]
+    count, latencies = _pairs(master, slave, seconds)
+    after = [_cpu_s([pid]) for pid in pids]
+    per_pair = [
+        None if a is None or b is None or not count else (a - b) / count
+        for a, b in zip(after, before, strict=True)
+    ]
+    return count, latencies, per_pair
+
+
+def _direct_pair_rate(directory: Path, seconds: float) -> tuple[float, float | None]:
     from qkd.delivery.kme.certs import write_certificates
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -440,8 +466,8 @@ def _direct_pair_rate(directory: Path, seconds: float) -> float:
         slave_tls = _sae_context(directory / "sae-b.pem", directory / "sae-b.key", ca)
         slave = (f"https://{addresses['kme_b']}", slave_tls, "sae-b")
         time.sleep(1.0)  # let the pools fill
-        count, _ = _pairs(master, slave, seconds)
-        return count / seconds
+        count, _, (cpu,) = _measured_pairs(master, slave, seconds, [proc.pid])
+        return count / seconds, cpu
     finally:
         proc.terminate()
         proc.wait(30)
@@ -449,7 +475,9 @@ def _direct_pair_rate(directory: Path, seconds: float) -> float:
             proc.stdout.close()
 
 
-def _relay_chain_rate(directory: Path, seconds: float) -> tuple[float, list[float]]:
+def _relay_chain_rate(
+    directory: Path, seconds: float
+) -> tuple[float, list[float], list[float | None]]:
     from qkd.network.launcher import network_status, start_nodes, stop_nodes
 
     lines = ['[network]\nname = "bench-chain"\n']
@@ -483,8 +511,9 @@ def _relay_chain_rate(directory: Path, seconds: float) -> tuple[float, list[floa
         slave = (f"https://{config['nodes'][last]['etsi014']}",
                  _sae_context(state / "saes/app-4/cert.pem", state / "saes/app-4/key.pem", ca),
                  "app-4")  # fmt: skip
-        count, latencies = _pairs(master, slave, seconds)
-        return count / seconds, latencies
+        pids = [int((state / "nodes" / name / "pid").read_text()) for name in _CHAIN_NODES]
+        count, latencies, cpu = _measured_pairs(master, slave, seconds, pids)
+        return count / seconds, latencies, cpu
     finally:
         stop_nodes(state)
 
@@ -495,8 +524,8 @@ def _relay_figures(quick: bool, add: Callable[[str, float | None, str], None]) -
 
     seconds = 3.0 if quick else 10.0
     with tempfile.TemporaryDirectory(prefix="bench-relay-") as tmp:
-        relay_rate, latencies = _relay_chain_rate(Path(tmp) / "chain", seconds)
-        direct_rate = _direct_pair_rate(Path(tmp) / "pair", seconds)
+        relay_rate, latencies, node_cpu = _relay_chain_rate(Path(tmp) / "chain", seconds)
+        direct_rate, direct_cpu = _direct_pair_rate(Path(tmp) / "pair", seconds)
     add("net.relay.pairs_per_s", round(relay_rate, 1),
         f"pairs/s (enc_keys + dec_keys, 256-bit keys, relayed over a 4-hop chain of 5 KME"
         f" processes, {RELAY_THREADS} threads)")  # fmt: skip
@@ -506,6 +535,18 @@ def _relay_figures(quick: bool, add: Callable[[str, float | None, str], None]) -
     p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1000 if ordered else None
     unit = "ms (one pair over the 4-hop chain)" if p99 is not None else "unavailable: no pair"
     add("net.relay.latency_p99_ms", None if p99 is None else round(p99, 2), unit)
+    # The profile behind the ratio: CPU per pair of each process. On one host the chain's five
+    # processes share its cores; on one host per node a chain is bounded by its busiest node.
+    known = [c for c in node_cpu if c is not None]
+    whole = round(sum(known) * 1000, 3) if len(known) == len(node_cpu) else None
+    busiest = round(max(known) * 1000, 3) if known else None
+    add("net.relay.server_cpu_ms_per_pair", whole,
+        "ms CPU per pair, the 5 KME processes of the chain together")  # fmt: skip
+    add("net.relay.busiest_node_cpu_ms_per_pair", busiest,
+        "ms CPU per pair of the chain's busiest KME process")  # fmt: skip
+    add("net.relay.direct_pair_cpu_ms_per_pair",
+        None if direct_cpu is None else round(direct_cpu * 1000, 3),
+        "ms CPU per pair of the direct pair's one process (both KMEs)")  # fmt: skip
 
 
 def main() -> None:
