@@ -941,11 +941,24 @@ class NetworkKme:
             return keys, path
         try:
             end = self._link_to(path[1])
-            frames = [seal_hop(uuid.UUID(k), v, tuple(path), 0, end.out) for k, v in keys]
+            frames = [
+                seal_hop(
+                    uuid.UUID(k),
+                    v,
+                    tuple(path),
+                    0,
+                    end.out,
+                    master_sae_id=master,
+                    slave_sae_id=slave,
+                )
+                for k, v in keys
+            ]
         except (LinkKeyError, RelayFailed) as exc:
             raise RequestRejected(
                 503, f"cannot relay to {dst} over {'-'.join(path)}: {exc}"
             ) from exc
+        except RelayError as exc:  # e.g. an SAE ID longer than a relay message carries
+            raise RequestRejected(400, f"cannot relay to {dst}: {exc}") from exc
         mark = _reserve(end)
         if mark is not None:
             end.mark_task = asyncio.ensure_future(
@@ -1093,10 +1106,16 @@ class NetworkKme:
                     frame = base64.b64decode(text, validate=True)
                 except (binascii.Error, ValueError) as exc:
                     raise RelayDecodeError("a frame is not base64") from exc
-                key_id, key, frame_path, frame_hop = open_hop(frame, staged)
-                if list(frame_path) != path or frame_hop != hop:
+                hop_frame = open_hop(frame, staged)
+                if list(hop_frame.path) != path or hop_frame.hop != hop:
                     raise RelayAuthenticationError("a frame's path or hop differs from the message")
-                opened.append((key_id, key))
+                # The SAE IDs the far node stores come from the tagged frame, never from the
+                # entry around it (which only TLS protects): the two must agree.
+                if hop_frame.master_sae_id != master or hop_frame.slave_sae_id != slave:
+                    raise RelayAuthenticationError(
+                        "a frame's master or slave SAE ID differs from the message"
+                    )
+                opened.append((hop_frame.key_id, hop_frame.key))
         except RelayDecodeError as exc:
             raise RequestRejected(400, f"malformed relay frame: {exc}") from exc
         except RelayAuthenticationError as exc:
@@ -1140,7 +1159,18 @@ class NetworkKme:
             return {"status": "relayed", "key_IDs": [str(k) for k, _ in opened]}
         try:
             onward = self._link_to(path[hop + 2])
-            new_frames = [seal_hop(k, v, tuple(path), hop + 1, onward.out) for k, v in opened]
+            new_frames = [
+                seal_hop(
+                    k,
+                    v,
+                    tuple(path),
+                    hop + 1,
+                    onward.out,
+                    master_sae_id=master,
+                    slave_sae_id=slave,
+                )
+                for k, v in opened
+            ]
         except (LinkKeyError, RelayFailed) as exc:
             raise RequestRejected(503, f"cannot relay on from {self.name}: {exc}") from exc
         mark = _reserve(onward)

@@ -18,8 +18,11 @@ fresh bytes at an offset ``o`` that is a multiple of 32 and splits them
 - the relayed key travels as ``C = K XOR pad`` (a one-time pad: ``C`` is independent of
   ``K`` when ``pad`` is uniform and used once);
 - the frame is ``M || T`` where ``M`` is the canonical encoding of the message (version,
-  key_ID, path, hop, link, ``o``, ``m``, ``C``; docs/kme.md lists every field) and ``T`` a
-  16-byte tag.
+  key_ID, master and slave SAE IDs, path, hop, link, ``o``, ``m``, ``C``; docs/kme.md lists
+  every field) and ``T`` a 16-byte tag. Every field that decides where the key goes, who may
+  fetch it at the far node and what it is (its ID, its SAEs, its path, its length) is in
+  ``M``, so under the tag: the inter-KME TLS carries the frames, but nothing of the relay's
+  integrity rests on it (version 2 of the message; version 1 left the SAE IDs outside).
 
 The tag (Wegman-Carter [WC81], polynomial hash [dB93; Sho96], pad added mod 2^128 as in
 Poly1305 [Ber05]). Let ``p = 2^127 - 1`` (prime). Split ``M`` into ``L = ceil(|M| / 15)``
@@ -44,13 +47,13 @@ of ``r`` mod p has probability at most ``2 / 2^127`` (127 uniform bits; 0 and p 
 
     Pr[forgery] <= d * 2^-126,   d = (number of 15-byte blocks of the longer message) + 1.
 
-A relay of a 32-byte key over a 4-node path (one-letter names, link "A-B") is a 77-byte
-message, 6 blocks: ε <= 7 * 2^-126 < 2^-123.1. The largest message this module accepts (16
-names and a link of 64 bytes, a 1,024-byte key) is 2,162 bytes, 145 blocks:
-ε <= 146 * 2^-126 < 2^-118.8. A failed verification consumes nothing (so an injected frame
-cannot burn the receiver's link key and desynchronise the ends); an adversary who makes q
-attempts against one genuine frame's key succeeds with probability at most ``q * ε``
-[WC81; Sho96].
+A relay of a 32-byte key over a 4-node path (one-letter names, link "A-B", SAEs "sae-a" and
+"sae-d") is an 89-byte message, 6 blocks: ε <= 7 * 2^-126 < 2^-123.1. The largest message
+this module accepts (two SAE IDs of 255 bytes, 16 names and a link of 64 bytes, a 1,024-byte
+key) is 2,674 bytes, 179 blocks: ε <= 180 * 2^-126 < 2^-118.5. A failed verification
+consumes nothing (so an injected frame cannot burn the receiver's link key and desynchronise
+the ends); an adversary who makes q attempts against one genuine frame's key succeeds with
+probability at most ``q * ε`` [WC81; Sho96].
 Wegman-Carter with one-time keys is composably secure as a QKD authentication [Por14].
 
 Why 32-byte slots. The frame names its own link key (offset, length), so an adversary who
@@ -96,11 +99,13 @@ __all__ = [
     "MAX_KEY_BYTES",
     "MAX_NAME_BYTES",
     "MAX_PATH_NODES",
+    "MAX_SAE_ID_BYTES",
     "SLOT_BYTES",
     "TAG_BYTES",
     "VERSION",
     "LinkKeyError",
     "LinkKeyLedger",
+    "OpenedHop",
     "RelayAuthenticationError",
     "RelayDecodeError",
     "RelayError",
@@ -113,12 +118,13 @@ __all__ = [
     "wegman_carter_tag",
 ]
 
-VERSION = 1
+VERSION = 2  # 2: the master and slave SAE IDs are part of the message, under the tag
 TAG_BYTES = 16
 AUTH_KEY_BYTES = 32  # 16 bytes of hash key r, 16 bytes of tag pad s
 SLOT_BYTES = 32  # frames start on, and take whole, 32-byte slots of link key
 MAX_PATH_NODES = 16
 MAX_NAME_BYTES = 64
+MAX_SAE_ID_BYTES = 255
 MAX_KEY_BYTES = 1024
 _P = (1 << 127) - 1
 _BLOCK = 15
@@ -151,12 +157,16 @@ class LinkKeyError(RelayError):
 class RelayMessage:
     """One hop of a relayed key: from ``path[hop]`` to ``path[hop + 1]`` over ``link``.
 
+    ``master_sae_id`` asked for the key at ``path[0]``; ``slave_sae_id`` at ``path[-1]`` is the
+    only SAE the far node lets fetch it.
     ``offset``/``length`` name the link-key bytes the hop consumed (``offset`` a multiple of
     32, ``length`` always :func:`link_key_bytes` of the key length); ``padded_key`` is the key
     XOR the ``len(key)`` bytes that follow the first 32 of them.
     """
 
     key_id: uuid.UUID
+    master_sae_id: str
+    slave_sae_id: str
     path: tuple[str, ...]
     hop: int
     link: str
@@ -167,6 +177,8 @@ class RelayMessage:
     def __post_init__(self) -> None:
         if not isinstance(self.key_id, uuid.UUID):
             raise RelayDecodeError("key_id: must be a UUID")
+        _check_name("master_sae_id", self.master_sae_id, MAX_SAE_ID_BYTES)
+        _check_name("slave_sae_id", self.slave_sae_id, MAX_SAE_ID_BYTES)
         if not isinstance(self.path, tuple) or not 2 <= len(self.path) <= MAX_PATH_NODES:
             raise RelayDecodeError(f"path: must be a tuple of 2 to {MAX_PATH_NODES} node names")
         for name in self.path:
@@ -193,6 +205,10 @@ class RelayMessage:
         """The canonical encoding (docs/kme.md, "Key relay between KMEs")."""
         out = bytearray((VERSION,))
         out += self.key_id.bytes
+        for sae in (self.master_sae_id, self.slave_sae_id):
+            raw = sae.encode("utf-8")
+            out.append(len(raw))
+            out += raw
         out.append(len(self.path))
         for name in self.path:
             raw = name.encode("utf-8")
@@ -214,11 +230,11 @@ class RelayMessage:
         return decode(data)
 
 
-def _check_name(what: str, name: object) -> None:
+def _check_name(what: str, name: object, max_bytes: int = MAX_NAME_BYTES) -> None:
     if not isinstance(name, str):
         raise RelayDecodeError(f"{what}: names must be strings")
-    if not 1 <= len(name.encode("utf-8", "surrogatepass")) <= MAX_NAME_BYTES:
-        raise RelayDecodeError(f"{what}: a name must be 1 to {MAX_NAME_BYTES} UTF-8 bytes")
+    if not 1 <= len(name.encode("utf-8", "surrogatepass")) <= max_bytes:
+        raise RelayDecodeError(f"{what}: a name must be 1 to {max_bytes} UTF-8 bytes")
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
@@ -265,8 +281,10 @@ def decode(data: bytes) -> RelayMessage:
     r = _Reader(bytes(data))
     version = r.uint(1, "version")
     if version != VERSION:
-        raise RelayDecodeError(f"relay message version {version} is not supported (only 1)")
+        raise RelayDecodeError(f"relay message version {version} is not supported (only {VERSION})")
     key_id = uuid.UUID(bytes=r.take(16, "key_id"))
+    master_sae_id = r.name("master_sae_id")
+    slave_sae_id = r.name("slave_sae_id")
     count = r.uint(1, "path")
     path = tuple(r.name("path") for _ in range(count))
     hop = r.uint(1, "hop")
@@ -277,6 +295,8 @@ def decode(data: bytes) -> RelayMessage:
     r.end()
     return RelayMessage(
         key_id=key_id,
+        master_sae_id=master_sae_id,
+        slave_sae_id=slave_sae_id,
         path=path,
         hop=hop,
         link=link,
@@ -395,40 +415,60 @@ def _xor(a: bytes, b: bytes) -> bytes:
     return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).to_bytes(len(a), "big")
 
 
+@dataclass(frozen=True)
+class OpenedHop:
+    """What :func:`open_hop` returns: the verified fields of a relay frame and the key."""
+
+    key_id: uuid.UUID
+    key: bytes = field(repr=False)
+    path: tuple[str, ...]
+    hop: int
+    master_sae_id: str
+    slave_sae_id: str
+
+
 def seal_hop(
-    key_id: uuid.UUID, key: bytes, path: tuple[str, ...], hop: int, ledger: LinkKeyLedger
+    key_id: uuid.UUID,
+    key: bytes,
+    path: tuple[str, ...],
+    hop: int,
+    ledger: LinkKeyLedger,
+    *,
+    master_sae_id: str,
+    slave_sae_id: str,
 ) -> bytes:
     """The relay frame for hop ``hop`` of ``path``: ``message || tag``, with fresh link key.
 
-    The arguments are checked before any link key is taken, so a refused call uses none.
+    The SAE IDs go under the tag with the rest. The arguments are checked before any link
+    key is taken, so a refused call uses none.
     """
     if not isinstance(key, bytes):
         raise RelayError("the relayed key must be bytes")
     length = link_key_bytes(len(key))
-    RelayMessage(  # validate first: an invalid request must not burn link key
-        key_id=key_id,
-        path=tuple(path),
-        hop=hop,
-        link=ledger.link_id,
-        offset=0,
-        length=length,
-        padded_key=bytes(len(key)),
-    )
+
+    def build(offset: int, padded_key: bytes) -> RelayMessage:
+        return RelayMessage(
+            key_id=key_id,
+            master_sae_id=master_sae_id,
+            slave_sae_id=slave_sae_id,
+            path=tuple(path),
+            hop=hop,
+            link=ledger.link_id,
+            offset=offset,
+            length=length,
+            padded_key=padded_key,
+        )
+
+    build(0, bytes(len(key)))  # validate first: an invalid request must not burn link key
     offset, material = ledger.take(length, align=SLOT_BYTES)
-    message = RelayMessage(
-        key_id=key_id,
-        path=tuple(path),
-        hop=hop,
-        link=ledger.link_id,
-        offset=offset,
-        length=length,
-        padded_key=_xor(key, material[AUTH_KEY_BYTES : AUTH_KEY_BYTES + len(key)]),
+    message = build(
+        offset, _xor(key, material[AUTH_KEY_BYTES : AUTH_KEY_BYTES + len(key)])
     ).encode()
     return message + wegman_carter_tag(message, material[:AUTH_KEY_BYTES])
 
 
-def open_hop(frame: bytes, ledger: LinkKeyLedger) -> tuple[uuid.UUID, bytes, tuple[str, ...], int]:
-    """Verify a relay frame, then consume its link key and return ``(key_id, key, path, hop)``.
+def open_hop(frame: bytes, ledger: LinkKeyLedger) -> OpenedHop:
+    """Verify a relay frame, then consume its link key and return what it carries.
 
     Raises a :class:`RelayError` (and consumes nothing) for a malformed frame, another
     link, link key not held or already used (a replay), or a tag that does not verify.
@@ -451,5 +491,11 @@ def open_hop(frame: bytes, ledger: LinkKeyLedger) -> tuple[uuid.UUID, bytes, tup
         )
     ledger.consume(message.offset, message.length)
     pad = material[AUTH_KEY_BYTES : AUTH_KEY_BYTES + len(message.padded_key)]
-    key = _xor(message.padded_key, pad)
-    return message.key_id, key, message.path, message.hop
+    return OpenedHop(
+        key_id=message.key_id,
+        key=_xor(message.padded_key, pad),
+        path=message.path,
+        hop=message.hop,
+        master_sae_id=message.master_sae_id,
+        slave_sae_id=message.slave_sae_id,
+    )

@@ -1,10 +1,12 @@
 """A TEST DOUBLE of a network KME whose keys were relayed through trusted nodes.
 
-Until a KME network runs here (``agile kme serve --network``, issue 15), nothing real answers
-ETSI GS QKD 014 with a path of more than two nodes. This double does, over real HTTPS with
-mutual TLS on 127.0.0.1 (the project's own ETSI 014 server and models): one listener serves
-both SAEs, ``enc_keys`` hands out fresh random keys, ``dec_keys`` hands each out once more to
-the slave the master named, and every Key container carries the fixed
+The real network (``agile kme serve --network``) answers with a relayed key's path too, and
+tests/network/test_node_trust_path.py runs the engines and ``agile.tls`` against a 4-node
+chain of node processes. This double stays for what a network of ours cannot be made to do
+(a KME that reports no path) and for cheap engine-level variations. It answers over real
+HTTPS with mutual TLS on 127.0.0.1 (the project's own ETSI 014 server and models): one
+listener serves both SAEs, ``enc_keys`` hands out fresh random keys, ``dec_keys`` hands each
+out once more to the slave the master named, and every Key container carries the fixed
 ``key_extension.relay_path`` it was built with (or none, with ``relay_path=None``). It relays
 nothing and keeps nothing durable: it stands in only for what the engine sees of a network.
 """

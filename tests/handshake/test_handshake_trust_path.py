@@ -1,8 +1,10 @@
 """Policy over trust paths: two engines, QKD keys with a reported relay path, both ends check.
 
 A real ``agile kme serve`` pair (a subprocess, mutual TLS on 127.0.0.1) reports the 2-node
-path of its direct link. For a key relayed over 2 trusted nodes (A-B-C-D) a named test double
-stands in for the network KME (tests/handshake/relay_kme_double.py) until one runs here.
+path of its direct link. For a key relayed over 2 trusted nodes (A-B-C-D) these tests use a
+named test double of a network KME (tests/handshake/relay_kme_double.py), which also serves
+keys with no path; tests/network/test_node_trust_path.py runs the main cases against a real
+4-node chain of network KME processes.
 """
 
 from __future__ import annotations

@@ -27,7 +27,8 @@ from tests.network.netproc import RunningNetwork, keys_of, network_toml, start_n
 
 @pytest.fixture(scope="module")
 def pair_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNetwork]:
-    toml = network_toml("two", {"A": ["sae-a"], "B": ["sae-b"]}, [("A", "B")])
+    # sae-a2 and sae-x: other SAEs at the same nodes, whom a modified entry would name
+    toml = network_toml("two", {"A": ["sae-a", "sae-a2"], "B": ["sae-b", "sae-x"]}, [("A", "B")])
     net = start_network(tmp_path_factory.mktemp("attacks"), toml)
     try:
         net.wait_links_up()
@@ -36,8 +37,11 @@ def pair_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNetwor
         net.close()
 
 
-def _ledger_past_use(net: RunningNetwork) -> LinkKeyLedger:
-    """A ledger over A's A>B link key whose next bytes are the tail of A's last ready block."""
+_BLOCKS_TAKEN: set[int] = set()
+
+
+def _last_block(net: RunningNetwork) -> tuple[int, bytes] | None:
+    """A's last ready A>B link-key block, if no test of this module took its tail yet."""
     db = sqlite3.connect(net.state / "nodes" / "A" / "store.sqlite")
     try:
         start, data = db.execute(
@@ -46,9 +50,29 @@ def _ledger_past_use(net: RunningNetwork) -> LinkKeyLedger:
         ).fetchone()
     finally:
         db.close()
+    return None if start in _BLOCKS_TAKEN else (start, data)
+
+
+def _ledger_past_use(net: RunningNetwork) -> LinkKeyLedger:
+    """A ledger over A's A>B link key whose next bytes are the tail of A's last ready block.
+
+    Each call waits for a block no earlier call used (the link keeps adding blocks).
+    """
+    start, data = wait_until(lambda: _last_block(net), what="a fresh link-key block")
+    _BLOCKS_TAKEN.add(start)
     ledger = LinkKeyLedger("A-B", bytes(start) + data)
     ledger.consume(0, start + len(data) - 256)
     return ledger
+
+
+def _seal(
+    key_id: uuid.UUID,
+    key: bytes,
+    ledger: LinkKeyLedger,
+    master: str = "sae-a",
+    slave: str = "sae-b",
+) -> bytes:
+    return seal_hop(key_id, key, ("A", "B"), 0, ledger, master_sae_id=master, slave_sae_id=slave)
 
 
 def _post(net: RunningNetwork, frames: list[bytes], *, as_kme: str = "A", **doc: Any) -> Any:
@@ -80,9 +104,11 @@ class _Result:
         return self.document
 
 
-def _dec(net: RunningNetwork, key_id: str) -> httpx.Response:
-    return net.raw("saes", "sae-b", "B").post(
-        "/api/v1/keys/sae-a/dec_keys", json={"key_IDs": [{"key_ID": key_id}]}
+def _dec(
+    net: RunningNetwork, key_id: str, slave: str = "sae-b", master: str = "sae-a"
+) -> httpx.Response:
+    return net.raw("saes", slave, "B").post(
+        f"/api/v1/keys/{master}/dec_keys", json={"key_IDs": [{"key_ID": key_id}]}
     )
 
 
@@ -91,7 +117,7 @@ def test_forged_modified_and_replayed_frames_are_refused_and_use_nothing(
 ) -> None:
     ledger = _ledger_past_use(pair_net)
     key_id, key = uuid.uuid4(), bytes(range(32))
-    frame = seal_hop(key_id, key, ("A", "B"), 0, ledger)
+    frame = _seal(key_id, key, ledger)
 
     forged = frame[:-1] + bytes([frame[-1] ^ 1])
     response = _post(pair_net, [forged])
@@ -134,13 +160,60 @@ def test_one_bad_frame_refuses_the_whole_message(pair_net: RunningNetwork) -> No
     # Skip the slots the previous test used.
     ledger.consume(ledger.size - 256, 128)
     good_id, bad_id = uuid.uuid4(), uuid.uuid4()
-    good = seal_hop(good_id, b"k" * 32, ("A", "B"), 0, ledger)
-    bad = seal_hop(bad_id, b"x" * 32, ("A", "B"), 0, ledger)
+    good = _seal(good_id, b"k" * 32, ledger)
+    bad = _seal(bad_id, b"x" * 32, ledger)
     bad = bad[:-1] + bytes([bad[-1] ^ 0xFF])
     assert _post(pair_net, [good, bad]).status_code == 401
     assert _dec(pair_net, str(good_id)).status_code == 400
     assert _post(pair_net, [good]).status_code == 200
     assert keys_of(_dec(pair_net, str(good_id)))[0][1] == b"k" * 32
+
+
+def test_modified_sae_ids_are_refused_and_use_nothing(pair_net: RunningNetwork) -> None:
+    """The SAE IDs that decide who fetches the key at B are under the tag, not only TLS's.
+
+    An adversary inside the inter-KME channel (TLS broken or a bad certificate) who names
+    another SAE at B, in the entry, in the frame or in both, gets the entry refused; no link
+    key is used and nothing is stored, for the real or the named SAE.
+    """
+    ledger = _ledger_past_use(pair_net)
+    key_id, key = uuid.uuid4(), bytes(range(100, 132))
+    frame = _seal(key_id, key, ledger)
+    body, tag = frame[:-16], frame[-16:]
+    assert body[17:29] == b"\x05sae-a\x05sae-b"  # version, key_ID, then the two SAE IDs
+
+    # The entry names other SAEs, the frame the genuine ones.
+    for doc in (
+        {"target_sae_ids": ["sae-x"]},
+        {"initiator_sae_id": "sae-a2"},
+        {"initiator_sae_id": "sae-a2", "target_sae_ids": ["sae-x"]},
+    ):
+        response = _post(pair_net, [frame], **doc)
+        assert response.status_code == 401, response.text
+        assert "SAE ID differs" in response.json()["message"]
+    # The frame's SAE IDs rewritten (same lengths), with the entry matching them or not.
+    for master, slave in (("sae-a", "sae-x"), ("sae-a2", "sae-b")):
+        raw_master, raw_slave = master.encode(), slave.encode()
+        changed = (
+            body[:17]
+            + bytes([len(raw_master)])
+            + raw_master
+            + bytes([len(raw_slave)])
+            + raw_slave
+            + body[29:]
+        )
+        for doc in ({}, {"initiator_sae_id": master, "target_sae_ids": [slave]}):
+            response = _post(pair_net, [changed + tag], **doc)
+            assert response.status_code == 401, response.text
+    # Nothing stored: neither the SAE named by the attacker nor the genuine one has the key.
+    assert _dec(pair_net, str(key_id), slave="sae-x").status_code == 400
+    assert _dec(pair_net, str(key_id), master="sae-a2").status_code == 400
+    assert _dec(pair_net, str(key_id)).status_code == 400
+    # Nothing consumed: the genuine frame is accepted and only sae-b gets the key, from sae-a.
+    accepted = _post(pair_net, [frame])
+    assert accepted.json() == {"status": "relayed", "key_IDs": [str(key_id)]}
+    assert _dec(pair_net, str(key_id), slave="sae-x").status_code != 200
+    assert keys_of(_dec(pair_net, str(key_id))) == [(str(key_id), key, ["A", "B"])]
 
 
 # ------------------------------------------------------------------------ vendor link

@@ -12,6 +12,8 @@ import pytest
 from qkd.network.nodestore import LinkKeyStream, NodeStore, RelayedKey, StagedLedger, StoreTx
 from qkd.network.relay import LinkKeyError, RelayError, open_hop, seal_hop
 
+SAES = {"master_sae_id": "sae-a", "slave_sae_id": "sae-b"}
+
 
 def _pair(blocks: list[tuple[int, bytes]]) -> tuple[LinkKeyStream, LinkKeyStream]:
     sender = LinkKeyStream("A-B", "A>B", sending=True)
@@ -26,12 +28,12 @@ def test_frames_skip_gaps_and_block_ends_and_open_once() -> None:
     material = bytes(range(256)) * 16
     sender, receiver = _pair([(0, material[:96]), (256, material[:1024])])
     key = b"k" * 32  # 64 bytes of link key per frame
-    frames = [seal_hop(uuid.uuid4(), key, ("A", "B"), 0, sender) for _ in range(3)]
+    frames = [seal_hop(uuid.uuid4(), key, ("A", "B"), 0, sender, **SAES) for _ in range(3)]
     # 0..64 fits in the first block, 64..128 does not (96 bytes): the next frame starts at 256.
     assert sender.next == 256 + 128
     assert sender.available_bytes == 1024 - 128
     for frame in frames:
-        assert open_hop(frame, receiver)[1] == key
+        assert open_hop(frame, receiver).key == key
     with pytest.raises(LinkKeyError, match="already used"):
         open_hop(frames[0], receiver)
     with pytest.raises(LinkKeyError, match="only receives"):
@@ -42,7 +44,7 @@ def test_frames_skip_gaps_and_block_ends_and_open_once() -> None:
 
 def test_a_staged_ledger_uses_nothing_until_applied() -> None:
     sender, receiver = _pair([(0, bytes(4096))])
-    frame = seal_hop(uuid.uuid4(), b"x" * 32, ("A", "B"), 0, sender)
+    frame = seal_hop(uuid.uuid4(), b"x" * 32, ("A", "B"), 0, sender, **SAES)
     staged = StagedLedger(receiver)
     open_hop(frame, staged)
     with pytest.raises(LinkKeyError, match="same key twice"):

@@ -15,7 +15,11 @@ from qkd import QKDError
 from qkd.network.relay import (
     AUTH_KEY_BYTES,
     MAX_KEY_BYTES,
+    MAX_NAME_BYTES,
+    MAX_PATH_NODES,
+    MAX_SAE_ID_BYTES,
     SLOT_BYTES,
+    VERSION,
     LinkKeyError,
     LinkKeyLedger,
     RelayAuthenticationError,
@@ -31,6 +35,7 @@ from qkd.network.relay import (
 )
 
 PATH = ("A", "B", "C", "D")
+SAES = {"master_sae_id": "sae-a", "slave_sae_id": "sae-d"}
 LINKS = ("A-B", "B-C", "C-D")
 P = (1 << 127) - 1
 
@@ -50,9 +55,11 @@ def _relay(
 ) -> tuple[uuid.UUID, bytes, tuple[str, ...], int]:
     got_id, got_key, got_path, hop = key_id, key, PATH, 0
     for i, (send, recv) in enumerate(chain):
-        frame = seal_hop(got_id, got_key, got_path, i, send)
-        got_id, got_key, got_path, hop = open_hop(frame, recv)
+        frame = seal_hop(got_id, got_key, got_path, i, send, **SAES)
+        opened = open_hop(frame, recv)
+        got_id, got_key, got_path, hop = opened.key_id, opened.key, opened.path, opened.hop
         assert hop == i
+        assert (opened.master_sae_id, opened.slave_sae_id) == ("sae-a", "sae-d")
     return got_id, got_key, got_path, hop
 
 
@@ -75,10 +82,10 @@ def test_padded_key_is_not_the_key_and_differs_per_hop() -> None:
     key_id, key = uuid.uuid4(), os.urandom(32)
     padded = []
     for i, (send, recv) in enumerate(chain):
-        frame = seal_hop(key_id, key, PATH, i, send)
+        frame = seal_hop(key_id, key, PATH, i, send, **SAES)
         assert key not in frame
         padded.append(decode(frame[:-16]).padded_key)
-        assert open_hop(frame, recv)[1] == key
+        assert open_hop(frame, recv).key == key
     assert len(set(padded)) == 3
 
 
@@ -102,7 +109,7 @@ def test_tag_is_the_polynomial_of_the_docstring() -> None:
 def _one_hop() -> tuple[bytes, LinkKeyLedger, bytes]:
     send, recv = _pair("A-B", 256)
     key = os.urandom(32)
-    return seal_hop(uuid.uuid4(), key, PATH, 0, send), recv, key
+    return seal_hop(uuid.uuid4(), key, PATH, 0, send, **SAES), recv, key
 
 
 @settings(max_examples=300, deadline=None)
@@ -115,7 +122,7 @@ def test_every_single_byte_change_is_refused(data: st.DataObject) -> None:
     with pytest.raises(RelayError):
         open_hop(bad, recv)
     assert recv.used_bytes == 0  # nothing consumed, nothing delivered
-    assert open_hop(frame, recv)[1] == key  # the genuine frame still opens
+    assert open_hop(frame, recv).key == key  # the genuine frame still opens
 
 
 def test_every_byte_position_changed_is_refused() -> None:
@@ -126,7 +133,7 @@ def test_every_byte_position_changed_is_refused() -> None:
             with pytest.raises(RelayError):
                 open_hop(bad, recv)
     assert recv.used_bytes == 0
-    assert open_hop(frame, recv)[1] == key
+    assert open_hop(frame, recv).key == key
 
 
 @settings(max_examples=100, deadline=None)
@@ -141,12 +148,12 @@ def test_truncation_and_extension_are_refused(extra: bytes) -> None:
     with pytest.raises(RelayError):
         open_hop(extra + frame, recv)
     assert recv.used_bytes == 0
-    assert open_hop(frame, recv)[1] == key
+    assert open_hop(frame, recv).key == key
 
 
 def test_replayed_frame_is_refused() -> None:
     frame, recv, key = _one_hop()
-    assert open_hop(frame, recv)[1] == key
+    assert open_hop(frame, recv).key == key
     used = recv.used_ranges
     with pytest.raises(LinkKeyError, match="already used"):
         open_hop(frame, recv)
@@ -163,13 +170,13 @@ def test_tag_forged_with_another_key_is_refused() -> None:
     # a whole frame sealed by someone holding another key for the same link name
     impostor = LinkKeyLedger("A-B", os.urandom(256))
     with pytest.raises(RelayAuthenticationError):
-        open_hop(seal_hop(uuid.uuid4(), os.urandom(32), PATH, 0, impostor), recv)
+        open_hop(seal_hop(uuid.uuid4(), os.urandom(32), PATH, 0, impostor, **SAES), recv)
     assert recv.used_bytes == 0
 
 
 def test_wrong_ledger_is_refused() -> None:
     chain = _chain()
-    frame = seal_hop(uuid.uuid4(), os.urandom(32), PATH, 0, chain[0][0])
+    frame = seal_hop(uuid.uuid4(), os.urandom(32), PATH, 0, chain[0][0], **SAES)
     with pytest.raises(RelayAuthenticationError, match="link 'A-B'"):
         open_hop(frame, chain[1][1])  # B-C's receiving ledger
     same_name_other_key = LinkKeyLedger("A-B", os.urandom(4096))
@@ -223,11 +230,20 @@ def test_ledger_refuses_reuse_and_material_it_does_not_hold() -> None:
 def test_frame_naming_an_unaligned_offset_is_refused() -> None:
     """A substituted frame may only name whole 32-byte slots (the module docstring's proof)."""
     send, recv = _pair("A-B", 256)
-    frame = seal_hop(uuid.uuid4(), os.urandom(32), PATH, 0, send)
+    frame = seal_hop(uuid.uuid4(), os.urandom(32), PATH, 0, send, **SAES)
     genuine = decode(frame[:-16])
     for offset in (1, 16, 31, 33):
         shifted = RelayMessage.__new__(RelayMessage)
-        for name in ("key_id", "path", "hop", "link", "length", "padded_key"):
+        for name in (
+            "key_id",
+            "master_sae_id",
+            "slave_sae_id",
+            "path",
+            "hop",
+            "link",
+            "length",
+            "padded_key",
+        ):
             object.__setattr__(shifted, name, getattr(genuine, name))
         object.__setattr__(shifted, "offset", offset)
         body = shifted.encode()
@@ -236,6 +252,8 @@ def test_frame_naming_an_unaligned_offset_is_refused() -> None:
         with pytest.raises(RelayDecodeError, match="multiple of 32"):
             RelayMessage(
                 key_id=genuine.key_id,
+                master_sae_id=genuine.master_sae_id,
+                slave_sae_id=genuine.slave_sae_id,
                 path=genuine.path,
                 hop=genuine.hop,
                 link=genuine.link,
@@ -256,17 +274,24 @@ def test_refused_seal_uses_no_link_key() -> None:
         (b"k" * 32, ("A", "B", "A"), 0),
     ]:
         with pytest.raises(RelayError):
-            seal_hop(uuid.uuid4(), *args, send)
+            seal_hop(uuid.uuid4(), *args, send, **SAES)
+    for saes in (
+        {"master_sae_id": "", "slave_sae_id": "sae-d"},
+        {"master_sae_id": "sae-a", "slave_sae_id": "s" * (MAX_SAE_ID_BYTES + 1)},
+        {"master_sae_id": "sae-a", "slave_sae_id": "\udc80"},
+    ):
+        with pytest.raises(RelayDecodeError, match="sae_id"):
+            seal_hop(uuid.uuid4(), b"k" * 32, PATH, 0, send, **saes)
     assert send.used_bytes == 0
     with pytest.raises(LinkKeyError, match="exhausted"):
-        seal_hop(uuid.uuid4(), bytes(300), PATH, 0, send)
+        seal_hop(uuid.uuid4(), bytes(300), PATH, 0, send, **SAES)
 
 
 def test_no_key_bytes_in_reprs_or_errors() -> None:
     link_key = os.urandom(256)
     send, recv = LinkKeyLedger("A-B", link_key), LinkKeyLedger("A-B", link_key)
     key = os.urandom(32)
-    frame = seal_hop(uuid.uuid4(), key, PATH, 0, send)
+    frame = seal_hop(uuid.uuid4(), key, PATH, 0, send, **SAES)
     message = decode(frame[:-16])
     texts = [repr(send), repr(message)]
     bad = frame[:-1] + bytes([frame[-1] ^ 1])
@@ -280,9 +305,14 @@ def test_no_key_bytes_in_reprs_or_errors() -> None:
 
 
 names = st.text(min_size=1, max_size=12).filter(lambda s: len(s.encode("utf-8")) <= 64)
+sae_ids = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=255
+).filter(lambda s: len(s.encode("utf-8")) <= MAX_SAE_ID_BYTES)
 messages = st.builds(
-    lambda key_id, path, hop, link, offset, padded: RelayMessage(
+    lambda key_id, saes, path, hop, link, offset, padded: RelayMessage(
         key_id=key_id,
+        master_sae_id=saes[0],
+        slave_sae_id=saes[1],
         path=tuple(path),
         hop=hop % (len(path) - 1),
         link=link,
@@ -291,6 +321,7 @@ messages = st.builds(
         padded_key=padded,
     ),
     st.uuids(),
+    st.tuples(sae_ids, sae_ids),
     st.lists(names, min_size=2, max_size=16, unique=True),
     st.integers(0, 255),
     names,
@@ -306,14 +337,14 @@ def test_decode_encode_round_trip(message: RelayMessage) -> None:
     assert decode(data) == message
     assert RelayMessage.decode(data).encode() == data
     blocks = math.ceil(len(data) / 15)
-    assert blocks + 1 <= 146  # the ε bound of the docstring covers every valid message
+    assert blocks + 1 <= 180  # the ε bound of the docstring covers every valid message
 
 
 @settings(max_examples=1000, deadline=None)
 @given(data=st.binary(max_size=300), prefixed=st.booleans())
 def test_random_bytes_give_the_module_error(data: bytes, prefixed: bool) -> None:
     if prefixed:
-        data = b"\x01" + data
+        data = bytes((VERSION,)) + data
     try:
         message = decode(data)
     except RelayDecodeError:
@@ -324,3 +355,61 @@ def test_random_bytes_give_the_module_error(data: bytes, prefixed: bool) -> None
     with pytest.raises(RelayError):
         open_hop(data, recv)
     assert recv.used_bytes == 0
+
+
+def test_sae_ids_are_under_the_tag() -> None:
+    """Who may fetch the key at the far node is authenticated like the key itself."""
+    send, recv = _pair("A-B", 256)
+    key = os.urandom(32)
+    frame = seal_hop(uuid.uuid4(), key, PATH, 0, send, **SAES)
+    body, tag = frame[:-16], frame[-16:]
+    assert body[0] == VERSION == 2
+    genuine = decode(body)
+    assert (genuine.master_sae_id, genuine.slave_sae_id) == ("sae-a", "sae-d")
+    assert body[17:29] == b"\x05sae-a\x05sae-d"  # right after the version and the key_ID
+    for master, slave in [("sae-a", "sae-x"), ("sae-x", "sae-d"), ("sae-d", "sae-a"), ("a", "d")]:
+        changed = RelayMessage(
+            key_id=genuine.key_id,
+            master_sae_id=master,
+            slave_sae_id=slave,
+            path=genuine.path,
+            hop=genuine.hop,
+            link=genuine.link,
+            offset=genuine.offset,
+            length=genuine.length,
+            padded_key=genuine.padded_key,
+        ).encode()
+        with pytest.raises(RelayAuthenticationError, match="does not authenticate"):
+            open_hop(changed + tag, recv)
+    assert recv.used_bytes == 0
+    opened = open_hop(frame, recv)
+    assert (opened.key, opened.master_sae_id, opened.slave_sae_id) == (key, "sae-a", "sae-d")
+    assert key.hex() not in repr(opened)
+
+
+def test_older_message_version_is_refused() -> None:
+    frame, recv, _ = _one_hop()
+    with pytest.raises(RelayDecodeError, match="version 1 is not supported"):
+        open_hop(b"\x01" + frame[1:], recv)
+    assert recv.used_bytes == 0
+
+
+def test_docstring_figures() -> None:
+    """The message sizes and block counts the module docstring quotes for its ε bound."""
+    send, _ = _pair("A-B", 256)
+    small = seal_hop(uuid.uuid4(), bytes(32), PATH, 0, send, **SAES)[:-16]
+    assert (len(small), math.ceil(len(small) / 15)) == (89, 6)
+    assert math.log2(7) - 126 < -123.1
+    largest = RelayMessage(
+        key_id=uuid.uuid4(),
+        master_sae_id="m" * MAX_SAE_ID_BYTES,
+        slave_sae_id="s" * MAX_SAE_ID_BYTES,
+        path=tuple(f"{i:x}" * MAX_NAME_BYTES for i in range(MAX_PATH_NODES)),
+        hop=0,
+        link="l" * MAX_NAME_BYTES,
+        offset=0,
+        length=link_key_bytes(MAX_KEY_BYTES),
+        padded_key=bytes(MAX_KEY_BYTES),
+    ).encode()
+    assert (len(largest), math.ceil(len(largest) / 15)) == (2674, 179)
+    assert math.log2(180) - 126 < -118.5

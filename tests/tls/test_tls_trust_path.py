@@ -2,7 +2,8 @@
 
 The relayed keys (A-B-C-D, two trusted nodes) come over real HTTPS from the named test double
 of a network KME (tests/handshake/relay_kme_double.py); a direct link's come from a simulated
-link, which reports its two ends.
+link, which reports its two ends. tests/network/test_node_trust_path.py checks the same
+bounds with keys a real 4-node chain of network KMEs relays.
 """
 
 from __future__ import annotations
