@@ -107,6 +107,10 @@ _ARCS_UP_TO_VARIABLES = 10_000
 # capacities to 1e-7: HiGHS's default feasibility tolerance (1e-7, absolute) would let an edge
 # of capacity 1e-3 (in units of the largest) look unsaturated when it is not.
 _TIGHT = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
+# The joint LP's resolution, in units of its largest (lowered) capacity. An edge below it is
+# still a capacity of the LP, but whether it is saturated is beneath the solver's tolerances
+# (and a subnormal rate even underflows to 0 in those units): it is never a bottleneck.
+_RESOLUTION = 1e-9
 
 
 class PlannerUnavailable(QKDError):
@@ -866,7 +870,7 @@ def _common_scale_arcs(
     if scale <= 0:
         return 0.0, set()
     load = a_ub @ result.x
-    saturated_now = np.flatnonzero((load >= cap * (1 - 1e-7)) & ~lowered)
+    saturated_now = np.flatnonzero((load >= cap * (1 - 1e-7)) & ~lowered & (cap >= _RESOLUTION))
     # An edge whose capacity has a nonzero dual price is tight in every optimal solution
     # (complementary slackness): it binds without further checks.
     dual = np.asarray(result.ineqlin.marginals)
@@ -1141,7 +1145,8 @@ def _common_scale(
     mu = min(main.lam, 1.0)
     if mu <= 0:
         return 0.0, set()
-    saturated_now = np.flatnonzero((main.load >= cap * (1 - 1e-7)) & ~lowered)
+    resolved = cap >= _RESOLUTION
+    saturated_now = np.flatnonzero((main.load >= cap * (1 - 1e-7)) & ~lowered & resolved)
     binding = {int(e) for e in saturated_now if main.price[e] > 1e-9}
     unsure = [int(e) for e in saturated_now if int(e) not in binding]
     fixed = (mu * (1 - TOLERANCE), mu)

@@ -12,7 +12,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from qkd.network import planner
@@ -513,6 +513,20 @@ def test_common_scale_and_bottlenecks_match_a_path_lp(
     st.floats(min_value=0.0, max_value=1e15),
     st.floats(min_value=1e-6, max_value=1e15),
 )
+# A subnormal rate underflows to 0 in the LP's units, beside a dead-end link: its slack once
+# divided by zero in the path form's bottleneck test.
+@example(
+    graph=(dict.fromkeys(["n0", "n1", "n2", "n3"], "trusted"),
+           [("n1", "n3", 2.0), ("n0", "n1", 0.0)], "n3", "n1"),
+    big=5e-324,
+    wanted=1.0,
+)  # fmt: skip
+@example(
+    graph=(dict.fromkeys(["n0", "n1", "n3"], "trusted"),
+           [("n1", "n3", 2.0), ("n0", "n1", 0.0)], "n3", "n1"),
+    big=1e-300,
+    wanted=1e-6,
+)  # fmt: skip
 def test_extreme_valid_figures_plan_without_error(
     arcs_up_to: int, graph: tuple[dict[str, str], Any, str, str], big: float, wanted: float
 ) -> None:
@@ -526,6 +540,9 @@ def test_extreme_valid_figures_plan_without_error(
     assert demand.max_rate_bps == pytest.approx(_min_cut(nodes, links, s, t), rel=1e-9)
     if not demand.met:
         assert result.feasible is False
+    # A link below the LP's resolution (1e-9 of its largest capacity) is never a bottleneck.
+    tiny = {f"L{i}" for i, (_, _, r) in enumerate(links) if 0 < r < 1e-300}
+    assert not tiny & set(result.bottlenecks)
 
 
 def test_repeater_link_with_a_cutoff_uses_the_exact_recursion() -> None:
