@@ -107,6 +107,10 @@ _ARCS_UP_TO_VARIABLES = 10_000
 # capacities to 1e-7: HiGHS's default feasibility tolerance (1e-7, absolute) would let an edge
 # of capacity 1e-3 (in units of the largest) look unsaturated when it is not.
 _TIGHT = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
+# The joint LP's resolution, in units of its largest (lowered) capacity. An edge below it is
+# still a capacity of the LP, but whether it is saturated is beneath the solver's tolerances
+# (and a subnormal rate even underflows to 0 in those units): it is never a bottleneck.
+_RESOLUTION = 1e-9
 
 
 class PlannerUnavailable(QKDError):
@@ -795,7 +799,7 @@ def _common_scale_arcs(
             "the network planner needs networkx and scipy: pip install 'qkd-agile[network]'"
         ) from None
     edges = list(caps)
-    if not edges:
+    if not edges or not _resolvable(ceiling, pairs):
         return 0.0, set()
     index = {name: i for i, name in enumerate(nodes)}
     n_nodes, n_edges = len(nodes), len(edges)
@@ -866,7 +870,7 @@ def _common_scale_arcs(
     if scale <= 0:
         return 0.0, set()
     load = a_ub @ result.x
-    saturated_now = np.flatnonzero((load >= cap * (1 - 1e-7)) & ~lowered)
+    saturated_now = np.flatnonzero((load >= cap * (1 - 1e-7)) & ~lowered & (cap >= _RESOLUTION))
     # An edge whose capacity has a nonzero dual price is tight in every optimal solution
     # (complementary slackness): it binds without further checks.
     dual = np.asarray(result.ineqlin.marginals)
@@ -1090,6 +1094,17 @@ class _PathLP:
         raise QKDError("the path LP did not converge")  # pragma: no cover
 
 
+def _resolvable(ceiling: float, pairs: Sequence[tuple[str, str, float]]) -> bool:
+    """Whether the joint LP's unit, ``ceiling * sum(d_k)`` (the most load an edge can carry at
+    the ceiling), is a normal float. Below ``sys.float_info.min`` (~2.2e-308) the units lose
+    precision or underflow to 0; the common scale is then below ~2.2e-302, some demand is
+    unmet alone, and the plan reports a common scale of 0 with no bottlenecks."""
+    import sys
+
+    top = ceiling * sum(p[2] for p in pairs)
+    return math.isfinite(top) and top >= sys.float_info.min
+
+
 def _lowered(
     caps: dict[Edge, float], pairs: Sequence[tuple[str, str, float]], ceiling: float
 ) -> tuple[list[Edge], np.ndarray, np.ndarray, float, np.ndarray]:
@@ -1130,7 +1145,7 @@ def _common_scale(
     if ceiling <= 0:
         return 0.0, set()
     _scipy()
-    if not caps:
+    if not caps or not _resolvable(ceiling, pairs):
         return 0.0, set()
     edges, cap, lowered, _, demand = _lowered(caps, pairs, ceiling)
     lp = _PathLP(edges, cap, nodes, relays, pairs)
@@ -1141,7 +1156,8 @@ def _common_scale(
     mu = min(main.lam, 1.0)
     if mu <= 0:
         return 0.0, set()
-    saturated_now = np.flatnonzero((main.load >= cap * (1 - 1e-7)) & ~lowered)
+    resolved = cap >= _RESOLUTION
+    saturated_now = np.flatnonzero((main.load >= cap * (1 - 1e-7)) & ~lowered & resolved)
     binding = {int(e) for e in saturated_now if main.price[e] > 1e-9}
     unsure = [int(e) for e in saturated_now if int(e) not in binding]
     fixed = (mu * (1 - TOLERANCE), mu)
@@ -1172,7 +1188,9 @@ def route_demands(
     split over its paths, gives the fractions. Serving the requests in these fractions loads
     every link to at most its rate over ``lambda*``: when the network is feasible, every link
     keeps the same relative headroom as the plan's bottlenecks. A demand that cannot
-    reach its other end gets no path; the others are planned without it.
+    reach its other end gets no path; the others are planned without it. A demand the LP
+    cannot resolve (its flow below 1e-9 of the largest load, or a common scale below
+    ~1e-302) takes its widest path whole.
 
     Returns, per demand, ``[(path, share), ...]`` with the shares adding up to 1 (``[]`` for
     an unreachable demand).
@@ -1196,6 +1214,12 @@ def route_demands(
     sub = [pairs[k] for k, _ in live]
     ratios = [max_flow(caps, relays | {s, t}, s, t) / d for s, t, d in sub]
     ceiling = min(ratios)
+    if not _resolvable(ceiling, sub):
+        # The common scale is below what double precision can resolve (a link of ~1e-300
+        # bit/s or less carries a demand): each demand keeps its widest path.
+        for k, path in live:
+            out[k] = [(tuple(path), 1.0)]
+        return out
     edges, cap, _, _, demand = _lowered(caps, sub, ceiling)
     lp = _PathLP(edges, cap, nodes, relays, sub)
     seed = [lp.column(j, path) for j, (_, path) in enumerate(live)]
@@ -1210,10 +1234,13 @@ def route_demands(
         edge_cost=np.ones(len(edges)),
     )
     best = cheapest if cheapest.status == 0 else main
-    for j, (k, _) in enumerate(live):
+    for j, (k, widest) in enumerate(live):
         flows = [(c, x) for c, x in zip(best.columns, best.flow, strict=True) if c.k == j and x > 0]
         total = sum(x for _, x in flows)
         if total <= 0:
+            # A demand so much smaller than the others that the LP's tolerances lose its
+            # flow (below 1e-9 of the largest load) still has a path: it keeps its widest.
+            out[k] = [(tuple(widest), 1.0)]
             continue
         merged: dict[tuple[str, ...], float] = {}
         for c, x in flows:

@@ -12,7 +12,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from qkd.network import planner
@@ -513,6 +513,26 @@ def test_common_scale_and_bottlenecks_match_a_path_lp(
     st.floats(min_value=0.0, max_value=1e15),
     st.floats(min_value=1e-6, max_value=1e15),
 )
+# A subnormal rate underflows to 0 in the LP's units, beside a dead-end link: its slack once
+# divided by zero in the path form's bottleneck test.
+@example(
+    graph=(dict.fromkeys(["n0", "n1", "n2", "n3"], "trusted"),
+           [("n1", "n3", 2.0), ("n0", "n1", 0.0)], "n3", "n1"),
+    big=5e-324,
+    wanted=1.0,
+)  # fmt: skip
+@example(
+    graph=(dict.fromkeys(["n0", "n1", "n3"], "trusted"),
+           [("n1", "n3", 2.0), ("n0", "n1", 0.0)], "n3", "n1"),
+    big=1e-300,
+    wanted=1e-6,
+)  # fmt: skip
+# A subnormal common scale: the LP's unit would lose its precision; the scale is 0.
+@example(
+    graph=({"n0": "endpoint", "n1": "endpoint"}, [("n0", "n1", 0.0)] * 2, "n0", "n1"),
+    big=1e-310,
+    wanted=1.0,
+)  # fmt: skip
 def test_extreme_valid_figures_plan_without_error(
     arcs_up_to: int, graph: tuple[dict[str, str], Any, str, str], big: float, wanted: float
 ) -> None:
@@ -526,6 +546,16 @@ def test_extreme_valid_figures_plan_without_error(
     assert demand.max_rate_bps == pytest.approx(_min_cut(nodes, links, s, t), rel=1e-9)
     if not demand.met:
         assert result.feasible is False
+    # An edge below the LP's resolution (1e-9 of its unit: the largest capacity, lowered to
+    # the most the demand can use) is never a bottleneck.
+    edge_rate: dict[frozenset[str], float] = {}
+    for a, b, r in links:
+        edge_rate[frozenset((a, b))] = edge_rate.get(frozenset((a, b)), 0.0) + r
+    if result.bottlenecks:
+        unit = min(max(edge_rate.values()), demand.max_rate_bps * (1 + 1e-6))
+        for name in result.bottlenecks:
+            a, b, _ = links[int(name[1:])]
+            assert edge_rate[frozenset((a, b))] >= 1e-9 * unit * (1 - 1e-9)
 
 
 def test_repeater_link_with_a_cutoff_uses_the_exact_recursion() -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from qkd.network.events import LinkEvent
 from qkd.network.loader import load_network, network_from_dict
@@ -377,3 +380,50 @@ def test_water_fill_is_weighted_max_min_fair() -> None:
     # for path 2 (30 wanted): half again, which is its own theta.
     assert x == pytest.approx([5.0, 5.0, 15.0])
     assert _water_fill(m, q, np.array([np.inf, np.inf])) == pytest.approx(q)
+
+
+def test_a_demand_far_below_the_others_still_gets_its_path() -> None:
+    # 1e-6 bit/s over a 1e-144 bit/s link beside 1e15 over 1e15: the joint LP cannot resolve
+    # the small one's flow (1e-21 of the largest load), so it keeps its widest path whole and
+    # gets every bit that link makes.
+    net = _net(
+        {"A": "endpoint", "B": "trusted", "C": "endpoint"},
+        [("A", "B", 5e-324), ("B", "C", 1e15), ("A", "C", 1e-144)],
+        [("A", "C", 1e-6), ("B", "C", 1e15)],
+    )
+    sim = simulate_network(net, days=0.01, step_s=60.0)
+    small, large = _demand(sim, "A", "C"), _demand(sim, "B", "C")
+    assert small.delivered_bits == pytest.approx(1e-144 * sim.steps * 60.0, rel=1e-9)
+    assert large.delivered_bits == pytest.approx(1e15 * sim.steps * 60.0, rel=1e-9)
+    assert sim.to_dict()["demands"][0]["routes"][0]["path"] == ["A", "C"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([0.0, 5e-324, 1e-310, 1e-300, 1e-6, 1.0, 1e15]), min_size=4, max_size=4
+    ),
+    st.lists(st.sampled_from([1e-6, 1.0, 1e15]), min_size=2, max_size=2),
+    st.sampled_from([(1e-4, 1.0), (0.05, 60.0), (2.0, 3600.0)]),
+    st.booleans(),
+)
+@example(rates=[5e-324, 0.0, 0.0, 0.0], wanted=[1e-6, 1e15], timing=(1e-4, 1.0), eve=False)
+def test_extreme_valid_figures_simulate_without_error(
+    rates: list[float], wanted: list[float], timing: tuple[float, float], eve: bool
+) -> None:
+    # Rates down to subnormal, up to 1e15, with an outage: the run completes, and every
+    # figure is finite and within what the links made. (A subnormal rate once made the
+    # routing LP's units 0/0.)
+    links = [("A", "B", rates[0]), ("B", "C", rates[1]), ("A", "C", rates[2]), ("C", "D", rates[3])]
+    net = _net(
+        dict.fromkeys("ABCD", "trusted"), links, [("A", "C", wanted[0]), ("B", "D", wanted[1])]
+    )
+    days, step = timing
+    event = LinkEvent("A-B", 0.0, days * 43_200.0, "eve" if eve else "failure")
+    sim = simulate_network(net, days=days, step_s=step, events=[event], samples=20)
+    seconds = sim.steps * step
+    for d in sim.demands:
+        assert 0.0 <= d.delivered_bits <= d.requested_bps * seconds * (1 + 1e-9)
+    for link in sim.links:
+        assert all(math.isfinite(x) and x >= 0.0 for x in link.levels_bits)
+    json.dumps(sim.to_dict(), allow_nan=False)
