@@ -16,6 +16,10 @@ def test_relay_bench_prints_its_stable_names() -> None:
         "net.relay.pairs_per_s",
         "net.relay.vs_direct_pair",
         "net.relay.latency_p99_ms",
+        # the profile behind the ratio: CPU per pair of the chain, its busiest node, the pair
+        "net.relay.server_cpu_ms_per_pair",
+        "net.relay.busiest_node_cpu_ms_per_pair",
+        "net.relay.direct_pair_cpu_ms_per_pair",
     }
     for result in results.values():
         assert isinstance(result["value"], int | float)
