@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,6 +108,17 @@ def test_a_fixed_link_has_no_decoy_figures() -> None:
 
 # ------------------------------------------------------------------------ real processes
 
+
+def _agile(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agile.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 RING = "\n".join(
     ['[network]\nname = "fibre-ring"\n']
     + [
@@ -147,8 +161,12 @@ def test_a_pns_attack_on_a_ring_link_trips_a_decoy_alarm_and_reroutes(
     before = ring.link(attacked)
     assert before["alarm_reason"] is None
     assert before["decoy_key_rate_bound"] > 0
-    answers = set_link(ring.state, attacked, eve=True, attack="pns")
+    # The operator's command line: `agile net eve --state DIR LINK --attack pns`.
+    done = _agile("net", "eve", "--state", str(ring.state), attacked, "--attack", "pns", "--json")
+    assert done.returncode == 0, done.stderr
+    answers = json.loads(done.stdout)["answers"]
     assert [a["status"] for a in answers] == [200, 200], answers
+    assert {a["attack"] for a in answers} == {"pns"}
     link = ring.link(attacked)
     assert link["alarm"]
     assert link["alarm_reason"] == "decoy"
@@ -163,6 +181,10 @@ def test_a_pns_attack_on_a_ring_link_trips_a_decoy_alarm_and_reroutes(
     assert alarms[-1]["link"] == attacked
     assert "decoy bounds" in alarms[-1]["reason"]
     assert any(e["event"] == "reroute" for e in ring.audit("A"))
+    shown = _agile("net", "status", "--state", str(ring.state))
+    assert shown.returncode == 0, shown.stderr
+    row = next(line for line in shown.stdout.splitlines() if line.startswith(attacked + " "))
+    assert "ALARM (decoy)" in row
     # The metrics carry the bound; a bad attack, or PNS on the fixed link (no physics), is
     # refused.
     operator = ring.raw("operator", "", "A", kmapi=True)
