@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from qkd.network.launcher import set_link
 from qkd.network.model import FibreLink, FixedLink
 from qkd.network.node import EVE_QBER, LinkEnd, SimulatedDevice
 from qkd.physics import rates
-from qkd.physics.link import PRESETS
+from qkd.physics.eve import PhotonNumberSplitting
+from qkd.physics.link import PRESETS, preset
+from qkd.physics.protocols import transmit
+from qkd.randomness import KeyRandomness
 from tests.network.netproc import RunningNetwork, keys_of, start_network, wait_until
 
 
@@ -53,6 +58,48 @@ def test_pns_keeps_qber_and_signal_gain_but_the_decoy_bound_fails(
     assert pns.q_nu < honest.q_nu
     assert pns.y1_lower == 0.0
     assert pns.key_rate_bound == 0.0
+
+
+@pytest.mark.parametrize("attack", [None, "pns"])
+def test_the_expected_gains_match_the_projects_pulse_simulator(attack: str | None) -> None:
+    # The event sampler of qkd.physics.protocols (two detectors, per-detector dark counts,
+    # PNS per photon-number class) against the analytic mixtures, at the sampler's mu and nu.
+    link = preset("gys", 50.0)
+    p = PRESETS["gys"]
+    expected = rates.decoy_statistics(
+        eta=rates.transmittance("gys", 50.0),
+        y0=p.dark_count_probability,
+        e_d=p.misalignment,
+        mu=link.source.mu,
+        nu=link.source.nu,
+        f=p.ec_efficiency,
+        detector_efficiency=p.efficiency,
+        attack=attack,  # type: ignore[arg-type]
+    )
+    eve = PhotonNumberSplitting() if attack == "pns" else None
+    seen = transmit(
+        link,
+        pulses=200_000_000,
+        eve=eve,
+        rng=np.random.default_rng(11),
+        keyrand=KeyRandomness(seed=11),
+    )
+    clicks = np.bincount(seen.intensity, minlength=3)
+    for k, want in ((0, expected.q_mu), (1, expected.q_nu)):
+        sent = seen.sent[k]
+        sigma = math.sqrt(want * sent) / sent
+        assert abs(clicks[k] / sent - want) < 5 * sigma + 0.03 * want, (k, clicks[k] / sent, want)
+    if attack == "pns":
+        honest = rates.decoy_statistics(
+            eta=rates.transmittance("gys", 50.0),
+            y0=p.dark_count_probability,
+            e_d=p.misalignment,
+            mu=link.source.mu,
+            nu=link.source.nu,
+            f=p.ec_efficiency,
+            detector_efficiency=p.efficiency,
+        )
+        assert clicks[1] / seen.sent[1] < 0.5 * honest.q_nu
 
 
 def test_intercept_resend_raises_the_error_rates_not_the_gains() -> None:
