@@ -57,6 +57,14 @@ def register(commands: Any) -> None:
             "--in", dest="in_s", type=float, default=0.0, metavar="S",
             help="at a set time: S seconds from now (default: now)",
         )  # fmt: skip
+        if name == "eve":
+            command.add_argument(
+                "--attack",
+                choices=("intercept-resend", "pns"),
+                default="intercept-resend",
+                help="intercept-resend (raises the QBER; default) or pns, photon-number "
+                "splitting (QBER unchanged; trips the decoy-bound alarm of a fibre link)",
+            )
         command.add_argument("--json", action="store_true", help="print machine-readable JSON")
         command.set_defaults(handler=_set_link, flag=name)
 
@@ -116,12 +124,14 @@ def _status(args: argparse.Namespace) -> int:
     for node in doc["nodes"]:
         up = "yes" if node["up"] else "NO"
         print(f"{node['name']:<10} {up:<4} {node['url']:<28} {' '.join(node['saes'])}")
-    print(f"{'link':<10} {'up':<4} {'pool (bits)':>12} {'QBER':>7}  alarm")
+    print(f"{'link':<10} {'up':<4} {'pool (bits)':>12} {'QBER':>7} {'decoy R_L':>10}  alarm")
     for link in doc["links"]:
         qber = "-" if link["qber"] is None else f"{link['qber']:.4f}"
+        bound = link.get("decoy_key_rate_bound")
+        decoy = "-" if bound is None else f"{bound:.3g}"
         up = "yes" if link["up"] else "NO"
-        alarm = "ALARM" if link["alarm"] else ""
-        print(f"{link['id']:<10} {up:<4} {link['pool_bits']:>12} {qber:>7}  {alarm}")
+        alarm = f"ALARM ({link.get('alarm_reason') or '?'})" if link["alarm"] else ""
+        print(f"{link['id']:<10} {up:<4} {link['pool_bits']:>12} {qber:>7} {decoy:>10}  {alarm}")
     return EXIT_OK
 
 
@@ -132,7 +142,10 @@ def _set_link(args: argparse.Namespace) -> int:
     try:
         if not 0 <= args.in_s <= 86_400:
             fail("--in must be 0 to 86400 seconds")
-        answers = set_link(args.state, args.link, in_s=args.in_s, **{args.flag: not args.off})
+        attack = args.attack if args.flag == "eve" else "intercept-resend"
+        answers = set_link(
+            args.state, args.link, in_s=args.in_s, attack=attack, **{args.flag: not args.off}
+        )
     except QKDError as exc:
         fail(str(exc))
     if args.json:

@@ -14,6 +14,8 @@ and the structured fields as attributes of the ``LogRecord`` (passed through ``e
     record.previous  the previous path
     record.qber      a link's QBER
     record.reason    why
+    record.cause     what tripped a link alarm: "qber" or "decoy"
+    record.y1_lower  a fibre link's single-photon yield bound (vacuum+weak decoy) at the alarm
 
 No event carries key bytes: only names, public identifiers, figures and reasons, and every
 field goes through :func:`emit`, which accepts only these names. ``agile kme serve
@@ -46,7 +48,18 @@ EVENTS = frozenset(
     }
 )
 _WARNINGS = frozenset({"link_alarm", "link_down", "starvation", "relay_failed"})
-_FIELDS = ("node", "link", "src", "dst", "path", "previous", "qber", "reason")
+_FIELDS = (
+    "node",
+    "link",
+    "src",
+    "dst",
+    "path",
+    "previous",
+    "qber",
+    "reason",
+    "cause",
+    "y1_lower",
+)
 
 
 def emit(
@@ -60,6 +73,8 @@ def emit(
     previous: Sequence[str] | None = None,
     qber: float | None = None,
     reason: str | None = None,
+    cause: str | None = None,
+    y1_lower: float | None = None,
 ) -> None:
     """Log one audit event with its structured fields."""
     if event not in EVENTS:
@@ -77,6 +92,8 @@ def emit(
         "previous": list(previous) if previous is not None else None,
         "qber": qber,
         "reason": reason,
+        "cause": cause,
+        "y1_lower": y1_lower,
     }
     parts = [event]
     parts.extend(f"{k}={v}" for k, v in fields.items() if k != "event" and v is not None)

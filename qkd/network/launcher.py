@@ -293,6 +293,9 @@ def network_status(state: str | Path) -> dict[str, Any]:
                     "pool_bits": 0,
                     "qber": None,
                     "alarm": False,
+                    "alarm_reason": None,
+                    "y1_lower": None,
+                    "decoy_key_rate_bound": None,
                 }
             )
             continue
@@ -306,6 +309,14 @@ def network_status(state: str | Path) -> dict[str, Any]:
                 "pool_bits": 8 * (first["send_available_bytes"] + first["receive_available_bytes"]),
                 "qber": max(s["qber"] for s in seen),
                 "alarm": any(s["alarm"] for s in seen),
+                # "qber" before "decoy": a QBER alarm at either end names the cause.
+                "alarm_reason": next(
+                    (r for r in ("qber", "decoy") if any(s.get("alarm_reason") == r for s in seen)),
+                    None,
+                ),
+                "attack": first.get("attack"),
+                "y1_lower": _lowest(s.get("y1_lower") for s in seen),
+                "decoy_key_rate_bound": _lowest(s.get("decoy_key_rate_bound") for s in seen),
                 "source": first.get("source"),
                 "rate_bps": first.get("rate_bps"),
             }
@@ -313,11 +324,21 @@ def network_status(state: str | Path) -> dict[str, Any]:
     return {"network": network.network.name, "nodes": nodes_out, "links": links_out}
 
 
+def _lowest(values: Any) -> float | None:
+    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    return min(numbers) if numbers else None
+
+
 def set_link(
-    state: str | Path, link: str, *, in_s: float = 0.0, **flags: bool
+    state: str | Path,
+    link: str,
+    *,
+    in_s: float = 0.0,
+    attack: str = "intercept-resend",
+    **flags: bool,
 ) -> list[dict[str, Any]]:
-    """Set ``eve`` or ``cut`` on both ends of ``link`` (operator call), now or in ``in_s``
-    seconds; returns the ends' answers."""
+    """Set ``eve`` (with ``attack``: ``intercept-resend`` or ``pns``) or ``cut`` on both ends
+    of ``link`` (operator call), now or in ``in_s`` seconds; returns the ends' answers."""
     state = Path(state)
     doc = _read_config(state)
     network = load_network(doc["network"])
@@ -334,7 +355,8 @@ def set_link(
                 try:
                     response = client.post(
                         f"https://{entry['kmapi']}/kmapi/v1/links/{link}/{name}",
-                        json={name: value, "in_s": in_s},
+                        json={name: value, "in_s": in_s}
+                        | ({"attack": attack} if name == "eve" else {}),
                     )
                     answers.append(
                         {"node": node, "status": response.status_code, **response.json()}

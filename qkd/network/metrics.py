@@ -1,7 +1,8 @@
 """Prometheus metrics of one network node (``GET /kmapi/v1/metrics``; the ``metrics`` extra).
 
 Per link (label ``link``, and ``direction`` for pools): unused link key in bits, QBER, alarm
-and up (0/1), alarms raised; per node: keys relayed from here (as origin), relay latency
+and up (0/1), alarms raised, the secret key rate the decoy bounds certify (fibre links);
+per node: keys relayed from here (as origin), relay latency
 (enc_keys at the origin until the far node's acknowledgement), relay failures. Values are
 read from the node when the metrics are scraped; no key bytes are involved.
 """
@@ -40,6 +41,12 @@ class NodeMetrics:
         self.qber = p.Gauge("qkd_link_qber", "QBER of the link", ["link"], registry=r)
         self.alarm = p.Gauge("qkd_link_alarm", "1 while the link is in alarm", ["link"], registry=r)
         self.up = p.Gauge("qkd_link_up", "1 while the link is up", ["link"], registry=r)
+        self.decoy = p.Gauge(
+            "qkd_link_decoy_key_rate_bound",
+            "Secret bits per pulse the decoy bounds certify (fibre links only)",
+            ["link"],
+            registry=r,
+        )
         self.alarms = p.Counter(
             "qkd_link_alarms", "Alarms raised on the link", ["link"], registry=r
         )
@@ -63,6 +70,8 @@ class NodeMetrics:
             self.qber.labels(end.id).set(end.qber)
             self.alarm.labels(end.id).set(1 if end.alarm else 0)
             self.up.labels(end.id).set(1 if end.up else 0)
+            if (decoy := end.decoy_now) is not None:
+                self.decoy.labels(end.id).set(decoy.key_rate_bound)
         return prometheus_client.CONTENT_TYPE_LATEST, prometheus_client.generate_latest(
             self.registry
         )

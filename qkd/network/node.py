@@ -51,7 +51,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from qkd.delivery.etsi014.client import AsyncEtsi014Client, client_ssl_context
@@ -96,6 +96,9 @@ from qkd.network.relay import (
     seal_hop,
 )
 
+if TYPE_CHECKING:
+    from qkd.physics.rates import DecoyStatistics
+
 __all__ = ["KMAPI_PREFIX", "NetworkKme", "serve_node"]
 
 _log = logging.getLogger(__name__)
@@ -118,6 +121,9 @@ RESERVE_BYTES = 32 * 1024
 # Intercept-resend on every pulse adds 25% QBER (BB84).
 EVE_QBER = 0.25
 NOMINAL_QBER = 0.02
+# Simulated attacks: intercept-resend raises the QBER; photon-number splitting leaves it and
+# the signal gain unchanged and shows only in the decoy bounds (fibre links).
+ATTACKS = ("intercept-resend", "pns")
 
 
 class RelayFailed(Exception):
@@ -135,6 +141,34 @@ def nominal_qber(link: Link) -> float:
         eta = rates.transmittance(link.preset, link.length_km)
         return rates.error_rate(mu, eta, preset.dark_count_probability, preset.misalignment)
     return NOMINAL_QBER
+
+
+def decoy_model(link: Link) -> dict[str | None, DecoyStatistics] | None:
+    """The expected decoy statistics of a fibre link, honest (key ``None``) and under each
+    simulated attack; ``None`` for a link without decoy-state physics (fixed and the other
+    planning kinds), which carries no decoy figures and cannot be decoy-checked."""
+    if not isinstance(link, FibreLink):
+        return None
+    from qkd.physics import rates
+    from qkd.physics.link import PRESETS
+
+    preset = PRESETS[link.preset]
+    mu, _ = rates.optimal_mu(link.preset, link.length_km, method=link.method, nu=link.nu)
+    common = functools.partial(
+        rates.decoy_statistics,
+        eta=rates.transmittance(link.preset, link.length_km),
+        y0=preset.dark_count_probability,
+        e_d=preset.misalignment,
+        mu=mu,
+        nu=link.nu,
+        f=preset.ec_efficiency,
+        detector_efficiency=preset.efficiency,
+    )
+    return {
+        None: common(),
+        "intercept-resend": common(attack="intercept-resend"),
+        "pns": common(attack="pns"),
+    }
 
 
 # ------------------------------------------------------------------------ link key sources
@@ -219,7 +253,14 @@ class LinkEnd:
     """This node's end of one link: both directions of its key, and its live state."""
 
     def __init__(
-        self, link: Link, me: str, rate_bps: float, device: Device, threshold: float
+        self,
+        link: Link,
+        me: str,
+        rate_bps: float,
+        device: Device,
+        threshold: float,
+        *,
+        decoy_fraction: float = 0.5,
     ) -> None:
         self.link = link
         self.id = link.id
@@ -232,7 +273,9 @@ class LinkEnd:
         self.out = LinkKeyStream(link.id, f"{me}>{self.peer}", sending=True)
         self.inbound = LinkKeyStream(link.id, f"{self.peer}>{me}", sending=False)
         self.nominal_qber = nominal_qber(link)
-        self.eve = False
+        self.decoy = decoy_model(link)
+        self.decoy_fraction = decoy_fraction
+        self.attack: str | None = None
         self.cut = False
         self.last_heard = 0.0
         self.feed_next = 0
@@ -249,12 +292,51 @@ class LinkEnd:
         self.inbound_task: asyncio.Future[Any] | None = None
 
     @property
+    def eve(self) -> bool:
+        return self.attack is not None
+
+    @eve.setter
+    def eve(self, value: bool) -> None:
+        self.attack = "intercept-resend" if value else None
+
+    @property
     def qber(self) -> float:
-        return self.nominal_qber + (EVE_QBER if self.eve else 0.0)
+        return self.nominal_qber + (EVE_QBER if self.attack == "intercept-resend" else 0.0)
+
+    @property
+    def decoy_now(self) -> DecoyStatistics | None:
+        """The decoy statistics the link shows now (``None`` without decoy physics)."""
+        return None if self.decoy is None else self.decoy[self.attack]
+
+    @property
+    def decoy_alarm(self) -> bool:
+        """The decoy bounds certify less than ``decoy_fraction`` of the honest link's secret
+        key rate (a link whose honest bound is already 0 is never in decoy alarm)."""
+        now = self.decoy_now
+        if now is None or self.decoy is None:
+            return False
+        return now.key_rate_bound < self.decoy_fraction * self.decoy[None].key_rate_bound
+
+    @property
+    def alarm_reason(self) -> str | None:
+        if self.qber > self.threshold:
+            return "qber"
+        return "decoy" if self.decoy_alarm else None
 
     @property
     def alarm(self) -> bool:
-        return self.qber > self.threshold
+        return self.alarm_reason is not None
+
+    def alarm_text(self) -> str:
+        """What tripped the alarm, for the audit trail and 503 messages."""
+        now = self.decoy_now
+        if self.alarm_reason == "decoy" and now is not None and self.decoy is not None:
+            return (
+                f"decoy bounds: Y1_L {now.y1_lower:.3g}, secret key rate bound "
+                f"{now.key_rate_bound:.3g} bit/pulse below {self.decoy_fraction:g} of the "
+                f"expected {self.decoy[None].key_rate_bound:.3g} (QBER {self.qber:.3f})"
+            )
+        return f"QBER {self.qber:.3f} above {self.threshold}"
 
     @property
     def up(self) -> bool:
@@ -270,7 +352,12 @@ class LinkEnd:
             "up": self.up,
             "cut": self.cut,
             "alarm": self.alarm,
+            "alarm_reason": self.alarm_reason,
+            "attack": self.attack,
             "qber": round(self.qber, 5),
+            # Decoy-state figures of fibre links (null where the link has no decoy physics).
+            "y1_lower": None if (d := self.decoy_now) is None else d.y1_lower,
+            "decoy_key_rate_bound": None if d is None else d.key_rate_bound,
             "usable": self.usable,
             "source": self.device.kind,
             "rate_bps": self.rate_bps,
@@ -522,7 +609,12 @@ class NetworkKme:
             vendor = settings.vendor.get(link.id)
             device: Device = VendorDevice(vendor) if vendor else SimulatedDevice()
             self.links[link.id] = LinkEnd(
-                link, self.name, rates[link.id], device, settings.qber_threshold
+                link,
+                self.name,
+                rates[link.id],
+                device,
+                settings.qber_threshold,
+                decoy_fraction=settings.decoy_rate_fraction,
             )
         self._load()
         self.front = _Etsi014Front(self)
@@ -706,7 +798,7 @@ class NetworkKme:
             end.peer,
             "POST",
             KMAPI_PREFIX + "link_key",
-            {"link": end.id, "qber": end.qber, "blocks": blocks},
+            {"link": end.id, "qber": end.qber, "attack": end.attack, "blocks": blocks},
         )
         if status in (200, 409):
             end.last_heard = time.monotonic()
@@ -721,8 +813,14 @@ class NetworkKme:
         if end.cut:
             raise RequestRejected(503, f"link {end.id} is cut here")
         qber = doc.get("qber")
-        if isinstance(qber, int | float) and not isinstance(qber, bool):
-            # The simulated device runs at the lower end: its QBER is the link's.
+        # The simulated device runs at the lower end: its attack (or QBER) is the link's.
+        if "attack" in doc:
+            attack = doc["attack"]
+            if attack is not None and attack not in ATTACKS:
+                raise RequestRejected(400, f"attack must be null or one of {list(ATTACKS)}")
+            if attack != "pns" or end.decoy is not None:
+                end.attack = attack
+        elif isinstance(qber, int | float) and not isinstance(qber, bool):
             end.eve = qber - end.nominal_qber >= EVE_QBER / 2
         blocks = doc.get("blocks")
         if not isinstance(blocks, list):
@@ -802,12 +900,15 @@ class NetworkKme:
                 if alarm:
                     if self.metrics is not None:
                         self.metrics.alarm_raised(end.id)
+                    decoy = end.decoy_now
                     audit.emit(
                         "link_alarm",
                         node=self.name,
                         link=end.id,
                         qber=end.qber,
-                        reason=f"QBER {end.qber:.3f} above {end.threshold}",
+                        cause=end.alarm_reason,
+                        y1_lower=None if decoy is None else decoy.y1_lower,
+                        reason=end.alarm_text(),
                     )
                 elif end.reported_usable is not None:
                     audit.emit("link_alarm_cleared", node=self.name, link=end.id, qber=end.qber)
@@ -839,7 +940,10 @@ class NetworkKme:
                 continue
             if states[0]["alarm"] or states[1]["alarm"]:
                 qber = max(states[0]["qber"], states[1]["qber"])
-                problems.append(f"{link.id} in alarm (QBER {qber:.3f})")
+                if "decoy" in (states[0].get("alarm_reason"), states[1].get("alarm_reason")):
+                    problems.append(f"{link.id} in alarm (decoy bounds; QBER {qber:.3f})")
+                else:
+                    problems.append(f"{link.id} in alarm (QBER {qber:.3f})")
                 continue
             if not (states[0]["up"] and states[1]["up"]):
                 problems.append(f"{link.id} down")
@@ -1255,7 +1359,7 @@ class NetworkKme:
         content_type, body = self.metrics.render()
         return 200, TextBody(content_type, body)
 
-    async def _set_later(self, end: LinkEnd, flag: str, value: bool, delay: float) -> None:
+    async def _set_later(self, end: LinkEnd, flag: str, value: Any, delay: float) -> None:
         await asyncio.sleep(delay)
         setattr(end, flag, value)
         await self.refresh()
@@ -1296,11 +1400,25 @@ class NetworkKme:
                     or not (0 <= delay <= 86_400)
                 ):
                     raise RequestRejected(400, "in_s must be a number of seconds, 0 to 86400")
+                flag = parts[2]
+                setting_any: Any = value
+                if flag == "eve":
+                    attack = doc.get("attack", "intercept-resend")
+                    if attack not in ATTACKS:
+                        raise RequestRejected(400, f"attack must be one of {list(ATTACKS)}")
+                    if value and attack == "pns" and end.decoy is None:
+                        raise RequestRejected(
+                            400,
+                            f"link {end.id} is of kind {end.link.kind}: it has no decoy-state "
+                            "physics, so a PNS attack can be neither simulated nor detected "
+                            "on it; use intercept-resend",
+                        )
+                    flag, setting_any = "attack", attack if value else None
                 if delay:
                     # Eve (or a cut) at a set time: the change happens then, as on command.
-                    self._spawn(self._set_later(end, parts[2], value, delay), "scheduled")
+                    self._spawn(self._set_later(end, flag, setting_any, delay), "scheduled")
                     return {"link": end.id, "scheduled_in_s": delay, **end.status()}
-                setattr(end, parts[2], value)
+                setattr(end, flag, setting_any)
                 await self.refresh()
                 return {"link": end.id, **end.status()}
         raise RequestRejected(404, f"not found: {endpoint} (or not for this caller)")

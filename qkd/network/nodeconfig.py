@@ -11,6 +11,8 @@ net up`` writes ``DIR/net.json``; an operator may write it by hand::
       "key_max_age_s": 86400,           # relayed keys not fetched by then are deleted
       "pool_bytes": 1048576,            # link key kept ready per link and direction
       "qber_threshold": 0.11,           # a link whose QBER exceeds it is in alarm
+      "decoy_rate_fraction": 0.5,       # a fibre link whose decoy bounds certify less than
+                                        # this share of its honest secret key rate is in alarm
       "links": {                        # links whose key comes from a vendor's QKD device
         "A-B": {"source": "etsi014",
                 "ends": {"A": {"url": "https://127.0.0.1:7443", "sae_id": "node-a",
@@ -72,6 +74,7 @@ class NodeSettings:
     key_max_age_s: float = 86_400.0
     pool_bytes: int = 1 << 20
     qber_threshold: float = 0.11
+    decoy_rate_fraction: float = 0.5
     vendor: dict[str, VendorEnd] = field(default_factory=dict)
 
 
@@ -181,5 +184,6 @@ def load_node_settings(network: Network, node: str, state: str | Path) -> NodeSe
         key_max_age_s=float(_number(doc, "key_max_age_s", 86_400.0, where, integer=False)),
         pool_bytes=int(_number(doc, "pool_bytes", 1 << 20, where, integer=True)),
         qber_threshold=float(_number(doc, "qber_threshold", 0.11, where, integer=False)),
+        decoy_rate_fraction=float(_number(doc, "decoy_rate_fraction", 0.5, where, integer=False)),
         vendor=vendor,
     )

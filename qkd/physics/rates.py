@@ -22,6 +22,7 @@ protocol is ``-log2(1 - eta)`` bits per pulse.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -31,8 +32,10 @@ from qkd.physics.decoy import vacuum_weak_bounds
 from qkd.physics.link import PRESETS, Link, LinkConfigError
 
 __all__ = [
+    "DecoyStatistics",
     "Method",
     "binary_entropy",
+    "decoy_statistics",
     "error_rate",
     "gain",
     "gllp_rate",
@@ -302,3 +305,119 @@ def link_rate(
             a = c
     mu = (a + b) / 2.0
     return mu, at(mu)
+
+
+# --------------------------------------------------------------------------------------------
+# Expected decoy statistics of a link, honest or attacked
+
+
+@dataclass(frozen=True, kw_only=True)
+class DecoyStatistics:
+    """What Alice and Bob expect to see per intensity, and the bounds they draw from it.
+
+    ``q_*`` are gains and ``e_*`` error rates of the signal ``mu``, weak decoy ``nu`` and
+    vacuum; ``y1_lower``/``e1_upper`` the vacuum+weak bounds; ``key_rate_bound`` the GLLP
+    secret bits per pulse those bounds certify (0 when they certify none).
+    """
+
+    mu: float
+    nu: float
+    q_mu: float
+    q_nu: float
+    q_0: float
+    e_mu: float
+    e_nu: float
+    y1_lower: float
+    e1_upper: float
+    key_rate_bound: float
+
+
+def _poisson(mean: float, n: NDArray[np.int64]) -> NDArray[np.float64]:
+    logs = np.array([math.lgamma(k + 1.0) for k in n])
+    return np.asarray(np.exp(-mean + n * math.log(mean) - logs), dtype=np.float64)
+
+
+def decoy_statistics(
+    *,
+    eta: float,
+    y0: float,
+    e_d: float,
+    mu: float,
+    nu: float,
+    f: float,
+    detector_efficiency: float,
+    attack: Literal["intercept-resend", "pns"] | None = None,
+    q: float = 0.5,
+) -> DecoyStatistics:
+    """The expected decoy statistics of a link of transmittance ``eta`` and their bounds.
+
+    The yield of an ``n``-photon pulse is ``Y_n = 1 - (1 - Y0)(1 - eta)^n`` and its error
+    ``e_n Y_n = Y0 / 2 + e_d (Y_n - Y0)``; gains and errors are their Poisson mixtures
+    (Ma et al. eqs. 1-10). ``attack``:
+
+    - ``"intercept-resend"`` on every pulse: Bob's photons come in Eve's basis, wrong half
+      the time, so the photon error becomes ``(e_d + 1/2) / 2``; the gains are unchanged.
+    - ``"pns"`` (:class:`qkd.physics.eve.PhotonNumberSplitting`): Eve keeps one photon of
+      every multi-photon pulse and sends the rest over a lossless channel to Bob's detectors
+      (efficiency ``detector_efficiency``); she forwards single photons (fraction ``s``) or
+      multi-photon pulses (fraction ``b``) only as far as needed for the signal gain to equal
+      the honest one. The signal's gain and error rate (the QBER) are unchanged; the decoy's
+      gain falls relative to the signal's, and the bound on ``Y1`` collapses.
+    """
+    n = np.arange(max(8, math.ceil(mu + 12.0 * math.sqrt(mu) + 12.0)) + 1, dtype=np.int64)
+
+    def detect(t: float, photons: NDArray[np.int64]) -> NDArray[np.float64]:
+        return np.asarray(1.0 - (1.0 - y0) * (1.0 - t) ** photons, dtype=np.float64)
+
+    honest = detect(eta, n)
+    yields = honest
+    error = e_d
+    if attack == "intercept-resend":
+        error = (e_d + 0.5) / 2.0
+    elif attack == "pns":
+        p_mu = _poisson(mu, n)
+        target = float(np.sum(p_mu * honest))
+        one = float(detect(detector_efficiency, np.array([1]))[0])
+        multi = detect(detector_efficiency, np.maximum(n - 1, 0))
+        is_multi = n >= 2
+
+        def with_(s: float, b: float) -> NDArray[np.float64]:
+            out = np.full(n.size, y0)
+            out[1] = s * one + (1.0 - s) * y0
+            return np.where(is_multi, b * multi + (1.0 - b) * y0, out)
+
+        def gain_of(s: float, b: float) -> float:
+            return float(np.sum(p_mu * with_(s, b)))
+
+        low, high = gain_of(0.0, 0.0), gain_of(0.0, 1.0)
+        if high >= target:
+            s, b = 0.0, (target - low) / max(high - low, 1e-300)
+        else:
+            top = gain_of(1.0, 1.0)
+            s, b = min(1.0, (target - high) / max(top - high, 1e-300)), 1.0
+        yields = with_(s, min(1.0, max(0.0, b)))
+    elif attack is not None:
+        raise LinkConfigError(f"attack {attack!r} is unknown; use 'intercept-resend' or 'pns'")
+    errors = 0.5 * y0 + error * (yields - y0)
+
+    def mix(mean: float, values: NDArray[np.float64]) -> float:
+        return float(np.sum(_poisson(mean, n) * values)) if mean > 0 else float(values[0])
+
+    q_mu, q_nu, q_0 = mix(mu, yields), mix(nu, yields), float(yields[0])
+    e_mu, e_nu = mix(mu, errors) / q_mu, mix(nu, errors) / q_nu
+    y1, e1 = vacuum_weak_bounds(mu=mu, nu=nu, q_mu=q_mu, q_nu=q_nu, e_nu=e_nu, y0_for_yield=q_0)
+    rate = q * (
+        -q_mu * f * binary_entropy(e_mu) + y1 * mu * math.exp(-mu) * (1 - binary_entropy(e1))
+    )
+    return DecoyStatistics(
+        mu=mu,
+        nu=nu,
+        q_mu=q_mu,
+        q_nu=q_nu,
+        q_0=q_0,
+        e_mu=e_mu,
+        e_nu=e_nu,
+        y1_lower=y1,
+        e1_upper=e1,
+        key_rate_bound=max(0.0, rate) if y1 > 0 else 0.0,
+    )
