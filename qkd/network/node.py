@@ -67,7 +67,6 @@ from qkd.delivery.etsi014.server import (
     server_ssl_context,
     start_server,
 )
-from qkd.delivery.keysource import KeyStatus
 from qkd.delivery.kme.config import LinkSettings
 from qkd.delivery.kme.service import Kme, check_key_request, serve_until_stopped
 from qkd.network import audit
@@ -542,21 +541,11 @@ class _Etsi014Front(Kme):
                     )
         self._local_saes = set(local)
 
-    def _status(self, master: str, slave: str, link: LinkSettings) -> KeyStatus:
-        available = self.node.keys_available(link.name, link.key_size)
-        return KeyStatus(
-            source_kme_id=self.kme_id,
-            target_kme_id=link.name,
-            master_sae_id=master,
-            slave_sae_id=slave,
-            key_size=link.key_size,
-            stored_key_count=min(available, link.max_key_count),
-            max_key_count=link.max_key_count,
-            max_key_per_request=link.max_key_per_request,
-            max_key_size=link.max_key_size,
-            min_key_size=link.min_key_size,
-            max_sae_id_count=0,
-        )
+    def _target_kme_id(self, link: LinkSettings) -> str:
+        return link.name  # the far node (a route's "link" is named after it)
+
+    def _keys_available(self, link: LinkSettings) -> int:
+        return self.node.keys_available(link.name, link.key_size)
 
     async def _enc_keys(
         self, master: str, slave: str, link: LinkSettings, request: KeyRequest

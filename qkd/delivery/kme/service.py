@@ -213,17 +213,23 @@ class Kme:
             key_ids = parse_key_ids(_json_body(request.body))
         return 200, await self._dec_keys(caller, sae_in_path, route, key_ids)
 
-    def _status(self, master: str, slave: str, link: LinkSettings) -> KeyStatus:
+    def _target_kme_id(self, link: LinkSettings) -> str:
+        """The KME at the far end of ``link`` (the pair's peer)."""
         assert self.peer is not None
+        return self.peer.kme_id
+
+    def _keys_available(self, link: LinkSettings) -> int:
+        """How many keys of ``link.key_size`` this KME could hand a master now."""
+        return self.store.ready_count(link.name, self.kme_id)
+
+    def _status(self, master: str, slave: str, link: LinkSettings) -> KeyStatus:
         return KeyStatus(
             source_kme_id=self.kme_id,
-            target_kme_id=self.peer.kme_id,
+            target_kme_id=self._target_kme_id(link),
             master_sae_id=master,
             slave_sae_id=slave,
             key_size=link.key_size,
-            stored_key_count=min(
-                self.store.ready_count(link.name, self.kme_id), link.max_key_count
-            ),
+            stored_key_count=min(self._keys_available(link), link.max_key_count),
             max_key_count=link.max_key_count,
             max_key_per_request=link.max_key_per_request,
             max_key_size=link.max_key_size,
