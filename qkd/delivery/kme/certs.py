@@ -149,35 +149,11 @@ def write_certificates(
     ca_key, ca_subject, ca_cert = _make_ca(ca_name, now)
     written = [out / "ca.pem"]
     _write_cert(out / "ca.pem", ca_cert)
-    local_sans: list[x509.GeneralName] = [
-        x509.DNSName("localhost"),
-        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        x509.IPAddress(ipaddress.ip_address("::1")),
-    ]
-    for name in kmes:
-        sans = list(local_sans)
-        if _DNS_LABEL.match(name):
-            sans.insert(0, x509.DNSName(name))
+    roles = [(name, ExtendedKeyUsageOID.SERVER_AUTH, _local_sans(name)) for name in kmes]
+    roles += [(name, ExtendedKeyUsageOID.CLIENT_AUTH, _sae_sans(name)) for name in saes]
+    for name, usage, sans in roles:
         key, cert = _issue(
-            common_name=name,
-            sans=sans,
-            usage=ExtendedKeyUsageOID.SERVER_AUTH,
-            ca_key=ca_key,
-            ca_name=ca_subject,
-            now=now,
-        )
-        _write_key(out / f"{name}.key", key)
-        _write_cert(out / f"{name}.pem", cert)
-        written += [out / f"{name}.pem", out / f"{name}.key"]
-    for name in saes:
-        sans = [x509.DNSName(name)] if _DNS_LABEL.match(name) else []
-        key, cert = _issue(
-            common_name=name,
-            sans=sans,
-            usage=ExtendedKeyUsageOID.CLIENT_AUTH,
-            ca_key=ca_key,
-            ca_name=ca_subject,
-            now=now,
+            common_name=name, sans=sans, usage=usage, ca_key=ca_key, ca_name=ca_subject, now=now
         )
         _write_key(out / f"{name}.key", key)
         _write_cert(out / f"{name}.pem", cert)
@@ -191,6 +167,10 @@ def _local_sans(name: str) -> list[x509.GeneralName]:
     if _DNS_LABEL.match(name):
         sans.insert(0, x509.DNSName(name))
     return sans
+
+
+def _sae_sans(name: str) -> list[x509.GeneralName]:
+    return [x509.DNSName(name)] if _DNS_LABEL.match(name) else []
 
 
 def _check_file_name(kind: str, name: str) -> None:
@@ -233,8 +213,7 @@ def write_network_certificates(
     for name in kmes:
         roles.append((name, "KME", out / "kmes" / name, both, _local_sans(name)))
     for name in saes:
-        sans: list[x509.GeneralName] = [x509.DNSName(name)] if _DNS_LABEL.match(name) else []
-        roles.append((name, "SAE", out / "saes" / name, client, sans))
+        roles.append((name, "SAE", out / "saes" / name, client, _sae_sans(name)))
     roles.append((operator, "operator", out / "operator", client, []))
     for name, unit, directory, usages, sans in roles:
         key, cert = _issue(
