@@ -22,6 +22,7 @@ protocol is ``-log2(1 - eta)`` bits per pulse.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -218,9 +219,17 @@ def optimal_mu(
     f: float | None = None,
 ) -> tuple[float, float]:
     """``(mu, rate)`` maximising the rate: a grid search refined by golden sections."""
+    return _best_mu(
+        lambda mu: rate(preset, distance_km, mu, method=method, nu=nu, f=f), method=method, nu=nu
+    )
+
+
+def _best_mu(at: Callable[[float], float], *, method: Method, nu: float) -> tuple[float, float]:
+    """``(mu, at(mu))`` at the maximum of ``at`` over the signal intensity: a grid from just
+    above the decoy (vacuum+weak) or 1e-3 to 1.5, refined by golden sections."""
     low = nu * 1.05 if method == "vacuum+weak" else 1e-3
     grid = np.linspace(low, 1.5, 150)
-    rates = [rate(preset, distance_km, float(m), method=method, nu=nu, f=f) for m in grid]
+    rates = [at(float(m)) for m in grid]
     best = int(np.argmax(rates))
     if rates[best] <= 0.0:
         return float(grid[best]), 0.0
@@ -230,14 +239,12 @@ def optimal_mu(
     for _ in range(40):
         c = b - golden * (b - a)
         d = a + golden * (b - a)
-        if rate(preset, distance_km, c, method=method, nu=nu, f=f) >= rate(
-            preset, distance_km, d, method=method, nu=nu, f=f
-        ):
+        if at(c) >= at(d):
             b = d
         else:
             a = c
     mu = (a + b) / 2.0
-    return mu, rate(preset, distance_km, mu, method=method, nu=nu, f=f)
+    return mu, at(mu)
 
 
 def max_distance(
@@ -287,24 +294,7 @@ def link_rate(
             return max(0.0, _gllp(mu=mu, eta=eta, y0=y0, e_d=e_d, f=f, q=q, y1=y1, e1=e1))
         raise LinkConfigError(f"method {method!r} is unknown; use 'infinite' or 'vacuum+weak'")
 
-    low = nu * 1.05 if method == "vacuum+weak" else 1e-3
-    grid = np.linspace(low, 1.5, 150)
-    rates = [at(float(m)) for m in grid]
-    best = int(np.argmax(rates))
-    if rates[best] <= 0.0:
-        return float(grid[best]), 0.0
-    a = float(grid[max(best - 1, 0)])
-    b = float(grid[min(best + 1, grid.size - 1)])
-    golden = (math.sqrt(5.0) - 1.0) / 2.0
-    for _ in range(40):
-        c = b - golden * (b - a)
-        d_ = a + golden * (b - a)
-        if at(c) >= at(d_):
-            b = d_
-        else:
-            a = c
-    mu = (a + b) / 2.0
-    return mu, at(mu)
+    return _best_mu(at, method=method, nu=nu)
 
 
 # --------------------------------------------------------------------------------------------
