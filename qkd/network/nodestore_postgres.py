@@ -44,6 +44,7 @@ COMMIT returns (``synchronous_commit`` as the server has it: ``on`` by default).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -106,6 +107,17 @@ _TABLES: tuple[LiteralString, ...] = (
         key     BYTEA,
         created DOUBLE PRECISION NOT NULL,
         state   SMALLINT NOT NULL
+    )""",
+    # Every claim of outbound link key, kept for audit: the claims of one direction never
+    # overlap (a soak checks it), and every slot the other end used lies in one.
+    """CREATE TABLE IF NOT EXISTS send_claims (
+        link    TEXT NOT NULL,
+        dir     TEXT NOT NULL,
+        low     BIGINT NOT NULL,
+        high    BIGINT NOT NULL,
+        pid     INTEGER NOT NULL,
+        claimed TIMESTAMPTZ NOT NULL DEFAULT now(),
+        PRIMARY KEY (link, dir, low)
     )""",
     """CREATE TABLE IF NOT EXISTS link_state (
         link    TEXT PRIMARY KEY,
@@ -421,6 +433,10 @@ class PgNodeStore:
             db.execute(
                 "UPDATE send_marks SET next = %s WHERE link = %s AND dir = %s",
                 (high, link, direction),
+            )
+            db.execute(
+                "INSERT INTO send_claims (link, dir, low, high, pid) VALUES (%s, %s, %s, %s, %s)",
+                (link, direction, low, high, os.getpid()),
             )
         return range(low, high)
 

@@ -1,0 +1,153 @@
+"""Replicas of a network node on one PostgreSQL database, as real processes.
+
+A - B - C, where A and C each run 2 replicas on one PostgreSQL server (B is one process on
+SQLite): SAEs at both replicas of the master's node and of the slave's node, concurrently;
+every key the slave fetches equals the master's, none is delivered twice, the replicas
+hand out disjoint link key, and when the leader replica is SIGKILLed the other one leads
+and service goes on. The store-level guarantees are checked first, on two store objects
+(as two replicas would hold) over one schema.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from qkd.network.launcher import start_node, stop_node, wait_listening
+from qkd.network.nodestore import RelayedKey, StoreTx
+from tests.network.netproc import wait_until
+from tests.network.nodereplicas import (
+    Ledger,
+    leader_of,
+    link_checks,
+    load,
+    settle,
+    start_replicated_chain,
+)
+
+pytest.importorskip("psycopg", reason="psycopg (the postgres extra) is not installed")
+
+from qkd.network.nodestore_postgres import LeaderLost, PgNodeStore  # noqa: E402
+
+
+def _ready_block(store: PgNodeStore, start: int, size: int) -> None:
+    def write(tx: StoreTx) -> None:
+        tx.add_block(link="A-B", direction="A>B", start=start, data=bytes(size), ready=True)
+
+    assert store.run_batch([write]) == [None]
+
+
+def test_claims_of_two_replicas_are_disjoint_and_end_at_the_ready_key(postgres_url: str) -> None:
+    one = PgNodeStore(postgres_url, schema="qkd_node_A")
+    two = PgNodeStore(postgres_url, schema="qkd_node_A")
+    try:
+        assert one.claim_send(link="A-B", direction="A>B", at_least=0, nbytes=1024) is None
+        _ready_block(one, 0, 4096)
+        first = one.claim_send(link="A-B", direction="A>B", at_least=0, nbytes=1024)
+        second = two.claim_send(link="A-B", direction="A>B", at_least=0, nbytes=1024)
+        # A replica that skipped ahead (the receiver's floor) claims above where it is.
+        third = two.claim_send(link="A-B", direction="A>B", at_least=2560, nbytes=4096)
+        assert (first, second, third) == (range(0, 1024), range(1024, 2048), range(2560, 4096))
+        assert one.claim_send(link="A-B", direction="A>B", at_least=0, nbytes=32) is None
+        assert one.send_marks() == {("A-B", "A>B"): 4096}
+    finally:
+        one.close()
+        two.close()
+
+
+def test_only_the_leader_feeds_and_a_key_goes_to_one_replica(postgres_url: str) -> None:
+    from qkd.delivery.store_postgres import AdvisoryLock
+
+    one = PgNodeStore(postgres_url, schema="qkd_node_C")
+    two = PgNodeStore(postgres_url, schema="qkd_node_C")
+    lock = AdvisoryLock(postgres_url, "qkd-node-leader:qkd_node_C")
+    try:
+
+        def feed(tx: StoreTx) -> None:
+            tx.add_block(link="B-C", direction="B>C", start=0, data=bytes(64), ready=False)
+            tx.set_feed_mark(link="B-C", next_start=64)
+
+        (refused,) = one.run_batch([feed])
+        assert isinstance(refused, LeaderLost)
+        assert one.blocks() == []
+        assert lock.try_acquire()
+        one.fence = lock.fence()
+        assert one.run_batch([feed]) == [None]
+        assert one.feed_marks() == {"B-C": 64}
+        lock.release()  # a leader that lost its lock writes nothing more
+        (late,) = one.run_batch([lambda tx: tx.mark_ready(link="B-C", start=0)])
+        assert isinstance(late, LeaderLost)
+
+        key = RelayedKey("k1", "sae-a", "sae-c", ("A", "B", "C"), b"k" * 32)
+        assert one.run_batch([lambda tx: tx.store_keys([key])]) == [None]
+
+        def take(tx: StoreTx) -> object:
+            return tx.take_keys(key_ids=["k1"], master="sae-a", slave="sae-c", not_before=0)
+
+        results: list[object] = []
+        threads = [
+            threading.Thread(target=lambda s=s: results.extend(s.run_batch([take])))
+            for s in (one, two)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        delivered = [r for r in results if isinstance(r, list)]
+        assert delivered == [[("k1", b"k" * 32, ("A", "B", "C"))]]
+        assert sum("already delivered" in str(r) for r in results) == 1
+    finally:
+        lock.release()
+        one.close()
+        two.close()
+
+
+# Connections to a replica killed mid-request are closed by the garbage collector.
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_replicas_of_the_end_nodes_serve_concurrent_saes_exactly_once(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    net = start_replicated_chain(tmp_path, postgres_url)
+    ledger = Ledger()
+    stop = threading.Event()
+    try:
+        net.wait_links_up()
+        workers = [
+            threading.Thread(target=load, args=(net, ledger, stop, seed), daemon=True)
+            for seed in range(4)
+        ]
+        for worker in workers:
+            worker.start()
+        wait_until(lambda: ledger.enc_ok >= 20, 30, "keys through both replicas")
+        for node in ("A", "C"):
+            leader = wait_until(lambda n=node: leader_of(net, n) is not None, 10, "a leader")
+            index = leader_of(net, node)
+            assert leader and index is not None
+            stop_node(net.state, node, kill=True, replica=index)
+            other = 1 - index
+            wait_until(lambda n=node, o=other: leader_of(net, n) == o, 10, "the other leads")
+            served = ledger.enc_ok
+            wait_until(lambda s=served: ledger.enc_ok >= s + 10, 30, "service after the kill")
+            start_node(net.file, net.state, node, index)
+            wait_listening(net.state, [node])
+        time.sleep(1.0)
+        stop.set()
+        for worker in workers:
+            worker.join(30)
+        lost, unserved = settle(net, ledger)
+        assert ledger.delivered_twice() == 0
+        assert ledger.different_keys() == 0
+        assert unserved == 0
+        assert len(ledger.slave) + lost == len(ledger.master)
+        assert link_checks(net, postgres_url) == {
+            "claims_overlapping": 0,
+            "slots_used_outside_the_senders_claims": 0,
+            "blocks_differing": 0,
+        }
+    finally:
+        stop.set()
+        net.close()
