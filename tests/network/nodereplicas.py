@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import itertools
 import random
 import sqlite3
 import threading
@@ -37,7 +38,7 @@ def start_replicated_chain(tmp: Path, url: str, replicas: int = 2) -> RunningNet
         tmp,
         CHAIN,
         routing_period_s=0.25,
-        store={n: url for n in REPLICATED},
+        store=dict.fromkeys(REPLICATED, url),
         replicas=dict.fromkeys(REPLICATED, replicas),
     )
 
@@ -261,7 +262,7 @@ def link_checks(net: RunningNetwork, url: str) -> dict[str, int]:
                     )
                 )
                 overlapping += sum(
-                    1 for (_, high), (low, _) in zip(claims, claims[1:], strict=False) if low < high
+                    1 for (_, high), (low, _) in itertools.pairwise(claims) if low < high
                 )
                 lows = [c[0] for c in claims]
                 for s in used:

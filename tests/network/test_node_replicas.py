@@ -30,7 +30,7 @@ from tests.network.nodereplicas import (
 
 pytest.importorskip("psycopg", reason="psycopg (the postgres extra) is not installed")
 
-from qkd.network.nodestore_postgres import LeaderLost, PgNodeStore  # noqa: E402
+from qkd.network.nodestore_postgres import LeaderLost, PgNodeStore
 
 
 def _ready_block(store: PgNodeStore, start: int, size: int) -> None:
@@ -126,7 +126,8 @@ def test_replicas_of_the_end_nodes_serve_concurrent_saes_exactly_once(
         for node in ("A", "C"):
             leader = wait_until(lambda n=node: leader_of(net, n) is not None, 10, "a leader")
             index = leader_of(net, node)
-            assert leader and index is not None
+            assert leader
+            assert index is not None
             stop_node(net.state, node, kill=True, replica=index)
             other = 1 - index
             wait_until(lambda n=node, o=other: leader_of(net, n) == o, 10, "the other leads")
