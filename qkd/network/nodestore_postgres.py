@@ -111,13 +111,13 @@ _TABLES: tuple[LiteralString, ...] = (
     # Every claim of outbound link key, kept for audit: the claims of one direction never
     # overlap (a soak checks it), and every slot the other end used lies in one.
     """CREATE TABLE IF NOT EXISTS send_claims (
+        id      BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         link    TEXT NOT NULL,
         dir     TEXT NOT NULL,
         low     BIGINT NOT NULL,
         high    BIGINT NOT NULL,
         pid     INTEGER NOT NULL,
-        claimed TIMESTAMPTZ NOT NULL DEFAULT now(),
-        PRIMARY KEY (link, dir, low)
+        claimed TIMESTAMPTZ NOT NULL DEFAULT now()
     )""",
     """CREATE TABLE IF NOT EXISTS link_state (
         link    TEXT PRIMARY KEY,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import bisect
-import itertools
 import random
 import sqlite3
 import threading
@@ -261,9 +260,10 @@ def link_checks(net: RunningNetwork, url: str) -> dict[str, int]:
                         (link, direction),
                     )
                 )
-                overlapping += sum(
-                    1 for (_, high), (low, _) in itertools.pairwise(claims) if low < high
-                )
+                reach = 0  # the highest byte claimed so far, in the order of the claims' starts
+                for low, high in claims:
+                    overlapping += low < reach
+                    reach = max(reach, high)
                 lows = [c[0] for c in claims]
                 for s in used:
                     i = bisect.bisect_right(lows, s * 32) - 1

@@ -140,11 +140,23 @@ def test_replicas_of_the_end_nodes_serve_concurrent_saes_exactly_once(
         for worker in workers:
             worker.join(30)
         lost, unserved = settle(net, ledger)
+        checks = link_checks(net, postgres_url)
+        print(
+            "\nreplica figures:",
+            {
+                "enc_keys_ok": ledger.enc_ok,
+                "enc_keys_refused": ledger.enc_refused,
+                "keys_to_masters": len(ledger.master),
+                "keys_to_slaves": len(ledger.slave),
+                "slave_answers_lost_in_crash": lost,
+                **checks,
+            },
+        )
         assert ledger.delivered_twice() == 0
         assert ledger.different_keys() == 0
         assert unserved == 0
         assert len(ledger.slave) + lost == len(ledger.master)
-        assert link_checks(net, postgres_url) == {
+        assert checks == {
             "claims_overlapping": 0,
             "slots_used_outside_the_senders_claims": 0,
             "blocks_differing": 0,
