@@ -81,6 +81,7 @@ class Ledger:
     owed: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # key_ID -> slave side
     enc_ok: int = 0
     enc_refused: int = 0
+    enc_interrupted: int = 0  # the replica was killed under the request
     refused_link_key_used: int = 0
     enc_after: dict[str, int] = field(default_factory=Counter)
 
@@ -150,6 +151,8 @@ def load(net: RunningNetwork, ledger: Ledger, stop: threading.Event, seed: int) 
                     f"/api/v1/keys/{slave}/enc_keys", json={"number": rng.randint(1, 4)}
                 )
             except httpx.HTTPError:  # a replica killed: the next request goes elsewhere
+                with ledger.lock:
+                    ledger.enc_interrupted += 1
                 time.sleep(0.02)
                 continue
             if r.status_code != 200:
