@@ -153,6 +153,8 @@ def _connect(conninfo: str, schema: str, label: str) -> psycopg.Connection[Any]:
             application_name=f"qkd-node-{schema}",
         )
         db.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        # Claims run in the event loop: a server that hangs fails them instead of the loop.
+        db.execute("SET statement_timeout = '5s'")
     except psycopg.Error as exc:
         raise NodeStoreError(
             f"cannot open the node store {label}: {exc}; check the URL, that the server runs,"
