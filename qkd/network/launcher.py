@@ -413,17 +413,21 @@ def set_link(
     answers = []
     with _operator_client(state) as client:
         for node in (found[0].a, found[0].b):
-            entry = doc["nodes"][node]
+            # One replica is told; the node's other replicas follow through their store.
+            replicas = node_replicas(doc["nodes"][node], node)
             for name, value in flags.items():
-                try:
-                    response = client.post(
-                        f"https://{entry['kmapi']}/kmapi/v1/links/{link}/{name}",
-                        json={name: value, "in_s": in_s}
-                        | ({"attack": attack} if name == "eve" else {}),
-                    )
-                    answers.append(
-                        {"node": node, "status": response.status_code, **response.json()}
-                    )
-                except (httpx.HTTPError, ValueError) as exc:
-                    answers.append({"node": node, "status": None, "message": str(exc)})
+                for i, replica in enumerate(replicas):
+                    try:
+                        response = client.post(
+                            f"https://{replica['kmapi']}/kmapi/v1/links/{link}/{name}",
+                            json={name: value, "in_s": in_s}
+                            | ({"attack": attack} if name == "eve" else {}),
+                        )
+                        answers.append(
+                            {"node": node, "status": response.status_code, **response.json()}
+                        )
+                        break
+                    except (httpx.HTTPError, ValueError) as exc:
+                        if i + 1 == len(replicas):
+                            answers.append({"node": node, "status": None, "message": str(exc)})
     return answers

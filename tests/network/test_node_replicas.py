@@ -16,14 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from qkd.network.launcher import start_node, stop_node, wait_listening
+from qkd.network.launcher import set_link, start_node, stop_node, wait_listening
 from qkd.network.nodestore import RelayedKey, StoreTx
-from tests.network.netproc import wait_until
+from tests.network.netproc import RunningNetwork, wait_until
 from tests.network.nodereplicas import (
     Ledger,
     leader_of,
     link_checks,
     load,
+    operator,
+    replica_addresses,
     settle,
     start_replicated_chain,
 )
@@ -31,6 +33,17 @@ from tests.network.nodereplicas import (
 pytest.importorskip("psycopg", reason="psycopg (the postgres extra) is not installed")
 
 from qkd.network.nodestore_postgres import LeaderLost, PgNodeStore
+
+
+def _alarms(net: RunningNetwork, link: str) -> list[bool]:
+    """Whether each replica of both ends of ``link`` reports it in alarm."""
+    out = []
+    with operator(net) as client:
+        for node in link.split("-"):
+            for replica in replica_addresses(net, node):
+                doc = client.get(f"https://{replica['kmapi']}/kmapi/v1/status").json()
+                out.append(bool(doc["links"][link]["alarm"]))
+    return out
 
 
 def _ready_block(store: PgNodeStore, start: int, size: int) -> None:
@@ -135,6 +148,11 @@ def test_replicas_of_the_end_nodes_serve_concurrent_saes_exactly_once(
             wait_until(lambda s=served: ledger.enc_ok >= s + 10, 30, "service after the kill")
             start_node(net.file, net.state, node, index)
             wait_listening(net.state, [node])
+        # Eve told to one replica of each end: every replica sees the link in alarm.
+        set_link(net.state, "A-B", eve=True)
+        wait_until(lambda: all(_alarms(net, "A-B")), 10, "every replica's alarm")
+        set_link(net.state, "A-B", eve=False)
+        wait_until(lambda: not any(_alarms(net, "A-B")), 10, "the alarm cleared everywhere")
         time.sleep(1.0)
         stop.set()
         for worker in workers:
