@@ -311,6 +311,7 @@ def _plan_figures(
 
 RELAY_THREADS = 32
 _CHAIN_NODES = ("N0", "N1", "N2", "N3", "N4")
+_POOL_BYTES = 4 << 20
 
 
 class _Lean:
@@ -492,11 +493,14 @@ def _relay_chain_rate(
     file.write_text("\n".join(lines))
     state = directory / "state"
     try:
-        config = start_nodes(file, state, routing_period_s=1.0, pool_bytes=4 << 20)
-        deadline = time.monotonic() + 60
+        config = start_nodes(file, state, routing_period_s=1.0, pool_bytes=_POOL_BYTES)
+        # Measure the steady state: wait until every link's pools (both directions) are
+        # nearly full, so that the initial fill does not run during the measurement.
+        full_bits = 2 * 8 * _POOL_BYTES
+        deadline = time.monotonic() + 120
         while True:
             doc = network_status(state)
-            if all(x["up"] and x["pool_bits"] > 8 << 20 for x in doc["links"]):
+            if all(x["up"] and x["pool_bits"] >= 0.95 * full_bits for x in doc["links"]):
                 break
             if time.monotonic() > deadline:
                 raise SystemExit(f"the chain did not come up: {doc}")

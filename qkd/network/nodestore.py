@@ -144,6 +144,7 @@ class LinkKeyStream(LinkKeyLedger):
         self._blocks: dict[int, bytes] = {}
         self._used_slots: set[int] = set()  # receiver, at or above the floor
         self._floor = 0  # receiver: every slot below is used
+        self._held_from_floor = 0  # receiver: bytes of held blocks at or above the floor
         self.held_bytes = 0
 
     def __repr__(self) -> str:
@@ -165,8 +166,7 @@ class LinkKeyStream(LinkKeyLedger):
         """Unused bytes of link key this end holds in this direction."""
         if self.sending:
             return self._sender_available
-        held = self._held_between(self._floor * SLOT_BYTES, 1 << 62)
-        return max(0, held - SLOT_BYTES * len(self._used_slots))
+        return max(0, self._held_from_floor - SLOT_BYTES * len(self._used_slots))
 
     def _held_between(self, low: int, high: int) -> int:
         """Bytes of held blocks inside [low, high)."""
@@ -199,6 +199,7 @@ class LinkKeyStream(LinkKeyLedger):
         self._blocks[start] = data
         self.held_bytes += len(data)
         self._sender_available += max(0, start + len(data) - max(start, self._next))
+        self._held_from_floor += max(0, start + len(data) - max(start, self.floor_bytes))
 
     def has_block(self, start: int) -> bytes | None:
         return self._blocks.get(start)
@@ -220,6 +221,7 @@ class LinkKeyStream(LinkKeyLedger):
         receive mark: bytes that may have been used before a crash)."""
         self._floor = -(-offset // SLOT_BYTES)
         self._used_slots = {s for s in self._used_slots if s >= self._floor}
+        self._held_from_floor = self._held_between(self.floor_bytes, 1 << 62)
 
     def _block_at(self, offset: int) -> tuple[int, bytes] | None:
         i = bisect.bisect_right(self._block_starts, offset) - 1

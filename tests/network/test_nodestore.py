@@ -79,6 +79,41 @@ def test_sender_availability_matches_a_recount() -> None:
             assert stream.available_bytes == recount
 
 
+def test_receiver_availability_matches_a_recount() -> None:
+    """The receiver keeps its count of held bytes above the floor as blocks arrive; it must
+    equal a recount over the blocks, the floor and the used slots at every step."""
+    rng = random.Random(11)
+    for _ in range(100):
+        stream = LinkKeyStream("L", "A>B", sending=False)
+        blocks, start = [], 0
+        for _ in range(rng.randint(1, 8)):
+            size = 32 * rng.randint(1, 40)
+            start += 32 * rng.randint(0, 3)
+            blocks.append((start, bytes(size)))
+            start += size
+        rng.shuffle(blocks)
+        added: list[tuple[int, bytes]] = []
+        floor_at = rng.randrange(len(blocks) + 1)
+        for i, (block_start, data) in enumerate(blocks):
+            if i == floor_at:  # a restart: the stored receive mark becomes the floor
+                stream.set_floor(32 * rng.randint(0, start // 32))
+            stream.add_block(block_start, data)
+            added.append((block_start, data))
+            for _ in range(rng.randint(0, 3)):
+                at = 32 * rng.randint(0, start // 32)
+                with contextlib.suppress(LinkKeyError):  # not held, or used already
+                    stream.consume(at, 32 * rng.randint(1, 3))
+            floor = stream.floor_bytes
+            held = sum(max(0, s + len(d) - max(s, floor)) for s, d in added)
+            used = sum(
+                1
+                for s, d in added
+                for slot in range(s // 32, (s + len(d)) // 32)
+                if slot * 32 >= floor and stream.any_used([slot])
+            )
+            assert stream.available_bytes == held - 32 * used
+
+
 def test_the_store_refuses_a_second_use_and_a_second_key_id(tmp_path: Path) -> None:
     store = NodeStore(tmp_path / "s.sqlite")
     try:
