@@ -57,17 +57,23 @@ def test_a_staged_ledger_uses_nothing_until_applied() -> None:
         open_hop(frame, receiver)
 
 
+def _random_blocks(rng: random.Random) -> tuple[list[tuple[int, bytes]], int]:
+    """1 to 8 blocks of whole slots with gaps between them, shuffled; and where they end."""
+    blocks, start = [], 0
+    for _ in range(rng.randint(1, 8)):
+        size = 32 * rng.randint(1, 40)
+        start += 32 * rng.randint(0, 3)
+        blocks.append((start, bytes(size)))
+        start += size
+    rng.shuffle(blocks)
+    return blocks, start
+
+
 def test_sender_availability_matches_a_recount() -> None:
     rng = random.Random(7)
     for _ in range(100):
         stream = LinkKeyStream("L", "A>B", sending=True)
-        blocks, start = [], 0
-        for _ in range(rng.randint(1, 8)):
-            size = 32 * rng.randint(1, 40)
-            start += 32 * rng.randint(0, 3)
-            blocks.append((start, bytes(size)))
-            start += size
-        rng.shuffle(blocks)
+        blocks, start = _random_blocks(rng)
         added: list[tuple[int, bytes]] = []
         for block_start, data in blocks:
             stream.add_block(block_start, data)
@@ -85,13 +91,7 @@ def test_receiver_availability_matches_a_recount() -> None:
     rng = random.Random(11)
     for _ in range(100):
         stream = LinkKeyStream("L", "A>B", sending=False)
-        blocks, start = [], 0
-        for _ in range(rng.randint(1, 8)):
-            size = 32 * rng.randint(1, 40)
-            start += 32 * rng.randint(0, 3)
-            blocks.append((start, bytes(size)))
-            start += size
-        rng.shuffle(blocks)
+        blocks, start = _random_blocks(rng)
         added: list[tuple[int, bytes]] = []
         floor_at = rng.randrange(len(blocks) + 1)
         for i, (block_start, data) in enumerate(blocks):
