@@ -73,7 +73,7 @@ def test_sender_availability_matches_a_recount() -> None:
     rng = random.Random(7)
     for _ in range(100):
         stream = LinkKeyStream("L", "A>B", sending=True)
-        blocks, start = _random_blocks(rng)
+        blocks, _ = _random_blocks(rng)
         added: list[tuple[int, bytes]] = []
         for block_start, data in blocks:
             stream.add_block(block_start, data)
