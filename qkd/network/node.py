@@ -117,6 +117,10 @@ RELAY_TIMEOUT_S = 10.0
 MAX_RELAY_BODY = 40_000
 MAX_RELAY_ENTRIES = 256
 RESERVE_BYTES = 32 * 1024
+# Used link key is forgotten every TRIM_PERIOD_S; a receiver refuses a frame that arrives
+# more than TRIM_WINDOW bytes behind the highest byte already used on its link.
+TRIM_PERIOD_S = 2.0
+TRIM_WINDOW = 4 * MAX_BLOCK + RESERVE_BYTES
 # Intercept-resend on every pulse adds 25% QBER (BB84).
 EVE_QBER = 0.25
 NOMINAL_QBER = 0.02
@@ -646,6 +650,12 @@ class NetworkKme:
                 continue
             a, b = sorted((end.me, end.peer))
             if f"{a}>{b}" not in rows or f"{b}>{a}" not in rows:
+                # One direction was trimmed (used up): the other is still live, and ready.
+                for direction, (data, ready, _) in rows.items():
+                    if ready and direction == end.out.direction:
+                        end.out.add_block(start, data)
+                    elif ready and direction == end.inbound.direction:
+                        end.inbound.add_block(start, data)
                 continue
             low, ready, meta = rows[f"{a}>{b}"]
             high = rows[f"{b}>{a}"][0]
@@ -679,6 +689,7 @@ class NetworkKme:
                 self._spawn(self._feed(end), f"feed:{end.id}")
         self._spawn(self._watch(), "routing")
         self._spawn(self._expire(), "expiry")
+        self._spawn(self._trim(), "trim")
         audit.emit("node_started", node=self.name)
 
     def _spawn(self, coroutine: Any, name: str) -> None:
@@ -1323,6 +1334,26 @@ class NetworkKme:
             )
         except KeyUnavailable as exc:
             raise RequestRejected(400, str(exc), [{"key_ID": exc.key_id}]) from exc
+
+    async def _trim(self) -> None:
+        """Every TRIM_PERIOD_S, forget the link key that can no longer be used, in memory
+        and in the store (:meth:`LinkKeyStream.trim`)."""
+        trimmed: dict[tuple[str, str], int] = {}
+        while True:
+            await asyncio.sleep(TRIM_PERIOD_S)
+            for end in list(self.links.values()):
+                for stream in (end.out, end.inbound):
+                    below = stream.trim(TRIM_WINDOW)
+                    if below > trimmed.get((end.id, stream.direction), 0):
+                        trimmed[(end.id, stream.direction)] = below
+                        operation = functools.partial(
+                            StoreTx.trim, link=end.id, direction=stream.direction, below=below
+                        )
+                        try:
+                            await self.committer.run(operation)
+                        except Exception as exc:  # the rows stay; the next round retries
+                            _log.warning("node %s: trimming %s failed: %r", self.name, end.id, exc)
+                            trimmed.pop((end.id, stream.direction), None)
 
     async def _expire(self) -> None:
         age = self.settings.key_max_age_s

@@ -23,6 +23,11 @@ bytes at both ends. A :class:`LinkKeyStream` holds one direction at one end:
 A frame never spans two blocks (:meth:`LinkKeyStream.take` skips to the next block), so a
 gap left by a block that one end dropped costs key, never agreement.
 
+Used link key is forgotten (:meth:`LinkKeyStream.trim`, :meth:`StoreTx.trim`): the sender's
+blocks below ``next``, and the receiver's below a floor it raises to a window below the
+highest byte used, so neither memory nor the store grows with the key relayed. A block whose
+two directions are trimmed at different times may keep one row for a while.
+
 Relayed keys. The destination node stores each relayed key under its key_ID with its master
 and slave SAE IDs and its path; ``dec_keys`` hands it to the slave once (the row keeps the
 key_ID with no key bytes afterwards, so that a second request is told "already delivered").
@@ -223,6 +228,33 @@ class LinkKeyStream(LinkKeyLedger):
         self._used_slots = {s for s in self._used_slots if s >= self._floor}
         self._held_from_floor = self._held_between(self.floor_bytes, 1 << 62)
 
+    def trim(self, window: int) -> int:
+        """Forget link key that can never be used again; return the offset below which this
+        stream now holds nothing.
+
+        The sender drops every block that ends at or below :attr:`next` (all of it handed
+        out). The receiver first raises its floor to ``window`` bytes below the highest byte
+        a frame has used, so a frame delayed by more than ``window`` behind a later one is
+        refused (the sender then skips to the floor, as after a restart), then drops every
+        block that ends at or below the floor, and forgets its used slots there.
+        """
+        if self.sending:
+            cutoff = self._next
+        else:
+            if self._used_slots:
+                high = (max(self._used_slots) + 1) * SLOT_BYTES
+                if high - window > self.floor_bytes:
+                    self.set_floor(high - window)
+            cutoff = self.floor_bytes
+        dropped = 0
+        for start in self._block_starts:
+            if start + len(self._blocks[start]) > cutoff:
+                break
+            self.held_bytes -= len(self._blocks.pop(start))
+            dropped += 1
+        del self._block_starts[:dropped]
+        return cutoff
+
     def _block_at(self, offset: int) -> tuple[int, bytes] | None:
         i = bisect.bisect_right(self._block_starts, offset) - 1
         if i < 0:
@@ -371,6 +403,19 @@ class StoreTx:
             )
         except sqlite3.IntegrityError as exc:
             raise LinkKeyError(f"link {link!r} {direction}: link key already used") from exc
+
+    def trim(self, *, link: str, direction: str, below: int) -> None:
+        """Delete this direction's ready blocks that end at or below ``below`` and, where
+        this end receives, the used slots below it (:meth:`LinkKeyStream.trim`)."""
+        self._db.execute(
+            "DELETE FROM link_blocks WHERE link = ? AND dir = ? AND ready = 1"
+            " AND start + length(data) <= ?",
+            (link, direction, below),
+        )
+        self._db.execute(
+            "DELETE FROM recv_slots WHERE link = ? AND dir = ? AND slot < ?",
+            (link, direction, below // SLOT_BYTES),
+        )
 
     def store_keys(self, keys: Sequence[RelayedKey]) -> None:
         now = time.time()

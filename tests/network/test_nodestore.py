@@ -114,6 +114,58 @@ def test_receiver_availability_matches_a_recount() -> None:
             assert stream.available_bytes == held - 32 * used
 
 
+def test_trim_forgets_used_key_and_refuses_frames_far_behind() -> None:
+    blocks = [(start, bytes(range(256)) * 4) for start in range(0, 8192, 1024)]
+    sender, receiver = _pair(blocks)
+    frames = [seal_hop(uuid.uuid4(), b"k" * 32, ("A", "B"), 0, sender, **SAES) for _ in range(80)]
+    assert sender.next == 80 * 64
+    late = frames.pop(3)  # delayed far behind the others
+    for frame in frames:
+        open_hop(frame, receiver)
+    available = (sender.available_bytes, receiver.available_bytes)
+    # The sender forgets the five whole blocks below next; availability does not change.
+    assert sender.trim(window=2048) == 80 * 64
+    assert sender.held_bytes == 3 * 1024
+    # The receiver raises its floor to 2,048 bytes below the highest byte used.
+    assert receiver.trim(window=2048) == 80 * 64 - 2048
+    assert receiver.held_bytes == 8192 - 3 * 1024
+    # The late frame's 64 bytes now lie below the floor: the receiver counts them as used.
+    assert (sender.available_bytes, receiver.available_bytes) == (available[0], available[1] - 64)
+    with pytest.raises(LinkKeyError, match="not held here"):
+        open_hop(late, receiver)
+    # What was sent within the window and after it still opens.
+    fresh = seal_hop(uuid.uuid4(), b"f" * 32, ("A", "B"), 0, sender, **SAES)
+    assert open_hop(fresh, receiver).key == b"f" * 32
+    # A stream with nothing used trims nothing.
+    idle_sender, idle_receiver = _pair(blocks)
+    assert idle_sender.trim(window=0) == 0
+    assert idle_receiver.trim(window=0) == 0
+    assert idle_receiver.held_bytes == idle_sender.held_bytes == 8192
+
+
+def test_store_trim_deletes_blocks_and_slots_below_the_cut(tmp_path: Path) -> None:
+    store = NodeStore(tmp_path / "s.sqlite")
+    try:
+
+        def fill(tx: StoreTx) -> None:
+            for start in (0, 1024, 2048):
+                tx.add_block(link="A-B", direction="A>B", start=start, data=bytes(1024), ready=True)
+                tx.add_block(link="A-B", direction="B>A", start=start, data=bytes(1024), ready=True)
+            tx.add_block(link="A-B", direction="A>B", start=3072, data=bytes(1024), ready=False)
+            tx.use_slots(link="A-B", direction="A>B", slots=[0, 31, 32, 70])
+
+        store.run_batch([fill])
+        store.run_batch([lambda tx: tx.trim(link="A-B", direction="A>B", below=4096)])
+        rows = {(d, s, r) for _, d, s, _, r, _ in store.blocks()}
+        # Ready blocks of that direction ending at or below 4,096 go; a pending one stays, and
+        # the other direction is untouched.
+        assert rows == {("A>B", 3072, False), ("B>A", 0, True), ("B>A", 1024, True),
+                        ("B>A", 2048, True)}  # fmt: skip
+        assert store.used_slots() == {}
+    finally:
+        store.close()
+
+
 def test_the_store_refuses_a_second_use_and_a_second_key_id(tmp_path: Path) -> None:
     store = NodeStore(tmp_path / "s.sqlite")
     try:
