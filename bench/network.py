@@ -311,6 +311,7 @@ def _plan_figures(
 
 RELAY_THREADS = 32
 _CHAIN_NODES = ("N0", "N1", "N2", "N3", "N4")
+_POOL_BYTES = 4 << 20
 
 
 class _Lean:
@@ -435,10 +436,11 @@ def _cpu_s(pids: list[int]) -> float | None:
 def _measured_pairs(
     master: tuple[str, Any, str], slave: tuple[str, Any, str], seconds: float, pids: list[int]
 ) -> tuple[int, list[float], list[float | None]]:
-    """:func:`_pairs`, and the CPU seconds each of ``pids`` spent per pair meanwhile."""
-    before = [_cpu_s([pid]) for pid in pids]
+    """:func:`_pairs`, and the CPU seconds per pair meanwhile: each of ``pids``, then this
+    process (the load generator) last."""
+    before = [_cpu_s([pid]) for pid in [*pids, os.getpid()]]
     count, latencies = _pairs(master, slave, seconds)
-    after = [_cpu_s([pid]) for pid in pids]
+    after = [_cpu_s([pid]) for pid in [*pids, os.getpid()]]
     per_pair = [
         None if a is None or b is None or not count else (a - b) / count
         for a, b in zip(after, before, strict=True)
@@ -446,7 +448,7 @@ def _measured_pairs(
     return count, latencies, per_pair
 
 
-def _direct_pair_rate(directory: Path, seconds: float) -> tuple[float, float | None]:
+def _direct_pair_rate(directory: Path, seconds: float) -> tuple[float, float | None, float | None]:
     from qkd.delivery.kme.certs import write_certificates
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -466,8 +468,8 @@ def _direct_pair_rate(directory: Path, seconds: float) -> tuple[float, float | N
         slave_tls = _sae_context(directory / "sae-b.pem", directory / "sae-b.key", ca)
         slave = (f"https://{addresses['kme_b']}", slave_tls, "sae-b")
         time.sleep(1.0)  # let the pools fill
-        count, _, (cpu,) = _measured_pairs(master, slave, seconds, [proc.pid])
-        return count / seconds, cpu
+        count, _, (cpu, generator) = _measured_pairs(master, slave, seconds, [proc.pid])
+        return count / seconds, cpu, generator
     finally:
         proc.terminate()
         proc.wait(30)
@@ -492,11 +494,14 @@ def _relay_chain_rate(
     file.write_text("\n".join(lines))
     state = directory / "state"
     try:
-        config = start_nodes(file, state, routing_period_s=1.0, pool_bytes=4 << 20)
-        deadline = time.monotonic() + 60
+        config = start_nodes(file, state, routing_period_s=1.0, pool_bytes=_POOL_BYTES)
+        # Measure the steady state: wait until every link's pools (both directions) are
+        # nearly full, so that the initial fill does not run during the measurement.
+        full_bits = 2 * 8 * _POOL_BYTES
+        deadline = time.monotonic() + 120
         while True:
             doc = network_status(state)
-            if all(x["up"] and x["pool_bits"] > 8 << 20 for x in doc["links"]):
+            if all(x["up"] and x["pool_bits"] >= 0.95 * full_bits for x in doc["links"]):
                 break
             if time.monotonic() > deadline:
                 raise SystemExit(f"the chain did not come up: {doc}")
@@ -524,8 +529,9 @@ def _relay_figures(quick: bool, add: Callable[[str, float | None, str], None]) -
 
     seconds = 3.0 if quick else 10.0
     with tempfile.TemporaryDirectory(prefix="bench-relay-") as tmp:
-        relay_rate, latencies, node_cpu = _relay_chain_rate(Path(tmp) / "chain", seconds)
-        direct_rate, direct_cpu = _direct_pair_rate(Path(tmp) / "pair", seconds)
+        relay_rate, latencies, cpu = _relay_chain_rate(Path(tmp) / "chain", seconds)
+        direct_rate, direct_cpu, direct_generator = _direct_pair_rate(Path(tmp) / "pair", seconds)
+    node_cpu, generator = cpu[:-1], cpu[-1]
     add("net.relay.pairs_per_s", round(relay_rate, 1),
         f"pairs/s (enc_keys + dec_keys, 256-bit keys, relayed over a 4-hop chain of 5 KME"
         f" processes, {RELAY_THREADS} threads)")  # fmt: skip
@@ -547,6 +553,13 @@ def _relay_figures(quick: bool, add: Callable[[str, float | None, str], None]) -
     add("net.relay.direct_pair_cpu_ms_per_pair",
         None if direct_cpu is None else round(direct_cpu * 1000, 3),
         "ms CPU per pair of the direct pair's one process (both KMEs)")  # fmt: skip
+    # The load generator shares the two cores too: its CPU per pair against each.
+    add("net.relay.generator_cpu_ms_per_pair",
+        None if generator is None else round(generator * 1000, 3),
+        "ms CPU per pair of the load generator (this process) against the chain")  # fmt: skip
+    add("net.relay.direct_generator_cpu_ms_per_pair",
+        None if direct_generator is None else round(direct_generator * 1000, 3),
+        "ms CPU per pair of the load generator against the direct pair")  # fmt: skip
 
 
 def main() -> None:

@@ -20,6 +20,9 @@ def test_relay_bench_prints_its_stable_names() -> None:
         "net.relay.server_cpu_ms_per_pair",
         "net.relay.busiest_node_cpu_ms_per_pair",
         "net.relay.direct_pair_cpu_ms_per_pair",
+        # and of the load generator, which shares the cores, against each
+        "net.relay.generator_cpu_ms_per_pair",
+        "net.relay.direct_generator_cpu_ms_per_pair",
     }
     for result in results.values():
         assert isinstance(result["value"], int | float)

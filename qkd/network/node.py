@@ -119,6 +119,10 @@ RELAY_TIMEOUT_S = 10.0
 MAX_RELAY_BODY = 40_000
 MAX_RELAY_ENTRIES = 256
 RESERVE_BYTES = 32 * 1024
+# Used link key is forgotten every TRIM_PERIOD_S; a receiver refuses a frame that arrives
+# more than TRIM_WINDOW bytes behind the highest byte already used on its link.
+TRIM_PERIOD_S = 2.0
+TRIM_WINDOW = 4 * MAX_BLOCK + RESERVE_BYTES
 # Intercept-resend on every pulse adds 25% QBER (BB84).
 EVE_QBER = 0.25
 NOMINAL_QBER = 0.02
@@ -366,6 +370,17 @@ class LinkEnd:
             "receive_available_bytes": self.inbound.available_bytes,
             # Bytes below this were maybe used before a restart: the sender skips them.
             "receive_floor": self.inbound.floor_bytes,
+        }
+
+    def route_state(self) -> dict[str, Any]:
+        """The part of :meth:`status` that routing reads (see ``NetworkKme._caps``)."""
+        reason = self.alarm_reason
+        return {
+            "up": self.up,
+            "alarm": reason is not None,
+            "alarm_reason": reason,
+            "qber": self.qber,
+            "send_available_bytes": self.out.available_bytes,
         }
 
     def split(self, data: bytes, size: int) -> tuple[bytes, bytes]:
@@ -652,6 +667,12 @@ class NetworkKme:
                 continue
             a, b = sorted((end.me, end.peer))
             if f"{a}>{b}" not in rows or f"{b}>{a}" not in rows:
+                # One direction was trimmed (used up): the other is still live, and ready.
+                for direction, (data, ready, _) in rows.items():
+                    if ready and direction == end.out.direction:
+                        end.out.add_block(start, data)
+                    elif ready and direction == end.inbound.direction:
+                        end.inbound.add_block(start, data)
                 continue
             low, ready, meta = rows[f"{a}>{b}"]
             high = rows[f"{b}>{a}"][0]
@@ -691,6 +712,7 @@ class NetworkKme:
             # The feeders and the expiry sweep run at the replicas' leader only.
             self._spawn(self.replicas.run(self._leader_work), "replicas")
         self._spawn(self._watch(), "routing")
+        self._spawn(self._trim(), "trim")
         audit.emit("node_started", node=self.name)
 
     async def _leader_work(self) -> list[Coroutine[Any, Any, None]]:
@@ -950,8 +972,10 @@ class NetworkKme:
             self._route(dst, 0)
 
     def _caps(self) -> tuple[dict[tuple[str, str], float], list[str]]:
+        """Link capacities for routing (bytes of link key both ends can send), over the
+        other nodes' last reported state and this node's state now; and what is unusable."""
         view = dict(self.view)
-        view[self.name] = self.local_status()
+        view[self.name] = {"links": {end.id: end.route_state() for end in self.links.values()}}
         caps: dict[tuple[str, str], float] = {}
         problems: list[str] = []
         for link in self.network.links:
@@ -1351,6 +1375,26 @@ class NetworkKme:
             )
         except KeyUnavailable as exc:
             raise RequestRejected(400, str(exc), [{"key_ID": exc.key_id}]) from exc
+
+    async def _trim(self) -> None:
+        """Every TRIM_PERIOD_S, forget the link key that can no longer be used, in memory
+        and in the store (:meth:`LinkKeyStream.trim`)."""
+        trimmed: dict[tuple[str, str], int] = {}
+        while True:
+            await asyncio.sleep(TRIM_PERIOD_S)
+            for end in list(self.links.values()):
+                for stream in (end.out, end.inbound):
+                    below = stream.trim(TRIM_WINDOW)
+                    if below > trimmed.get((end.id, stream.direction), 0):
+                        trimmed[(end.id, stream.direction)] = below
+                        operation = functools.partial(
+                            StoreTx.trim, link=end.id, direction=stream.direction, below=below
+                        )
+                        try:
+                            await self.committer.run(operation)
+                        except Exception as exc:  # the rows stay; the next round retries
+                            _log.warning("node %s: trimming %s failed: %r", self.name, end.id, exc)
+                            trimmed.pop((end.id, stream.direction), None)
 
     async def _expire(self) -> None:
         age = self.settings.key_max_age_s

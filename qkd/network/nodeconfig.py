@@ -42,6 +42,7 @@ writes its audit trail to ``DIR/nodes/NAME/replica-I/audit.jsonl``.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,12 +100,22 @@ def node_directory(state: Path, node: str) -> Path:
     return state / "nodes" / node
 
 
-def _number(doc: Mapping[str, Any], name: str, default: float, where: str, *, integer: bool) -> Any:
+def _number(
+    doc: Mapping[str, Any],
+    name: str,
+    default: float,
+    where: str,
+    *,
+    integer: bool,
+    at_most: float | None = None,
+) -> Any:
     value = doc.get(name, default)
     ok = isinstance(value, int) if integer else isinstance(value, int | float)
-    if isinstance(value, bool) or not ok or value <= 0:
+    if isinstance(value, bool) or not ok or not math.isfinite(value) or value <= 0:
         kind = "a positive integer" if integer else "a positive number"
         raise ConfigError(f"{where}: {name} must be {kind}")
+    if at_most is not None and value > at_most:
+        raise ConfigError(f"{where}: {name} must be at most {at_most:g} (it is {value:g})")
     return value
 
 
@@ -253,8 +264,14 @@ def load_node_settings(
         max_key_per_request=int(_number(doc, "max_key_per_request", 128, where, integer=True)),
         key_max_age_s=float(_number(doc, "key_max_age_s", 86_400.0, where, integer=False)),
         pool_bytes=int(_number(doc, "pool_bytes", 1 << 20, where, integer=True)),
-        qber_threshold=float(_number(doc, "qber_threshold", 0.11, where, integer=False)),
-        decoy_rate_fraction=float(_number(doc, "decoy_rate_fraction", 0.5, where, integer=False)),
+        # A QBER of one half is no correlation at all; a fraction above 1 would put every
+        # honest link in alarm.
+        qber_threshold=float(
+            _number(doc, "qber_threshold", 0.11, where, integer=False, at_most=0.5)
+        ),
+        decoy_rate_fraction=float(
+            _number(doc, "decoy_rate_fraction", 0.5, where, integer=False, at_most=1.0)
+        ),
         vendor=vendor,
         store_url=store_url,
         replica=replica,

@@ -23,6 +23,11 @@ bytes at both ends. A :class:`LinkKeyStream` holds one direction at one end:
 A frame never spans two blocks (:meth:`LinkKeyStream.take` skips to the next block), so a
 gap left by a block that one end dropped costs key, never agreement.
 
+Used link key is forgotten (:meth:`LinkKeyStream.trim`, :meth:`StoreTx.trim`): the sender's
+blocks below ``next``, and the receiver's below a floor it raises to a window below the
+highest byte used, so neither memory nor the store grows with the key relayed. A block whose
+two directions are trimmed at different times may keep one row for a while.
+
 Relayed keys. The destination node stores each relayed key under its key_ID with its master
 and slave SAE IDs and its path; ``dec_keys`` hands it to the slave once (the row keeps the
 key_ID with no key bytes afterwards, so that a second request is told "already delivered").
@@ -145,6 +150,7 @@ class LinkKeyStream(LinkKeyLedger):
         self._blocks: dict[int, bytes] = {}
         self._used_slots: set[int] = set()  # receiver, at or above the floor
         self._floor = 0  # receiver: every slot below is used
+        self._held_from_floor = 0  # receiver: bytes of held blocks at or above the floor
         self.held_bytes = 0
 
     def __repr__(self) -> str:
@@ -166,8 +172,7 @@ class LinkKeyStream(LinkKeyLedger):
         """Unused bytes of link key this end holds in this direction."""
         if self.sending:
             return self._sender_available
-        held = self._held_between(self._floor * SLOT_BYTES, 1 << 62)
-        return max(0, held - SLOT_BYTES * len(self._used_slots))
+        return max(0, self._held_from_floor - SLOT_BYTES * len(self._used_slots))
 
     def _held_between(self, low: int, high: int) -> int:
         """Bytes of held blocks inside [low, high)."""
@@ -200,6 +205,7 @@ class LinkKeyStream(LinkKeyLedger):
         self._blocks[start] = data
         self.held_bytes += len(data)
         self._sender_available += max(0, start + len(data) - max(start, self._next))
+        self._held_from_floor += max(0, start + len(data) - max(start, self.floor_bytes))
 
     def has_block(self, start: int) -> bytes | None:
         return self._blocks.get(start)
@@ -221,6 +227,34 @@ class LinkKeyStream(LinkKeyLedger):
         receive mark: bytes that may have been used before a crash)."""
         self._floor = -(-offset // SLOT_BYTES)
         self._used_slots = {s for s in self._used_slots if s >= self._floor}
+        self._held_from_floor = self._held_between(self.floor_bytes, 1 << 62)
+
+    def trim(self, window: int) -> int:
+        """Forget link key that can never be used again; return the offset below which this
+        stream now holds nothing.
+
+        The sender drops every block that ends at or below :attr:`next` (all of it handed
+        out). The receiver first raises its floor to ``window`` bytes below the highest byte
+        a frame has used, so a frame delayed by more than ``window`` behind a later one is
+        refused (the sender then skips to the floor, as after a restart), then drops every
+        block that ends at or below the floor, and forgets its used slots there.
+        """
+        if self.sending:
+            cutoff = self._next
+        else:
+            if self._used_slots:
+                high = (max(self._used_slots) + 1) * SLOT_BYTES
+                if high - window > self.floor_bytes:
+                    self.set_floor(high - window)
+            cutoff = self.floor_bytes
+        dropped = 0
+        for start in self._block_starts:
+            if start + len(self._blocks[start]) > cutoff:
+                break
+            self.held_bytes -= len(self._blocks.pop(start))
+            dropped += 1
+        del self._block_starts[:dropped]
+        return cutoff
 
     def _block_at(self, offset: int) -> tuple[int, bytes] | None:
         i = bisect.bisect_right(self._block_starts, offset) - 1
@@ -370,6 +404,19 @@ class StoreTx:
             )
         except sqlite3.IntegrityError as exc:
             raise LinkKeyError(f"link {link!r} {direction}: link key already used") from exc
+
+    def trim(self, *, link: str, direction: str, below: int) -> None:
+        """Delete this direction's ready blocks that end at or below ``below`` and, where
+        this end receives, the used slots below it (:meth:`LinkKeyStream.trim`)."""
+        self._db.execute(
+            "DELETE FROM link_blocks WHERE link = ? AND dir = ? AND ready = 1"
+            " AND start + length(data) <= ?",
+            (link, direction, below),
+        )
+        self._db.execute(
+            "DELETE FROM recv_slots WHERE link = ? AND dir = ? AND slot < ?",
+            (link, direction, below // SLOT_BYTES),
+        )
 
     def store_keys(self, keys: Sequence[RelayedKey]) -> None:
         now = time.time()

@@ -34,6 +34,12 @@ means and fails with the same errors; what differs is that several processes (th
   (the other end re-sends a block after a failover), and the other end's own primary key
   means that one start offset never carries two different blocks.
 
+Trimming (:meth:`~qkd.network.nodestore.LinkKeyStream.trim`): each replica forgets, in
+memory, link key below its own sending position and below its own receive floor, and
+deletes those blocks from the store (another replica that still needs one holds it in memory
+since its claim, or refuses the frame; never a reuse). The used slots are never deleted
+here: a replica's floor is its own, so a slot below it may still be checked by another.
+
 ``link_blocks.ver`` (a sequence, set on insert and when a block becomes ready) lets every
 replica load the blocks that other replicas wrote (:meth:`PgNodeStore.block_changes`).
 
@@ -247,6 +253,16 @@ class PgStoreTx(StoreTx):
                 )
         except psycopg.errors.UniqueViolation as exc:
             raise LinkKeyError(f"link {link!r} {direction}: link key already used") from exc
+
+    def trim(self, *, link: str, direction: str, below: int) -> None:
+        """Delete this direction's ready blocks that end at or below ``below``. Unlike SQLite's,
+        the used slots stay: they are the ledger every replica checks, and one replica's
+        floor is not the others' (see the module docstring)."""
+        self._cursor.execute(
+            "DELETE FROM link_blocks WHERE link = %s AND dir = %s AND ready"
+            " AND start + octet_length(data) <= %s",
+            (link, direction, below),
+        )
 
     def store_keys(self, keys: Sequence[RelayedKey]) -> None:
         now = time.time()

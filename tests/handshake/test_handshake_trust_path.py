@@ -23,10 +23,10 @@ import pytest
 from agile import HandshakeError, HybridSession, TrustPathViolation
 from agile.engine import Engine, Identity
 from agile.handshake.config import QkdConfig
-from agile.handshake.events import QkdFallback
 from agile.policy.model import Policy
 from qkd.delivery.keysource import QkdKey
 from qkd.delivery.kme.certs import write_certificates
+from tests.trust_path_checks import check_fallback_without_qkd
 
 from .conftest import make_policy, run_in_memory
 from .relay_kme_double import RelayedKmeDouble
@@ -253,35 +253,16 @@ def test_max_one_trusted_node_falls_back_without_qkd(
         caplog.set_level(logging.INFO, logger="agile.audit")
         with initiator_engine, responder_engine:
             initiator, responder = initiator_engine.initiator(), responder_engine.responder()
-            ours, theirs = run_in_memory(initiator, responder)
-    assert ours is not None
-    assert theirs is not None
-    assert ours.key == theirs.key
-    assert not ours.qkd_used
-    assert not theirs.qkd_used
-    assert ours.suite == theirs.suite == tuple(PQC_SUITE)
-    assert ours.qkd_path is None
-    assert theirs.trusted_nodes is None
-    role = "initiator" if refusing == "both" else "responder"
-    [refused] = _events(caplog, "qkd_path_refused")
-    assert _field(refused, "role") == role
-    assert _field(refused, "trusted_nodes") == 2
-    assert "on_violation = fallback" in _field(refused, "reason")
-    fallbacks = {_field(r, "role"): r for r in _events(caplog, "qkd_fallback")}
-    assert _field(fallbacks[role], "qkd_path") == list(RELAYED)
-    assert _field(fallbacks[role], "trusted_nodes") == 2
-    assert "trust path refused" in _field(fallbacks[role], "reason")
-    if refusing == "both":
-        # The initiator refused the key before offering it: the responder never fetched it.
-        assert any(isinstance(e, QkdFallback) for e in initiator.start_events)
-        assert set(fallbacks) == {"initiator"}
-    else:
-        # The responder refused it on dec_keys; the initiator falls back as it is told.
-        assert responder.fallback_reason is not None
-        assert "trust path refused" in responder.fallback_reason
-        assert set(fallbacks) == {"initiator", "responder"}
-    completed = _events(caplog, "handshake_complete")
-    assert [_field(r, "qkd_used") for r in completed] == [False, False]
+            sessions = run_in_memory(initiator, responder)
+    check_fallback_without_qkd(
+        caplog,
+        sessions,
+        initiator,
+        responder,
+        refusing=refusing,
+        relayed=RELAYED,
+        suite=PQC_SUITE,
+    )
 
 
 def test_a_key_without_a_path_is_refused_where_paths_are_bounded(

@@ -6,6 +6,13 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qkd.delivery.kme.config import ConfigError
+from qkd.network.loader import load_network
+from qkd.network.nodeconfig import NodeSettings, load_node_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 RING = ROOT / "docs" / "networks" / "metro-ring.toml"
@@ -55,3 +62,32 @@ def test_kme_serve_network_errors_are_located_and_clean(tmp_path: Path) -> None:
     broken.write_text('[network]\nname = "x"\n[[nodes]]\nname = "A"\nkind = "nope"\n')
     located = _agile("kme", "serve", "--network", str(broken), "--node", "A", "--state", "x")
     assert "broken.toml:5" in located.stderr
+
+
+def _settings(state: Path, extra: dict[str, Any]) -> NodeSettings:
+    network = load_network(RING)
+    nodes = {n.name: {"etsi014": "127.0.0.1:1", "kmapi": "127.0.0.1:2"} for n in network.nodes}
+    (state / "net.json").write_text(json.dumps({"nodes": nodes, **extra}))
+    return load_node_settings(network, "A", state)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("decoy_rate_fraction", 1.5, "decoy_rate_fraction must be at most 1 (it is 1.5)"),
+        ("qber_threshold", 0.6, "qber_threshold must be at most 0.5"),
+        ("routing_period_s", float("nan"), "routing_period_s must be a positive number"),
+        ("key_max_age_s", float("inf"), "key_max_age_s must be a positive number"),
+        ("pool_bytes", 0, "pool_bytes must be a positive integer"),
+    ],
+)
+def test_node_settings_refuse_figures_out_of_range(
+    tmp_path: Path, field: str, value: float, message: str
+) -> None:
+    """Every number in net.json is positive and finite; the QBER threshold is at most 1/2 and
+    the decoy fraction at most 1 (above it every honest link would be in alarm)."""
+    assert _settings(tmp_path, {}).decoy_rate_fraction == 0.5
+    assert _settings(tmp_path, {"decoy_rate_fraction": 1}).decoy_rate_fraction == 1
+    with pytest.raises(ConfigError, match=r"net\.json") as refused:
+        _settings(tmp_path, {field: value})
+    assert message in str(refused.value)

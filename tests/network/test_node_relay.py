@@ -289,3 +289,56 @@ def test_eve_at_a_set_time_raises_the_alarm_then(chain: RunningNetwork) -> None:
     finally:
         set_link(chain.state, "C-D", eve=False)
     wait_until(lambda: _enc(chain, "sae-a", "A", "sae-d", number=1).status_code == 200)
+
+
+def test_used_link_key_is_trimmed_and_a_restart_still_relays(tmp_path: Path) -> None:
+    """Link key that was used leaves memory and the store (both ends, both directions kept
+    apart); a node restarted on a trimmed store loads the live halves and relays on."""
+    import sqlite3
+
+    net = start_network(
+        tmp_path,
+        network_toml(
+            "trim3",
+            {"A": ["sae-a"], "B": [], "C": ["sae-c"]},
+            [("A", "B"), ("B", "C")],
+            rate_bps=4e7,
+        ),
+    )
+    try:
+        net.wait_links_up(min_bits=2_000_000)
+        for _ in range(12):  # 1,536 keys of 512 bits: 96 bytes of link key each, per hop
+            sent = keys_of(_enc(net, "sae-a", "A", "sae-c", number=128, size=512))
+            assert keys_of(_dec(net, "sae-c", "C", "sae-a", [i for i, _, _ in sent])) == sent
+
+        def lowest(node: str, direction: str) -> int:
+            with sqlite3.connect(net.state / "nodes" / node / "store.sqlite") as db:
+                row = db.execute(
+                    "SELECT MIN(start) FROM link_blocks WHERE link = 'A-B' AND dir = ?",
+                    (direction,),
+                ).fetchone()
+            return int(row[0] or 0)
+
+        # A sent (and B received) 147 KB over A-B: both forget the first blocks of A>B.
+        wait_until(lambda: lowest("A", "A>B") > 0 and lowest("B", "A>B") > 0, what="a trim")
+        assert lowest("B", "B>A") == 0 == lowest("A", "B>A")  # nothing used that way
+
+        def b_to_a() -> int:  # the bytes B holds to send to A (B>A)
+            doc = net.raw("operator", "operator", "B", kmapi=True).get("/kmapi/v1/status")
+            return int(doc.json()["links"]["A-B"]["send_available_bytes"])
+
+        before = b_to_a()
+        stop_node(net.state, "B", kill=True)
+        start_node(net.file, net.state, "B")
+        wait_listening(net.state, ["B"])
+        net.wait_links_up()
+        # B>A blocks whose A>B half was trimmed are loaded too: nothing unused is lost.
+        assert b_to_a() >= before
+        again = wait_until(
+            lambda: (r := _enc(net, "sae-a", "A", "sae-c", number=4)).status_code == 200 and r,
+            what="relay after the restart",
+        )
+        keys = keys_of(again)
+        assert keys_of(_dec(net, "sae-c", "C", "sae-a", [i for i, _, _ in keys])) == keys
+    finally:
+        net.close()

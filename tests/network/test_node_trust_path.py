@@ -21,13 +21,13 @@ import pytest
 
 from agile import HybridSession, TrustPathViolation
 from agile.engine import Engine, Identity
-from agile.handshake.events import QkdFallback
 from agile.policy.loader import policy_from_dict
 from agile.policy.model import Policy
 from agile.tls import TlsContext
 from tests.handshake.conftest import run_in_memory
 from tests.network.netproc import RunningNetwork, network_toml, start_network
 from tests.tls.conftest import needs_tls, pump
+from tests.trust_path_checks import check_fallback_without_qkd
 
 RELAYED = ("A", "B", "C", "D")  # two trusted nodes, B and C
 CHAIN = network_toml(
@@ -179,35 +179,16 @@ def test_at_most_one_trusted_node_falls_back_without_qkd(
     )
     with initiator_engine, responder_engine:
         initiator, responder = initiator_engine.initiator(), responder_engine.responder()
-        ours, theirs = run_in_memory(initiator, responder)
-    assert ours is not None
-    assert theirs is not None
-    assert ours.key == theirs.key
-    assert not ours.qkd_used
-    assert not theirs.qkd_used
-    assert ours.suite == theirs.suite == ("ML-KEM-768", "DHKEM(X25519, HKDF-SHA256)")
-    assert ours.qkd_path is None
-    assert theirs.trusted_nodes is None
-    role = "initiator" if refusing == "both" else "responder"
-    [refused] = _events(caplog, "qkd_path_refused")
-    assert getattr(refused, "role", None) == role
-    assert getattr(refused, "qkd_path", None) == list(RELAYED)
-    assert getattr(refused, "trusted_nodes", None) == 2
-    assert "on_violation = fallback" in getattr(refused, "reason", "")
-    fallbacks = {getattr(r, "role", None): r for r in _events(caplog, "qkd_fallback")}
-    assert getattr(fallbacks[role], "qkd_path", None) == list(RELAYED)
-    assert "trust path refused" in getattr(fallbacks[role], "reason", "")
-    if refusing == "both":
-        # The initiator refused the key before offering it: D's SAE never fetched it.
-        assert any(isinstance(e, QkdFallback) for e in initiator.start_events)
-        assert set(fallbacks) == {"initiator"}
-    else:
-        # D served the key; the responder refused its path and the initiator followed.
-        assert responder.fallback_reason is not None
-        assert "trust path refused" in responder.fallback_reason
-        assert set(fallbacks) == {"initiator", "responder"}
-    completed = _events(caplog, "handshake_complete")
-    assert [getattr(r, "qkd_used", None) for r in completed] == [False, False]
+        sessions = run_in_memory(initiator, responder)
+    check_fallback_without_qkd(
+        caplog,
+        sessions,
+        initiator,
+        responder,
+        refusing=refusing,
+        relayed=RELAYED,
+        suite=("ML-KEM-768", "DHKEM(X25519, HKDF-SHA256)"),
+    )
 
 
 # ---------------------------------------------------------------------------- agile.tls
