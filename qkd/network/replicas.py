@@ -342,8 +342,23 @@ class NodeReplicas:
         try:
             while True:
                 held = await asyncio.to_thread(lock.try_acquire)
+                # A lock taken again on a new session (the old one was lost) is a new term:
+                # another replica may have led in between.
+                if self.leading and (not held or lock.fence() != self.store.fence):
+                    self.store.fence = None
+                    self.leading = False
+                    await _cancel(tasks)
+                    tasks = []
                 if held and not self.leading:
                     self.store.fence = lock.fence()
+                    try:
+                        work = await leader_work()
+                    except Exception as exc:  # the store is away: let another replica lead
+                        _log.warning("node %s: taking over failed: %r", self.node, exc)
+                        self.store.fence = None
+                        await asyncio.to_thread(lock.release)
+                        await asyncio.sleep(LEAD_S)
+                        continue
                     self.leading = True
                     self.leader_terms += 1
                     audit.emit(
@@ -351,12 +366,7 @@ class NodeReplicas:
                         node=self.node,
                         reason=f"replica {self.replica} (pid {os.getpid()}) leads",
                     )
-                    tasks = [asyncio.create_task(work) for work in await leader_work()]
-                elif not held and self.leading:
-                    self.store.fence = None
-                    self.leading = False
-                    await _cancel(tasks)
-                    tasks = []
+                    tasks = [asyncio.create_task(coroutine) for coroutine in work]
                 await asyncio.sleep(LEAD_S)
         finally:
             self.store.fence = None
