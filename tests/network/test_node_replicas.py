@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from qkd.network.launcher import set_link, start_node, stop_node, wait_listening
 from qkd.network.nodestore import RelayedKey, StoreTx
+from qkd.network.relay import LinkKeyError
 from tests.network.netproc import RunningNetwork, wait_until
 from tests.network.nodereplicas import (
     Ledger,
@@ -69,6 +72,49 @@ def test_claims_of_two_replicas_are_disjoint_and_end_at_the_ready_key(postgres_u
     finally:
         one.close()
         two.close()
+
+
+def test_shared_streams_hand_out_disjoint_key_and_load_blocks_on_demand(
+    postgres_url: str,
+) -> None:
+    from qkd.network.relay import open_hop, seal_hop
+    from qkd.network.replicas import CLAIM_BYTES, SharedStream
+
+    one = PgNodeStore(postgres_url, schema="qkd_node_A")
+    two = PgNodeStore(postgres_url, schema="qkd_node_A")
+    far = PgNodeStore(postgres_url, schema="qkd_node_B")
+    try:
+        data = bytes(range(256)) * (3 * CLAIM_BYTES // 256)
+        senders = [SharedStream("A-B", "A>B", sending=True, store=s) for s in (one, two)]
+        with pytest.raises(LinkKeyError, match="exhausted"):
+            senders[0].take(64, align=32)
+
+        def write(tx: StoreTx) -> None:
+            tx.add_block(link="A-B", direction="A>B", start=1024, data=data, ready=True)
+
+        assert one.run_batch([write]) == [None]
+        assert far.run_batch([write]) == [None]
+        saes = {"master_sae_id": "sae-a", "slave_sae_id": "sae-b"}
+        frames = [
+            seal_hop(uuid.uuid4(), b"k" * 32, ("A", "B"), 0, senders[i % 2], **saes)
+            for i in range(40)
+        ]
+        # Each replica claimed its own range, loaded the block on claiming, and took from it.
+        assert [s.claims for s in senders] == [1, 1]
+        with psycopg.connect(postgres_url) as db:
+            claims = db.execute(
+                'SELECT low, high FROM "qkd_node_A".send_claims ORDER BY low'
+            ).fetchall()
+        # Claims start at the stored mark (0); the first block starts at 1,024.
+        assert claims == [(0, CLAIM_BYTES), (CLAIM_BYTES, 2 * CLAIM_BYTES)]
+        assert sorted(s.next for s in senders) == [1024 + 20 * 64, CLAIM_BYTES + 20 * 64]
+        receiver = SharedStream("A-B", "A>B", sending=False, store=far)
+        for frame in frames:  # the receiver holds no block: it loads it from its store
+            assert open_hop(frame, receiver).key == b"k" * 32
+        assert receiver.has_block(1024) is not None
+    finally:
+        for store in (one, two, far):
+            store.close()
 
 
 def test_only_the_leader_feeds_and_a_key_goes_to_one_replica(postgres_url: str) -> None:
