@@ -21,15 +21,18 @@ import psycopg
 from qkd.delivery.etsi014 import client_ssl_context
 from tests.network.netproc import RunningNetwork, network_toml, start_network
 
-# A - B - C: the end nodes A and C run as replicas on PostgreSQL, B is one process on SQLite
-# (so relays cross both kinds of store, both ways).
+# A - B - C - D: the end nodes A and D and the trusted node C run as replicas on PostgreSQL,
+# B is one process on SQLite, so relays cross both kinds of store, both ways, and pass an
+# intermediate hop on each kind.
 CHAIN = network_toml(
     "replica-chain",
-    {"A": ["sae-a"], "B": [], "C": ["sae-c"]},
-    [("A", "B"), ("B", "C")],
+    {"A": ["sae-a"], "B": [], "C": [], "D": ["sae-d"]},
+    [("A", "B"), ("B", "C"), ("C", "D")],
 )
-REPLICATED = ("A", "C")
-SIDES = {"A": ("sae-a", "C", "sae-c"), "C": ("sae-c", "A", "sae-a")}
+LINKS = {"A-B": ("A", "B"), "B-C": ("B", "C"), "C-D": ("C", "D")}
+REPLICATED = ("A", "C", "D")
+ENDS = ("A", "D")
+SIDES = {"A": ("sae-a", "D", "sae-d"), "D": ("sae-d", "A", "sae-a")}
 
 
 def start_replicated_chain(tmp: Path, url: str, replicas: int = 2) -> RunningNetwork:
@@ -137,13 +140,13 @@ def fetch(clients: _Clients, ledger: Ledger, key_id: str, address: str) -> str:
 
 
 def load(net: RunningNetwork, ledger: Ledger, stop: threading.Event, seed: int) -> None:
-    """Masters at random replicas of A and C ask for keys for the other end's SAE; the slave
+    """Masters at random replicas of A and D ask for keys for the other end's SAE; the slave
     fetches each at a random replica of its node."""
     rng = random.Random(seed)
     clients = _Clients(net)
     try:
         while not stop.is_set():
-            node = rng.choice(REPLICATED)
+            node = rng.choice(ENDS)
             master, slave_node, slave = SIDES[node]
             address = rng.choice(replica_addresses(net, node))["etsi014"]
             try:
@@ -244,7 +247,7 @@ def link_checks(net: RunningNetwork, url: str) -> dict[str, int]:
             return {(r[0], int(r[1])): bytes(r[2]) for r in rows}
 
         overlapping = outside = differing = 0
-        for link, (a, b) in {"A-B": ("A", "B"), "B-C": ("B", "C")}.items():
+        for link, (a, b) in LINKS.items():
             for sender, receiver in ((a, b), (b, a)):
                 direction = f"{sender}>{receiver}"
                 used = slots(receiver, link, direction)

@@ -1,14 +1,14 @@
-"""Replica soak (slow): SIGKILL random replicas of a network's end nodes under load.
+"""Replica soak (slow): SIGKILL random replicas of a network's nodes under load.
 
-A - B - C with A and C as 2 replicas each on one PostgreSQL server (B on SQLite). Masters at
-random replicas of A and C ask for keys for the other end's SAE, slaves fetch them at random
-replicas; a random replica (the leader or not) is SIGKILLed and restarted, again and again.
-Afterwards: no key delivered twice, no key_ID with different keys at the two ends, every
-key a master got served by the slave's node (or delivered once, its answer lost in a kill),
-and in the stores: no two claims of link key overlap, every slot a receiver used lies inside
-one claim of the sender (so no link key was used twice: the receivers' slot tables have a
-primary key), and every link block is the same at both ends. ``QKD_SOAK_KILLS`` sets the
-number of kills (default 100).
+A - B - C - D with A, C and D as 2 replicas each on one PostgreSQL server (B on SQLite).
+Masters at random replicas of A and D ask for keys for the other end's SAE, slaves fetch
+them at random replicas; a random replica of A, C or D (the leader or not) is SIGKILLed and
+restarted, again and again. Afterwards: no key delivered twice, no key_ID with different
+keys at the two ends, every key a master got served by the slave's node (or delivered once,
+its answer lost in a kill), and in the stores: no two claims of link key overlap, every slot
+a receiver used lies inside one claim of the sender (or below the SQLite sender's mark), so
+no link key was used twice (the receivers' slot tables have a primary key), and every link
+block is the same at both ends. ``QKD_SOAK_KILLS`` sets the number of kills (default 100).
 """
 
 from __future__ import annotations

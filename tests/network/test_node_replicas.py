@@ -1,11 +1,12 @@
 """Replicas of a network node on one PostgreSQL database, as real processes.
 
-A - B - C, where A and C each run 2 replicas on one PostgreSQL server (B is one process on
-SQLite): SAEs at both replicas of the master's node and of the slave's node, concurrently;
-every key the slave fetches equals the master's, none is delivered twice, the replicas
-hand out disjoint link key, and when the leader replica is SIGKILLed the other one leads
-and service goes on. The store-level guarantees are checked first, on two store objects
-(as two replicas would hold) over one schema.
+A - B - C - D, where A, C and D each run 2 replicas on one PostgreSQL server (B is one
+process on SQLite): SAEs at both replicas of the master's node and of the slave's node,
+concurrently, both ways; every key the slave fetches equals the master's, none is delivered
+twice, the replicas hand out disjoint link key, and when a node's leader replica is
+SIGKILLed (each of A, C and D in turn) the other one leads and service goes on. An alarm
+told to one replica reaches every replica. The store-level guarantees are checked first, on
+two store objects (as two replicas would hold) over one schema.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from qkd.network.nodestore import RelayedKey, StoreTx
 from qkd.network.relay import LinkKeyError
 from tests.network.netproc import RunningNetwork, wait_until
 from tests.network.nodereplicas import (
+    REPLICATED,
     Ledger,
     leader_of,
     link_checks,
@@ -182,7 +184,7 @@ def test_replicas_of_the_end_nodes_serve_concurrent_saes_exactly_once(
         for worker in workers:
             worker.start()
         wait_until(lambda: ledger.enc_ok >= 20, 30, "keys through both replicas")
-        for node in ("A", "C"):
+        for node in REPLICATED:
             leader = wait_until(lambda n=node: leader_of(net, n) is not None, 10, "a leader")
             index = leader_of(net, node)
             assert leader
