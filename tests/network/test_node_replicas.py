@@ -11,18 +11,23 @@ two store objects (as two replicas would hold) over one schema.
 
 from __future__ import annotations
 
+import base64
+import sqlite3
 import threading
 import time
 import uuid
-from pathlib import Path
+from collections.abc import Iterator
 
+import httpx
 import psycopg
 import pytest
 
+from qkd.delivery.etsi014 import client_ssl_context
+from qkd.delivery.postgres_server import TemporaryPostgres
 from qkd.network.launcher import set_link, start_node, stop_node, wait_listening
 from qkd.network.nodestore import RelayedKey, StoreTx
-from qkd.network.relay import LinkKeyError
-from tests.network.netproc import RunningNetwork, wait_until
+from qkd.network.relay import LinkKeyError, LinkKeyLedger, seal_hop
+from tests.network.netproc import RunningNetwork, keys_of, wait_until
 from tests.network.nodereplicas import (
     REPLICATED,
     Ledger,
@@ -166,17 +171,47 @@ def test_only_the_leader_feeds_and_a_key_goes_to_one_replica(postgres_url: str) 
         two.close()
 
 
+@pytest.fixture(scope="module")
+def chain_url(postgres_server: TemporaryPostgres) -> str:
+    return postgres_server.create_database(f"chain_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory, chain_url: str) -> Iterator[RunningNetwork]:
+    net = start_replicated_chain(tmp_path_factory.mktemp("replica-chain"), chain_url)
+    try:
+        net.wait_links_up()
+        yield net
+    finally:
+        net.close()
+
+
+def _b_to_c_ledger(net: RunningNetwork) -> LinkKeyLedger:
+    """B's B>C link key past what B's process uses: the tail of its last ready block (no
+    relay runs meanwhile, and B hands its key out from the front)."""
+    db = sqlite3.connect(net.state / "nodes" / "B" / "store.sqlite")
+    try:
+        start, data = db.execute(
+            "SELECT start, data FROM link_blocks WHERE link = 'B-C' AND dir = 'B>C'"
+            " AND ready = 1 ORDER BY start DESC LIMIT 1"
+        ).fetchone()
+    finally:
+        db.close()
+    ledger = LinkKeyLedger("B-C", bytes(start) + data)
+    ledger.consume(0, start + len(data) - 256)
+    return ledger
+
+
 # Connections to a replica killed mid-request are closed by the garbage collector.
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_replicas_of_the_end_nodes_serve_concurrent_saes_exactly_once(
-    tmp_path: Path, postgres_url: str
+    chain: RunningNetwork, chain_url: str
 ) -> None:
-    net = start_replicated_chain(tmp_path, postgres_url)
+    net, postgres_url = chain, chain_url
     ledger = Ledger()
     stop = threading.Event()
     try:
-        net.wait_links_up()
         workers = [
             threading.Thread(target=load, args=(net, ledger, stop, seed), daemon=True)
             for seed in range(4)
@@ -229,4 +264,56 @@ def test_replicas_of_the_end_nodes_serve_concurrent_saes_exactly_once(
         }
     finally:
         stop.set()
-        net.close()
+
+
+def test_a_relay_replayed_to_the_other_replica_is_refused_and_goes_no_further(
+    chain: RunningNetwork, chain_url: str
+) -> None:
+    """(After the load: it uses B's key beyond B's own mark.) The test plays KME B towards
+    C's replicas: a genuine relay frame accepted by one
+    replica (C forwards it to D, which stores the key) is refused by the other (409), and
+    nothing more is used or stored anywhere."""
+    path = ["A", "B", "C", "D"]
+    key_id, key = uuid.uuid4(), bytes(range(32, 64))
+    frame = seal_hop(
+        key_id, key, tuple(path), 1, _b_to_c_ledger(chain),
+        master_sae_id="sae-a", slave_sae_id="sae-d",
+    )  # fmt: skip
+    entry = {
+        "initiator_sae_id": "sae-a",
+        "target_sae_ids": ["sae-d"],
+        "relay_path": path,
+        "hop": 1,
+        "link": "B-C",
+        "frames": [base64.b64encode(frame).decode()],
+    }
+    directory = chain.state / "kmes" / "B"
+    context = client_ssl_context(
+        directory / "cert.pem", directory / "key.pem", chain.state / "ca.pem"
+    )
+
+    def used() -> tuple[int, ...]:
+        with psycopg.connect(chain_url) as db:
+            return tuple(
+                db.execute(f'SELECT count(*) FROM "qkd_node_{n}".{table}').fetchone()[0]
+                for n, table in (("C", "recv_slots"), ("D", "recv_slots"), ("D", "relayed"))
+            )
+
+    answers = []
+    with httpx.Client(verify=context, timeout=15) as b:
+        for replica in replica_addresses(chain, "C"):
+            response = b.post(
+                f"https://{replica['kmapi']}/kmapi/v1/ext_keys", json={"relays": [entry]}
+            )
+            assert response.status_code == 200, response.text
+            answers.append(response.json()["results"][0])
+            if len(answers) == 1:
+                before = used()
+    assert answers[0] == {"status": "relayed", "key_IDs": [str(key_id)]}
+    assert answers[1]["code"] == 409
+    assert "already used" in answers[1]["message"]
+    assert used() == before
+    # D serves the key that went through, once.
+    slave = chain.raw("saes", "sae-d", "D")
+    fetched = slave.post("/api/v1/keys/sae-a/dec_keys", json={"key_IDs": [{"key_ID": str(key_id)}]})
+    assert keys_of(fetched) == [(str(key_id), key, path)]
