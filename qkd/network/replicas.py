@@ -14,8 +14,8 @@ keeps in memory and what must hold across replicas:
   moves up, committed, before a byte of the range is used), so two replicas never use one
   byte, whatever they crash. A frame that does not fit what is left of the claim claims
   again; the unused rest of the old claim is never used by anyone (it costs key, never
-  safety). The claim is one short statement in the event loop, once per 32 KiB of key (about
-  500 keys of 256 bits): the relay's hot path is unchanged.
+  safety). The claim is one short transaction in the event loop, once per 32 KiB of key
+  (about 500 keys of 256 bits): the relay's hot path is unchanged.
 - *Link key received.* A replica holds, in memory, only the slots it used itself. The store's
   ``recv_slots`` (a primary key) is the ledger the replicas share: the node acts on a frame
   (forwards it, or stores its key) only once its slots are committed there; at the last hop
