@@ -147,6 +147,9 @@ def _status(args: argparse.Namespace) -> int:
     for node in doc["nodes"]:
         up = "yes" if node["up"] else "NO"
         print(f"{node['name']:<10} {up:<4} {node['url']:<28} {' '.join(node['saes'])}")
+        for i, replica in enumerate(node.get("replicas", [])):
+            state = ("up" if replica["up"] else "DOWN") + (", leader" if replica["leader"] else "")
+            print(f"  replica {i} {replica['url']} ({state})")
     print(f"{'link':<10} {'up':<4} {'pool (bits)':>12} {'QBER':>7} {'decoy R_L':>10}  alarm")
     for link in doc["links"]:
         qber = "-" if link["qber"] is None else f"{link['qber']:.4f}"

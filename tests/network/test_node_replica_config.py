@@ -109,6 +109,9 @@ def test_net_up_with_a_store_and_replicas(tmp_path: Path, postgres_url: str) -> 
                 break
         # Each node has one leader among its replicas.
         assert sorted(map(bool, leaders)) == [False, False, True, True]
+        text = _agile("net", "status", "--state", str(state)).stdout
+        assert text.count("replica 1 https://127.0.0.1:") == 2
+        assert text.count(", leader)") == 2
     finally:
         down = _agile("net", "down", "--state", str(state), "--json")
     assert down.returncode == 0, down.stderr
