@@ -358,10 +358,13 @@ class PgNodeStore:
             raise NodeStoreError(
                 f"node store {self.label}: cannot create the tables: {exc}"
             ) from exc
-        # Reads and claims come from the event loop and the replica poller: a connection of
-        # their own, one user at a time.
-        self._reader = _connect(conninfo, schema, self.label)
-        self._reader_lock = threading.Lock()
+        # Reads come from the replica poller's thread and, for claims and blocks wanted at
+        # once, from the event loop: a connection for each, so that the loop never waits
+        # behind a poll.
+        self._readers = {
+            where: (_connect(conninfo, schema, self.label), threading.Lock())
+            for where in ("poll", "loop")
+        }
 
     # ------------------------------------------------------------------ connections
 
@@ -372,24 +375,29 @@ class PgNodeStore:
         return self._db
 
     @contextmanager
-    def _reading(self) -> Iterator[psycopg.Connection[Any]]:
-        with self._reader_lock:
-            if self._reader.closed or self._reader.broken:
-                self._reader.close()
-                self._reader = _connect(self.conninfo, self.schema, self.label)
+    def _reading(self, where: str = "poll") -> Iterator[psycopg.Connection[Any]]:
+        db, lock = self._readers[where]
+        with lock:
+            if db.closed or db.broken:
+                db.close()
+                db = _connect(self.conninfo, self.schema, self.label)
+                self._readers[where] = (db, lock)
             try:
-                yield self._reader
+                yield db
             except psycopg.Error as exc:
                 raise NodeStoreError(f"node store {self.label}: {exc}") from exc
 
-    def _rows(self, query: LiteralString, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._reading() as db:
+    def _rows(
+        self, query: LiteralString, params: Sequence[Any] = (), where: str = "poll"
+    ) -> list[tuple[Any, ...]]:
+        with self._reading(where) as db:
             return db.execute(query, params).fetchall()
 
     def close(self) -> None:
         self._db.close()
-        with self._reader_lock:
-            self._reader.close()
+        for db, lock in self._readers.values():
+            with lock:
+                db.close()
 
     # ------------------------------------------------------------------ NodeStore's reads
 
@@ -429,7 +437,7 @@ class PgNodeStore:
         """Claim ``nbytes`` of the outbound stream at or above ``at_least`` for this replica
         (fewer if the ready blocks end sooner); committed when it returns. None when no ready
         key lies above the mark."""
-        with self._reading() as db, db.transaction():
+        with self._reading("loop") as db, db.transaction():
             db.execute(
                 "INSERT INTO send_marks (link, dir, next) VALUES (%s, %s, 0)"
                 " ON CONFLICT DO NOTHING",
@@ -466,6 +474,7 @@ class PgNodeStore:
             "SELECT start, data FROM link_blocks WHERE link = %s AND dir = %s AND start < %s"
             " AND start + octet_length(data) > %s AND (ready OR NOT %s) ORDER BY start",
             (link, direction, high, low, ready_only),
+            "loop",
         )
         return [(int(r[0]), bytes(r[1])) for r in rows]
 
