@@ -56,6 +56,14 @@ def register(subparsers: Any) -> None:
         "--network", type=Path, metavar="FILE", help="run one node of this network file"
     )
     serve.add_argument("--node", metavar="NAME", help="the node to run (with --network)")
+    serve.add_argument(
+        "--replica",
+        type=int,
+        default=0,
+        metavar="I",
+        help="with --network: run replica I of the node (net.json lists its replicas;"
+        " they share a PostgreSQL store)",
+    )
     serve.add_argument("--certs", type=Path, metavar="DIR", help="output of `agile kme certs`")
     serve.add_argument("--listen-a", metavar="HOST:PORT", help="address of KME A (with --certs)")
     serve.add_argument("--listen-b", metavar="HOST:PORT", help="address of KME B (with --certs)")
@@ -137,6 +145,7 @@ def _serve_node(args: argparse.Namespace) -> int:
             emit_json(
                 {
                     "node": args.node,
+                    "replica": args.replica,
                     "url": f"https://{etsi[0]}:{etsi[1]}",
                     "kmapi": f"https://{kmapi[0]}:{kmapi[1]}",
                 }
@@ -147,7 +156,7 @@ def _serve_node(args: argparse.Namespace) -> int:
 
     try:
         network = load_network(args.network)
-        settings = load_node_settings(network, args.node, args.state)
+        settings = load_node_settings(network, args.node, args.state, replica=args.replica)
         settings.audit.parent.mkdir(parents=True, exist_ok=True)
         handler = audit.JsonLinesHandler(str(settings.audit))
         audit.logger.addHandler(handler)

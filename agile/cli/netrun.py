@@ -34,6 +34,19 @@ def register(commands: Any) -> None:
         metavar="S",
         help="how often nodes refresh their view of the network (default 1 s)",
     )
+    up.add_argument(
+        "--store",
+        metavar="URL",
+        help="keep every node's state in this PostgreSQL database (postgresql://...; one"
+        " schema per node) instead of SQLite files",
+    )
+    up.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run every node as N replicas on the --store database (default 1)",
+    )
     up.add_argument("--json", action="store_true", help="print machine-readable JSON")
     up.set_defaults(handler=_up)
 
@@ -76,8 +89,18 @@ def _up(args: argparse.Namespace) -> int:
 
     if not args.routing_period > 0:
         fail("--routing-period must be positive")
+    if args.replicas < 1:
+        fail("--replicas must be at least 1")
+    if args.replicas > 1 and not args.store:
+        fail("--replicas N > 1 needs --store postgresql://... (the replicas share it)")
     try:
-        doc = start_nodes(args.file, args.state, routing_period_s=args.routing_period)
+        doc = start_nodes(
+            args.file,
+            args.state,
+            store=args.store,
+            replicas=args.replicas,
+            routing_period_s=args.routing_period,
+        )
     except (NetworkFileError, QKDError) as exc:
         fail(str(exc))
     except OSError as exc:
@@ -124,6 +147,9 @@ def _status(args: argparse.Namespace) -> int:
     for node in doc["nodes"]:
         up = "yes" if node["up"] else "NO"
         print(f"{node['name']:<10} {up:<4} {node['url']:<28} {' '.join(node['saes'])}")
+        for i, replica in enumerate(node.get("replicas", [])):
+            state = ("up" if replica["up"] else "DOWN") + (", leader" if replica["leader"] else "")
+            print(f"  replica {i} {replica['url']} ({state})")
     print(f"{'link':<10} {'up':<4} {'pool (bits)':>12} {'QBER':>7} {'decoy R_L':>10}  alarm")
     for link in doc["links"]:
         qber = "-" if link["qber"] is None else f"{link['qber']:.4f}"

@@ -16,7 +16,9 @@ Hazmat: figures for planning, no policy. This room may import ``qkd.physics``,
   SAEs, link key with its neighbours, hop-by-hop relay over live routes, alarms; with
   :mod:`~qkd.network.nodestore` (its durable state), :mod:`~qkd.network.nodeconfig`,
   :mod:`~qkd.network.kmapi` (the inter-KME client), :mod:`~qkd.network.audit`,
-  :mod:`~qkd.network.metrics` and :mod:`~qkd.network.launcher` (``agile net up/down/status``).
+  :mod:`~qkd.network.metrics` and :mod:`~qkd.network.launcher` (``agile net up/down/status``);
+  a node on PostgreSQL runs as several replicas (:mod:`~qkd.network.replicas` over
+  :mod:`~qkd.network.nodestore_postgres`, needing the ``postgres`` extra).
 
 Example::
 

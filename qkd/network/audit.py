@@ -45,6 +45,7 @@ EVENTS = frozenset(
         "starvation",
         "relay_failed",
         "node_started",
+        "replica_leader",
     }
 )
 _WARNINGS = frozenset({"link_alarm", "link_down", "starvation", "relay_failed"})

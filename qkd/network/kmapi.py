@@ -5,6 +5,10 @@ httpcore, the client's request model) cost several milliseconds of CPU per reque
 the rest of the hop. This client speaks just what the KMEs' own server
 (:mod:`qkd.delivery.etsi014.server`) answers: ``Content-Length`` framed JSON bodies.
 
+A node that runs as several replicas (:mod:`qkd.network.replicas`) has several addresses: new
+connections go to them in turn, and one that does not accept a connection is skipped (a
+request is sent again elsewhere only when it never reached a server).
+
 Every connection checks, once after its handshake, that the server's certificate names the
 expected node as a KME of the network (commonName = node, OU = ``KME``); the TLS layer has
 already checked it against the network's CA and the address.
@@ -15,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from qkd.delivery.etsi014.server import peer_identity
@@ -38,22 +43,46 @@ class _Connection:
         self.writer.close()
 
 
+Address = tuple[str, int]
+
+
 class KmapiClient:
-    """Requests to the nodes of one network; ``addresses`` maps node -> (host, port)."""
+    """Requests to the nodes of one network; ``addresses`` maps node -> (host, port), or to
+    the list of its replicas' addresses."""
 
     def __init__(
-        self, context: ssl.SSLContext, addresses: dict[str, tuple[str, int]], *, idle: int = 16
+        self,
+        context: ssl.SSLContext,
+        addresses: Mapping[str, Address | Sequence[Address]],
+        *,
+        idle: int = 16,
     ) -> None:
         self._context = context
-        self._addresses = addresses
+        self._addresses: dict[str, list[Address]] = {}
+        for node, value in addresses.items():
+            if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], int):
+                self._addresses[node] = [(str(value[0]), value[1])]
+            else:
+                self._addresses[node] = [(str(h), int(p)) for h, p in value]
+        self._turn: dict[str, int] = {}
         self._idle: dict[str, list[_Connection]] = {}
         self._max_idle = idle
 
     async def _connect(self, node: str) -> _Connection:
-        host, port = self._addresses[node]
-        reader, writer = await asyncio.open_connection(
-            host, port, ssl=self._context, server_hostname=host
-        )
+        addresses = self._addresses[node]
+        first = self._turn.get(node, 0)
+        for i in range(len(addresses)):
+            host, port = addresses[(first + i) % len(addresses)]
+            try:
+                reader, writer = await asyncio.open_connection(
+                    host, port, ssl=self._context, server_hostname=host
+                )
+            except OSError:
+                if i + 1 == len(addresses):
+                    raise
+                continue  # a replica that is down: the next one
+            self._turn[node] = (first + i + 1) % len(addresses)
+            break
         cert = writer.get_extra_info("peercert")
         if peer_identity(cert) != node or peer_identity(cert, "organizationalUnitName") != "KME":
             writer.close()
@@ -65,7 +94,7 @@ class KmapiClient:
     ) -> tuple[int, dict[str, Any]]:
         """Send one request to ``node``; its status and JSON object (``{}`` if none)."""
         body = b"" if document is None else json.dumps(document, separators=(",", ":")).encode()
-        host, port = self._addresses[node]
+        host, port = self._addresses[node][0]
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"

@@ -7,6 +7,10 @@ ETSI 014 and inter-KME addresses on 127.0.0.1; kept across restarts) and starts 
 session, its output in ``nodes/NAME/output.log`` and its process id in ``nodes/NAME/pid``.
 ``status`` asks every node's inter-KME API with the operator's certificate; ``down`` sends
 SIGTERM (SIGKILL after a grace period).
+
+Replicas (``up --store postgresql://... --replicas N``): each node's entry in ``net.json``
+gets the store and a ``replicas`` list of addresses, and replica I > 0 runs from
+``nodes/NAME/replica-I/`` (its ``pid`` and ``output.log``); ``down`` stops them all.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from qkd.delivery.kme.certs import write_network_certificates
 from qkd.delivery.kme.config import ConfigError
 from qkd.network.loader import load_network
 from qkd.network.model import Network
-from qkd.network.nodeconfig import CONFIG_NAME, node_directory
+from qkd.network.nodeconfig import CONFIG_NAME, node_directory, node_replicas
 
 __all__ = [
     "network_status",
@@ -73,11 +77,18 @@ def _read_config(state: Path) -> dict[str, Any]:
 
 
 def prepare_state(
-    network_file: str | Path, state: str | Path, **options: Any
+    network_file: str | Path,
+    state: str | Path,
+    *,
+    store: str | dict[str, str] | None = None,
+    replicas: int | dict[str, int] = 1,
+    **options: Any,
 ) -> tuple[Network, dict[str, Any]]:
     """Certificates and ``net.json`` for ``network_file`` in ``state`` (kept if present).
 
-    ``options`` go into ``net.json`` (``routing_period_s``, ``pool_bytes``, ``links`` ...).
+    ``store`` (a URL, or one per node name) and ``replicas`` (a count, or one per node name)
+    set the nodes' stores and replicas; ``options`` go into ``net.json``
+    (``routing_period_s``, ``pool_bytes``, ``links`` ...).
     """
     network_file = Path(network_file).resolve()
     state = Path(state)
@@ -98,6 +109,22 @@ def prepare_state(
     ports = iter(_free_ports(2 * len(missing)))
     for name in missing:
         nodes[name] = {"etsi014": f"127.0.0.1:{next(ports)}", "kmapi": f"127.0.0.1:{next(ports)}"}
+    for node in network.nodes:
+        entry = nodes[node.name]
+        url = store.get(node.name) if isinstance(store, dict) else store
+        if url is not None:
+            entry["store"] = url
+        count = replicas.get(node.name, 1) if isinstance(replicas, dict) else replicas
+        have = node_replicas(entry, f"{path}: nodes.{node.name}")
+        if count > len(have):
+            more = iter(_free_ports(2 * (count - len(have))))
+            have += [
+                {"etsi014": f"127.0.0.1:{next(more)}", "kmapi": f"127.0.0.1:{next(more)}"}
+                for _ in range(count - len(have))
+            ]
+        if len(have) > 1:
+            entry["replicas"] = have  # replicas are only ever added: a running one stays
+            entry["etsi014"], entry["kmapi"] = have[0]["etsi014"], have[0]["kmapi"]
     doc.update(options)
     doc["nodes"] = nodes
     doc["network"] = str(network_file)
@@ -107,10 +134,23 @@ def prepare_state(
     return network, doc
 
 
-def start_node(network_file: str | Path, state: str | Path, node: str) -> int:
-    """Start one node's process; returns its pid (also in ``nodes/NAME/pid``)."""
+def replica_directory(state: Path, node: str, replica: int = 0) -> Path:
+    """Where replica ``replica`` of ``node`` keeps its pid and output."""
+    here = node_directory(state, node)
+    return here if replica == 0 else here / f"replica-{replica}"
+
+
+def replica_count(state: str | Path, node: str) -> int:
+    doc = _read_config(Path(state))
+    entry = doc["nodes"].get(node)
+    return len(entry.get("replicas") or [None]) if isinstance(entry, dict) else 0
+
+
+def start_node(network_file: str | Path, state: str | Path, node: str, replica: int = 0) -> int:
+    """Start one node's process (replica ``replica`` of it); returns its pid (also in
+    ``nodes/NAME/pid``, ``nodes/NAME/replica-I/pid`` for replica I > 0)."""
     state = Path(state)
-    directory = node_directory(state, node)
+    directory = replica_directory(state, node, replica)
     directory.mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable,
@@ -124,6 +164,8 @@ def start_node(network_file: str | Path, state: str | Path, node: str) -> int:
         node,
         "--state",
         str(state),
+        "--replica",
+        str(replica),
         "--json",
     ]
     with open(directory / "output.log", "ab") as log:
@@ -175,16 +217,16 @@ def wait_listening(state: str | Path, nodes: list[str], timeout: float = 60.0) -
     doc = _read_config(state)
     deadline = time.monotonic() + timeout
     for name in nodes:
-        entry = doc["nodes"][name]
-        while not (_listening(entry["etsi014"]) and _listening(entry["kmapi"])):
-            pid = _pid(state, name)
-            if pid is None or not _alive(pid):
-                log = node_directory(state, name) / "output.log"
-                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-                raise ConfigError(f"node {name} exited during start-up:\n{tail}")
-            if time.monotonic() > deadline:
-                raise ConfigError(f"node {name} did not start within {timeout:.0f} s")
-            time.sleep(0.05)
+        for replica, entry in enumerate(node_replicas(doc["nodes"][name], name)):
+            while not (_listening(entry["etsi014"]) and _listening(entry["kmapi"])):
+                pid = _pid(state, name, replica)
+                if pid is None or not _alive(pid):
+                    log = replica_directory(state, name, replica) / "output.log"
+                    tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                    raise ConfigError(f"node {name} exited during start-up:\n{tail}")
+                if time.monotonic() > deadline:
+                    raise ConfigError(f"node {name} did not start within {timeout:.0f} s")
+                time.sleep(0.05)
 
 
 def start_nodes(network_file: str | Path, state: str | Path, **options: Any) -> dict[str, Any]:
@@ -192,25 +234,29 @@ def start_nodes(network_file: str | Path, state: str | Path, **options: Any) -> 
     network, doc = prepare_state(network_file, state, **options)
     names = [n.name for n in network.nodes]
     for name in names:
-        pid = _pid(Path(state), name)
-        if pid is not None and _alive(pid):
-            continue
-        start_node(doc["network"], state, name)
+        for replica in range(len(node_replicas(doc["nodes"][name], name))):
+            pid = _pid(Path(state), name, replica)
+            if pid is not None and _alive(pid):
+                continue
+            start_node(doc["network"], state, name, replica)
     wait_listening(state, names)
     return doc
 
 
-def _pid(state: Path, node: str) -> int | None:
+def _pid(state: Path, node: str, replica: int = 0) -> int | None:
     try:
-        return int((node_directory(state, node) / "pid").read_text().strip())
+        return int((replica_directory(state, node, replica) / "pid").read_text().strip())
     except (OSError, ValueError):
         return None
 
 
-def stop_node(state: str | Path, node: str, *, kill: bool = False, grace: float = 10.0) -> bool:
-    """Stop one node (SIGTERM, or SIGKILL at once with ``kill``); True if it was running."""
+def stop_node(
+    state: str | Path, node: str, *, kill: bool = False, grace: float = 10.0, replica: int = 0
+) -> bool:
+    """Stop one node's process (replica ``replica`` of it; SIGTERM, or SIGKILL at once with
+    ``kill``); True if it was running."""
     state = Path(state)
-    pid = _pid(state, node)
+    pid = _pid(state, node, replica)
     if pid is None or not _alive(pid):
         return False
     os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
@@ -227,15 +273,16 @@ def stop_nodes(state: str | Path) -> list[str]:
     """``agile net down``: stop every node of the state directory; returns those stopped."""
     state = Path(state)
     doc = _read_config(state)
-    stopped = []
-    for name in doc["nodes"]:
-        pid = _pid(state, name)
-        if pid is not None and _alive(pid):
-            os.kill(pid, signal.SIGTERM)
-            stopped.append(name)
-    for name in stopped:
-        stop_node(state, name)
-    return stopped
+    stopped: list[tuple[str, int]] = []
+    for name, entry in doc["nodes"].items():
+        for replica in range(len(entry.get("replicas") or [None])):
+            pid = _pid(state, name, replica)
+            if pid is not None and _alive(pid):
+                os.kill(pid, signal.SIGTERM)
+                stopped.append((name, replica))
+    for name, replica in stopped:
+        stop_node(state, name, replica=replica)
+    return sorted({name for name, _ in stopped})
 
 
 def _operator_client(state: Path) -> httpx.Client:
@@ -256,12 +303,18 @@ def network_status(state: str | Path) -> dict[str, Any]:
         for node in network.nodes:
             entry = doc["nodes"][node.name]
             report = None
-            try:
-                response = client.get(f"https://{entry['kmapi']}/kmapi/v1/status")
-                if response.status_code == 200:
-                    report = response.json()
-            except (httpx.HTTPError, ValueError):
-                report = None
+            replicas_out = []
+            for replica in node_replicas(entry, node.name):
+                answer = _status_of(client, replica["kmapi"])
+                replicas_out.append(
+                    {
+                        "url": f"https://{replica['etsi014']}",
+                        "kmapi": f"https://{replica['kmapi']}",
+                        "up": answer is not None,
+                        "leader": (answer or {}).get("replica", {}).get("leader"),
+                    }
+                )
+                report = report or answer
             if isinstance(report, dict):
                 reports[node.name] = report
             nodes_out.append(
@@ -273,6 +326,7 @@ def network_status(state: str | Path) -> dict[str, Any]:
                     "saes": list(node.saes),
                     "relayed_keys": report.get("relayed_keys") if report else None,
                 }
+                | ({"replicas": replicas_out} if len(replicas_out) > 1 else {})
             )
     links_out = []
     for link in network.links:
@@ -324,6 +378,15 @@ def network_status(state: str | Path) -> dict[str, Any]:
     return {"network": network.network.name, "nodes": nodes_out, "links": links_out}
 
 
+def _status_of(client: httpx.Client, kmapi: str) -> dict[str, Any] | None:
+    try:
+        response = client.get(f"https://{kmapi}/kmapi/v1/status")
+        report = response.json() if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
+        return None
+    return report if isinstance(report, dict) else None
+
+
 def _lowest(values: Any) -> float | None:
     numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
     return min(numbers) if numbers else None
@@ -350,17 +413,21 @@ def set_link(
     answers = []
     with _operator_client(state) as client:
         for node in (found[0].a, found[0].b):
-            entry = doc["nodes"][node]
+            # One replica is told; the node's other replicas follow through their store.
+            replicas = node_replicas(doc["nodes"][node], node)
             for name, value in flags.items():
-                try:
-                    response = client.post(
-                        f"https://{entry['kmapi']}/kmapi/v1/links/{link}/{name}",
-                        json={name: value, "in_s": in_s}
-                        | ({"attack": attack} if name == "eve" else {}),
-                    )
-                    answers.append(
-                        {"node": node, "status": response.status_code, **response.json()}
-                    )
-                except (httpx.HTTPError, ValueError) as exc:
-                    answers.append({"node": node, "status": None, "message": str(exc)})
+                for i, replica in enumerate(replicas):
+                    try:
+                        response = client.post(
+                            f"https://{replica['kmapi']}/kmapi/v1/links/{link}/{name}",
+                            json={name: value, "in_s": in_s}
+                            | ({"attack": attack} if name == "eve" else {}),
+                        )
+                        answers.append(
+                            {"node": node, "status": response.status_code, **response.json()}
+                        )
+                        break
+                    except (httpx.HTTPError, ValueError) as exc:
+                        if i + 1 == len(replicas):
+                            answers.append({"node": node, "status": None, "message": str(exc)})
     return answers

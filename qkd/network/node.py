@@ -49,7 +49,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -79,6 +79,7 @@ from qkd.network.nodestore import (
     LinkKeyStream,
     NodeCommitter,
     NodeStore,
+    NodeStoreBackend,
     RelayedKey,
     StagedLedger,
     StoreTx,
@@ -96,6 +97,7 @@ from qkd.network.relay import (
 )
 
 if TYPE_CHECKING:
+    from qkd.network.replicas import NodeReplicas
     from qkd.physics.rates import DecoyStatistics
 
 __all__ = ["KMAPI_PREFIX", "NetworkKme", "serve_node"]
@@ -604,7 +606,18 @@ class NetworkKme:
         for n in self.network.nodes:
             for sae in n.saes:
                 self.sae_node.setdefault(sae, n.name)
-        self.committer = NodeCommitter(NodeStore(settings.store))
+        # Replicas (a postgresql:// store) keep their PostgreSQL logic in qkd.network.replicas,
+        # imported only then: psycopg is an extra.
+        self.replicas: NodeReplicas | None = None
+        store: NodeStoreBackend
+        if settings.store_url is None:
+            store = NodeStore(settings.store)
+        else:
+            from qkd.network.replicas import NodeReplicas
+
+            self.replicas = NodeReplicas.open(settings)
+            store = self.replicas.store
+        self.committer = NodeCommitter(store)
         rates = {r.id: r.key_rate_bps for r in link_rates(self.network)}
         self.links: dict[str, LinkEnd] = {}
         for link in self.network.links:
@@ -620,7 +633,11 @@ class NetworkKme:
                 settings.qber_threshold,
                 decoy_fraction=settings.decoy_rate_fraction,
             )
+        if self.replicas is not None:
+            self.replicas.adopt(self.links.values())
         self._load()
+        if self.replicas is not None:
+            self.replicas.after_load(self.links.values())
         self.front = _Etsi014Front(self)
         self.view: dict[str, dict[str, Any] | None] = {}
         self.refreshed = 0.0
@@ -683,14 +700,27 @@ class NetworkKme:
         )
         self._servers = [etsi, inter]
         self.addresses = {"etsi014": etsi.address, "kmapi": inter.address}
-        self.http = KmapiClient(client_ssl_context(s.cert, s.key, s.ca), s.kmapi)
-        for end in self.links.values():
-            if end.lower:
-                self._spawn(self._feed(end), f"feed:{end.id}")
+        self.http = KmapiClient(
+            client_ssl_context(s.cert, s.key, s.ca), s.kmapi_replicas or s.kmapi
+        )
+        if self.replicas is None:
+            for end in self.links.values():
+                if end.lower:
+                    self._spawn(self._feed(end), f"feed:{end.id}")
+            self._spawn(self._expire(), "expiry")
+        else:
+            # The feeders and the expiry sweep run at the replicas' leader only.
+            self._spawn(self.replicas.run(self._leader_work), "replicas")
         self._spawn(self._watch(), "routing")
-        self._spawn(self._expire(), "expiry")
         self._spawn(self._trim(), "trim")
         audit.emit("node_started", node=self.name)
+
+    async def _leader_work(self) -> list[Coroutine[Any, Any, None]]:
+        """What the replicas' leader runs, once it has taken over the feed state."""
+        assert self.replicas is not None
+        await self.replicas.take_over(self.links.values(), _Pending)
+        feeds = [self._feed(end) for end in self.links.values() if end.lower]
+        return [*feeds, self._expire()]
 
     def _spawn(self, coroutine: Any, name: str) -> None:
         self._tasks.append(asyncio.create_task(coroutine, name=name))
@@ -861,11 +891,14 @@ class NetworkKme:
     # -------------------------------------------------------------- routing
 
     def local_status(self) -> dict[str, Any]:
-        return {
+        status = {
             "node": self.name,
             "links": {end.id: end.status() for end in self.links.values()},
             "relayed_keys": self.relayed_keys,
         }
+        if self.replicas is not None:
+            status["replica"] = self.replicas.status()
+        return status
 
     async def _watch(self) -> None:
         period = self.settings.routing_period_s
@@ -1253,6 +1286,12 @@ class NetworkKme:
         direction = end.inbound.direction
         if last:
             records = [RelayedKey(str(k), master, slave, tuple(path), v) for k, v in opened]
+            if self.replicas is not None:
+                # Replicas share no ledger in memory: the slots and the keys commit as one.
+                await self.replicas.store_relayed(
+                    self.committer, link=end.id, direction=direction, slots=slots, records=records
+                )
+                return {"status": "relayed", "key_IDs": [str(k) for k, _ in opened]}
 
             def used(tx: StoreTx) -> None:
                 if recv_mark is not None:
@@ -1309,6 +1348,8 @@ class NetworkKme:
             end.inbound_task = task
         await _mark_durable(onward)
         await _inbound_durable(end)
+        if self.replicas is not None:
+            await self.replicas.slots_recorded(task)  # the replicas' shared ledger of slots
         try:
             await self._forward(
                 path,

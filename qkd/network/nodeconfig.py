@@ -4,7 +4,11 @@ The network file says what the network is; the state directory says where it run
 net up`` writes ``DIR/net.json``; an operator may write it by hand::
 
     {
-      "nodes": {"A": {"etsi014": "127.0.0.1:8443", "kmapi": "127.0.0.1:9443"}, ...},
+      "nodes": {"A": {"etsi014": "127.0.0.1:8443", "kmapi": "127.0.0.1:9443"},
+                "D": {"store": "postgresql://kme@db.example/qkd",   # replicas share it
+                      "replicas": [{"etsi014": "127.0.0.1:8446", "kmapi": "127.0.0.1:9446"},
+                                   {"etsi014": "127.0.0.1:8447", "kmapi": "127.0.0.1:9447"}]},
+                ...},
       "routing_period_s": 1.0,          # how often each node asks the others for their state
       "key_size": 256,                  # default ETSI 014 key size (bits)
       "max_key_per_request": 128,
@@ -24,8 +28,15 @@ net up`` writes ``DIR/net.json``; an operator may write it by hand::
 
 Other links are simulated (:mod:`qkd.network.node`). Certificates come from ``agile kme certs
 --network FILE --out DIR`` (or ``agile net up``): ``DIR/ca.pem``, ``DIR/kmes/NAME/cert.pem``
-and ``key.pem``. The node's store is ``DIR/nodes/NAME/store.sqlite`` and its audit trail
-``DIR/nodes/NAME/audit.jsonl``. Relative paths are resolved against ``DIR``.
+and ``key.pem``. The node's store is ``DIR/nodes/NAME/store.sqlite`` (or ``"store":
+"sqlite:PATH"``) and its audit trail ``DIR/nodes/NAME/audit.jsonl``. Relative paths are
+resolved against ``DIR``.
+
+Replicas. A node whose ``store`` is a ``postgresql://`` URL may run as several processes
+that share it (:mod:`qkd.network.replicas`); ``replicas`` lists every replica's addresses
+(replica 0 first; ``etsi014`` and ``kmapi`` alone mean one replica), and ``agile kme serve
+--replica I`` runs replica I. The other KMEs try a node's replicas in turn. Replica I > 0
+writes its audit trail to ``DIR/nodes/NAME/replica-I/audit.jsonl``.
 """
 
 from __future__ import annotations
@@ -40,7 +51,7 @@ from typing import Any
 from qkd.delivery.kme.config import ConfigError, parse_listen
 from qkd.network.model import Network
 
-__all__ = ["NodeSettings", "VendorEnd", "load_node_settings", "node_directory"]
+__all__ = ["NodeSettings", "VendorEnd", "load_node_settings", "node_directory", "node_replicas"]
 
 CONFIG_NAME = "net.json"
 
@@ -77,6 +88,12 @@ class NodeSettings:
     qber_threshold: float = 0.11
     decoy_rate_fraction: float = 0.5
     vendor: dict[str, VendorEnd] = field(default_factory=dict)
+    # A postgresql:// URL: the store the node's replicas share (None: SQLite at ``store``).
+    store_url: str | None = None
+    replica: int = 0
+    # Every node's replicas' inter-KME addresses (``kmapi`` holds one per node: this
+    # replica's own for this node, the first replica's for the others).
+    kmapi_replicas: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
 
 
 def node_directory(state: Path, node: str) -> Path:
@@ -102,8 +119,47 @@ def _number(
     return value
 
 
-def load_node_settings(network: Network, node: str, state: str | Path) -> NodeSettings:
-    """Read ``STATE/net.json`` for ``node`` of ``network``; errors name the file and field."""
+def node_replicas(entry: Mapping[str, Any], where: str) -> list[dict[str, str]]:
+    """A node entry's replicas: each one's ``etsi014`` and ``kmapi`` (one replica when the
+    entry has no ``replicas`` list)."""
+    listed = entry.get("replicas")
+    if listed is None:
+        listed = [{"etsi014": entry.get("etsi014"), "kmapi": entry.get("kmapi")}]
+        spots = [where]
+    else:
+        if not isinstance(listed, list) or not listed:
+            raise ConfigError(f"{where}.replicas: must be a non-empty list of addresses")
+        spots = [f"{where}.replicas[{i}]" for i in range(len(listed))]
+    out = []
+    for replica, spot in zip(listed, spots, strict=True):
+        if not isinstance(replica, dict):
+            raise ConfigError(f'{spot}: must be {{"etsi014": "HOST:PORT", "kmapi": "HOST:PORT"}}')
+        for part in ("etsi014", "kmapi"):
+            if not isinstance(replica.get(part), str):
+                raise ConfigError(f'{spot}.{part}: must be "HOST:PORT"')
+        out.append({"etsi014": replica["etsi014"], "kmapi": replica["kmapi"]})
+    return out
+
+
+def _store(
+    entry: Mapping[str, Any], where: str, state: Path, default: Path
+) -> tuple[Path, str | None]:
+    """(SQLite path, PostgreSQL URL or None) from a node entry's ``store``."""
+    value = entry.get("store")
+    if value is None:
+        return default, None
+    if isinstance(value, str) and value.startswith(("postgresql://", "postgres://")):
+        return default, value
+    if isinstance(value, str) and value.startswith("sqlite:") and len(value) > len("sqlite:"):
+        return state / value[len("sqlite:") :], None
+    raise ConfigError(f'{where}.store: must be "sqlite:PATH" or a "postgresql://..." URL')
+
+
+def load_node_settings(
+    network: Network, node: str, state: str | Path, *, replica: int = 0
+) -> NodeSettings:
+    """Read ``STATE/net.json`` for ``node`` of ``network`` (its replica ``replica``); errors
+    name the file and field."""
     state = Path(state)
     names = {n.name for n in network.nodes}
     if node not in names:
@@ -133,17 +189,31 @@ def load_node_settings(network: Network, node: str, state: str | Path) -> NodeSe
     if not isinstance(nodes, dict):
         raise ConfigError(f"{where}: nodes: missing object of node addresses")
     kmapi: dict[str, tuple[str, int]] = {}
+    kmapi_replicas: dict[str, list[tuple[str, int]]] = {}
     etsi014: tuple[str, int] | None = None
+    here = node_directory(state, node)
+    store, store_url = here / "store.sqlite", None
     for name in sorted(names):
         entry = nodes.get(name)
+        at = f"{where}: nodes.{name}"
         if not isinstance(entry, dict):
-            raise ConfigError(f"{where}: nodes.{name}: missing (every node needs its addresses)")
-        for part in ("etsi014", "kmapi"):
-            if not isinstance(entry.get(part), str):
-                raise ConfigError(f'{where}: nodes.{name}.{part}: must be "HOST:PORT"')
-        kmapi[name] = parse_listen(entry["kmapi"], f"{where}: nodes.{name}.kmapi")
+            raise ConfigError(f"{at}: missing (every node needs its addresses)")
+        replicas = node_replicas(entry, at)
+        kmapi_replicas[name] = [parse_listen(r["kmapi"], f"{at}.kmapi") for r in replicas]
+        kmapi[name] = kmapi_replicas[name][0]
         if name == node:
-            etsi014 = parse_listen(entry["etsi014"], f"{where}: nodes.{name}.etsi014")
+            store, store_url = _store(entry, at, state, store)
+            if not 0 <= replica < len(replicas):
+                raise ConfigError(
+                    f"--replica {replica}: node {name} has {len(replicas)} replica(s) in {where}"
+                )
+            if len(replicas) > 1 and store_url is None:
+                raise ConfigError(
+                    f'{at}: {len(replicas)} replicas need a shared store: "store":'
+                    ' "postgresql://..."'
+                )
+            etsi014 = parse_listen(replicas[replica]["etsi014"], f"{at}.etsi014")
+            kmapi[name] = kmapi_replicas[name][replica]
     assert etsi014 is not None
     vendor: dict[str, VendorEnd] = {}
     links = doc.get("links", {})
@@ -177,7 +247,7 @@ def load_node_settings(network: Network, node: str, state: str | Path) -> NodeSe
             key=state / values["key"],
             ca=state / values["ca"],
         )
-    here = node_directory(state, node)
+    audit_dir = here if replica == 0 else here / f"replica-{replica}"
     return NodeSettings(
         network=network,
         node=node,
@@ -185,8 +255,8 @@ def load_node_settings(network: Network, node: str, state: str | Path) -> NodeSe
         ca=state / "ca.pem",
         cert=state / "kmes" / node / "cert.pem",
         key=state / "kmes" / node / "key.pem",
-        store=here / "store.sqlite",
-        audit=here / "audit.jsonl",
+        store=store,
+        audit=audit_dir / "audit.jsonl",
         etsi014=etsi014,
         kmapi=kmapi,
         routing_period_s=float(_number(doc, "routing_period_s", 1.0, where, integer=False)),
@@ -203,4 +273,7 @@ def load_node_settings(network: Network, node: str, state: str | Path) -> NodeSe
             _number(doc, "decoy_rate_fraction", 0.5, where, integer=False, at_most=1.0)
         ),
         vendor=vendor,
+        store_url=store_url,
+        replica=replica,
+        kmapi_replicas=kmapi_replicas,
     )

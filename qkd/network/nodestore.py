@@ -46,7 +46,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from qkd._errors import QKDError
 from qkd.network.relay import SLOT_BYTES, LinkKeyError, LinkKeyLedger, RelayError
@@ -55,6 +55,7 @@ __all__ = [
     "LinkKeyStream",
     "NodeCommitter",
     "NodeStore",
+    "NodeStoreBackend",
     "NodeStoreError",
     "RelayedKey",
     "StagedLedger",
@@ -458,11 +459,28 @@ class StoreTx:
         return cursor.rowcount
 
 
+class NodeStoreBackend(Protocol):
+    """What the node needs of a store: :class:`NodeStore` (SQLite) or
+    :class:`qkd.network.nodestore_postgres.PgNodeStore` (PostgreSQL, for replicas)."""
+
+    label: str
+
+    def blocks(self) -> list[tuple[str, str, int, bytes, bool, str]]: ...
+    def send_marks(self) -> dict[tuple[str, str], int]: ...
+    def recv_marks(self) -> dict[tuple[str, str], int]: ...
+    def feed_marks(self) -> dict[str, int]: ...
+    def used_slots(self) -> dict[tuple[str, str], list[int]]: ...
+    def relayed_count(self) -> dict[str, int]: ...
+    def run_batch(self, operations: Sequence[Callable[[StoreTx], Any]]) -> list[Any]: ...
+    def close(self) -> None: ...
+
+
 class NodeStore:
     """The SQLite store of one node. Use it from one thread at a time (the committer's)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.label = str(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(
@@ -541,20 +559,20 @@ class NodeStore:
 class NodeCommitter:
     """Group commit for a :class:`NodeStore` from an asyncio loop (one fsync per batch)."""
 
-    def __init__(self, store: NodeStore, *, max_batch: int = 512) -> None:
+    def __init__(self, store: NodeStoreBackend, *, max_batch: int = 512) -> None:
         self.store = store
         self._max_batch = max_batch
         self._pending: list[tuple[Callable[[StoreTx], Any], asyncio.Future[Any]]] = []
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=f"nodestore:{store.path.name}"
+            max_workers=1, thread_name_prefix=f"nodestore:{store.label[-40:]}"
         )
 
     async def run(self, operation: Callable[[StoreTx], T]) -> T:
         """Run ``operation`` in the next group transaction; returns once it is durable."""
         if self._closed:
-            raise NodeStoreError(f"node store {self.store.path} is closed")
+            raise NodeStoreError(f"node store {self.store.label} is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._pending.append((operation, future))

@@ -5,11 +5,20 @@ from __future__ import annotations
 import contextlib
 import random
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from qkd.network.nodestore import LinkKeyStream, NodeStore, RelayedKey, StagedLedger, StoreTx
+from qkd.network.nodestore import (
+    LinkKeyStream,
+    NodeStore,
+    NodeStoreBackend,
+    RelayedKey,
+    StagedLedger,
+    StoreTx,
+)
 from qkd.network.relay import LinkKeyError, RelayError, open_hop, seal_hop
 
 SAES = {"master_sae_id": "sae-a", "slave_sae_id": "sae-b"}
@@ -143,49 +152,93 @@ def test_trim_forgets_used_key_and_refuses_frames_far_behind() -> None:
     assert idle_receiver.held_bytes == idle_sender.held_bytes == 8192
 
 
-def test_store_trim_deletes_blocks_and_slots_below_the_cut(tmp_path: Path) -> None:
-    store = NodeStore(tmp_path / "s.sqlite")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NodeStoreBackend]:
+    """The node store on each backend: SQLite, and PostgreSQL (a real server)."""
+    opened: NodeStoreBackend
+    if request.param == "sqlite":
+        opened = NodeStore(tmp_path / "s.sqlite")
+    else:
+        from qkd.network.nodestore_postgres import PgNodeStore
+
+        url = request.getfixturevalue("postgres_url")
+        opened = PgNodeStore(url, schema="qkd_node_B")
     try:
-
-        def fill(tx: StoreTx) -> None:
-            for start in (0, 1024, 2048):
-                tx.add_block(link="A-B", direction="A>B", start=start, data=bytes(1024), ready=True)
-                tx.add_block(link="A-B", direction="B>A", start=start, data=bytes(1024), ready=True)
-            tx.add_block(link="A-B", direction="A>B", start=3072, data=bytes(1024), ready=False)
-            tx.use_slots(link="A-B", direction="A>B", slots=[0, 31, 32, 70])
-
-        store.run_batch([fill])
-        store.run_batch([lambda tx: tx.trim(link="A-B", direction="A>B", below=4096)])
-        rows = {(d, s, r) for _, d, s, _, r, _ in store.blocks()}
-        # Ready blocks of that direction ending at or below 4,096 go; a pending one stays, and
-        # the other direction is untouched.
-        assert rows == {("A>B", 3072, False), ("B>A", 0, True), ("B>A", 1024, True),
-                        ("B>A", 2048, True)}  # fmt: skip
-        assert store.used_slots() == {}
+        yield opened
     finally:
-        store.close()
+        opened.close()
 
 
-def test_the_store_refuses_a_second_use_and_a_second_key_id(tmp_path: Path) -> None:
-    store = NodeStore(tmp_path / "s.sqlite")
-    try:
+def _run(store: NodeStoreBackend, operation: Callable[[StoreTx], Any]) -> Any:
+    return store.run_batch([operation])[0]
 
-        def use(tx: StoreTx) -> None:
-            tx.use_slots(link="A-B", direction="A>B", slots=[1, 2])
 
-        assert store.run_batch([use])[0] is None
-        assert isinstance(store.run_batch([use])[0], LinkKeyError)
-        key = RelayedKey("k1", "m", "s", ("A", "B"), b"x" * 32)
-        assert store.run_batch([lambda tx: tx.store_keys([key])])[0] is None
-        assert isinstance(store.run_batch([lambda tx: tx.store_keys([key])])[0], RelayError)
-        taken = store.run_batch(
-            [lambda tx: tx.take_keys(key_ids=["k1"], master="m", slave="s", not_before=0)]
-        )[0]
-        assert taken == [("k1", b"x" * 32, ("A", "B"))]
-        again = store.run_batch(
-            [lambda tx: tx.take_keys(key_ids=["k1"], master="m", slave="s", not_before=0)]
-        )[0]
-        assert "already delivered" in str(again)
-        assert store.used_slots() == {("A-B", "A>B"): [1, 2]}
-    finally:
-        store.close()
+def test_store_trim_deletes_blocks_and_slots_below_the_cut(store: NodeStoreBackend) -> None:
+    def fill(tx: StoreTx) -> None:
+        for start in (0, 1024, 2048):
+            tx.add_block(link="A-B", direction="A>B", start=start, data=bytes(1024), ready=True)
+            tx.add_block(link="A-B", direction="B>A", start=start, data=bytes(1024), ready=True)
+        tx.add_block(link="A-B", direction="A>B", start=3072, data=bytes(1024), ready=False)
+        tx.use_slots(link="A-B", direction="A>B", slots=[0, 31, 32, 70])
+
+    assert _run(store, fill) is None
+    assert _run(store, lambda tx: tx.trim(link="A-B", direction="A>B", below=4096)) is None
+    rows = {(d, s, r) for _, d, s, _, r, _ in store.blocks()}
+    # Ready blocks of that direction ending at or below 4,096 go; a pending one stays, and
+    # the other direction is untouched.
+    assert rows == {("A>B", 3072, False), ("B>A", 0, True), ("B>A", 1024, True),
+                    ("B>A", 2048, True)}  # fmt: skip
+    # The used slots are the replicas' shared ledger on PostgreSQL: only SQLite's one process
+    # forgets them (its receive floor covers them).
+    expected = {} if isinstance(store, NodeStore) else {("A-B", "A>B"): [0, 31, 32, 70]}
+    assert store.used_slots() == expected
+
+
+def test_the_store_refuses_a_second_use_and_a_second_key_id(store: NodeStoreBackend) -> None:
+    def use(tx: StoreTx) -> None:
+        tx.use_slots(link="A-B", direction="A>B", slots=[1, 2])
+
+    assert _run(store, use) is None
+    assert isinstance(_run(store, use), LinkKeyError)
+    # One slot of a batch used already: none of the batch is recorded.
+    assert isinstance(
+        _run(store, lambda tx: tx.use_slots(link="A-B", direction="A>B", slots=[3, 2])),
+        LinkKeyError,
+    )
+    key = RelayedKey("k1", "m", "s", ("A", "B"), b"x" * 32)
+    assert _run(store, lambda tx: tx.store_keys([key])) is None
+    assert isinstance(_run(store, lambda tx: tx.store_keys([key])), RelayError)
+
+    def take(master: str = "m") -> Any:
+        return _run(
+            store,
+            lambda tx: tx.take_keys(key_ids=["k1"], master=master, slave="s", not_before=0),
+        )
+
+    assert "not found" in str(take("other"))
+    assert take() == [("k1", b"x" * 32, ("A", "B"))]
+    assert "already delivered" in str(take())
+    assert store.used_slots() == {("A-B", "A>B"): [1, 2]}
+    assert store.relayed_count() == {"delivered": 1}
+
+
+def test_the_store_keeps_blocks_and_marks(store: NodeStoreBackend) -> None:
+    def write(tx: StoreTx) -> None:
+        tx.add_block(link="A-B", direction="A>B", start=0, data=b"a" * 64, ready=True)
+        tx.add_block(link="A-B", direction="B>A", start=0, data=b"b" * 64, ready=True)
+        tx.set_send_mark(link="A-B", direction="B>A", next_byte=96)
+        tx.set_send_mark(link="A-B", direction="B>A", next_byte=32)  # never goes down
+        tx.set_recv_mark(link="A-B", direction="A>B", next_byte=64)
+
+    assert _run(store, write) is None
+    assert sorted(store.blocks()) == [
+        ("A-B", "A>B", 0, b"a" * 64, True, ""),
+        ("A-B", "B>A", 0, b"b" * 64, True, ""),
+    ]
+    assert store.send_marks() == {("A-B", "B>A"): 96}
+    assert store.recv_marks() == {("A-B", "A>B"): 64}
+    old = RelayedKey("k-old", "m", "s", ("A", "B"), b"y" * 32)
+    assert _run(store, lambda tx: tx.store_keys([old])) is None
+    expired = _run(store, lambda tx: tx.expire(not_before=1e12, tombstones_before=0))
+    assert expired == 1
+    assert store.relayed_count() == {}
