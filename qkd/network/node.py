@@ -254,6 +254,32 @@ class _Pending:
     descriptor: dict[str, Any]
 
 
+class _MarkAhead:
+    """A mark (send or receive) that the store is told ahead of use: ``value``, the highest
+    mark written or being written, and ``task``, its latest write."""
+
+    def __init__(self, link_id: str, kind: str) -> None:
+        self.link_id = link_id
+        self.kind = kind
+        self.value = 0
+        self.task: asyncio.Future[Any] | None = None
+
+    async def durable(self) -> None:
+        """Wait until the latest mark is stored (503 if that write failed)."""
+        task = self.task
+        if task is None:
+            return
+        try:
+            await task
+        except Exception as exc:
+            if self.task is task:
+                self.task = None
+                self.value = 0  # the next frame writes a fresh mark
+            raise RequestRejected(
+                503, f"link {self.link_id}: the {self.kind} mark was not stored"
+            ) from exc
+
+
 class LinkEnd:
     """This node's end of one link: both directions of its key, and its live state."""
 
@@ -289,12 +315,10 @@ class LinkEnd:
         self.reported_alarm = False
         # The sender's mark: every byte below it may have been used. The store is told ahead
         # (RESERVE_BYTES at a time), so most relays need no write of their own for it; a
-        # frame leaves only once the latest mark's write (mark_task) is durable.
-        self.reserved_mark = 0
-        self.mark_task: asyncio.Future[Any] | None = None
+        # frame leaves only once the latest mark's write is durable.
+        self.send_mark = _MarkAhead(link.id, "send")
         # The receive mark, likewise: frames below it may be acted on at once.
-        self.inbound_reserved = 0
-        self.inbound_task: asyncio.Future[Any] | None = None
+        self.recv_mark = _MarkAhead(link.id, "receive")
 
     @property
     def eve(self) -> bool:
@@ -407,24 +431,10 @@ def _reserve(end: LinkEnd) -> int | None:
     """The send mark to store before the frames just sealed on ``end`` may leave, or None
     if the stored mark already covers them. A crash skips the reserved, unused bytes: they
     are never handed out again."""
-    if end.out.next <= end.reserved_mark:
+    if end.out.next <= end.send_mark.value:
         return None
-    end.reserved_mark = end.out.next + RESERVE_BYTES
-    return end.reserved_mark
-
-
-async def _mark_durable(end: LinkEnd) -> None:
-    """Wait until the latest send mark of ``end`` is stored (503 if that write failed)."""
-    task = end.mark_task
-    if task is None:
-        return
-    try:
-        await task
-    except Exception as exc:
-        if end.mark_task is task:
-            end.mark_task = None
-            end.reserved_mark = 0  # the next frame writes a fresh mark
-        raise RequestRejected(503, f"link {end.id}: the send mark was not stored") from exc
+    end.send_mark.value = end.out.next + RESERVE_BYTES
+    return end.send_mark.value
 
 
 def _skip_to_floor(end: LinkEnd | None, details: Any) -> None:
@@ -441,20 +451,6 @@ def _retrieve(task: asyncio.Future[Any]) -> None:
     """Mark a background write's failure as seen (the marks' waiters report it)."""
     if not task.cancelled() and task.exception() is not None:
         _log.warning("a background store write failed: %r", task.exception())
-
-
-async def _inbound_durable(end: LinkEnd) -> None:
-    """Wait until the latest receive mark of ``end`` is stored (503 if that write failed)."""
-    task = end.inbound_task
-    if task is None:
-        return
-    try:
-        await task
-    except Exception as exc:
-        if end.inbound_task is task:
-            end.inbound_task = None
-            end.inbound_reserved = 0  # the next frame writes a fresh mark
-        raise RequestRejected(503, f"link {end.id}: the receive mark was not stored") from exc
 
 
 def _b64(data: bytes) -> str:
@@ -681,9 +677,9 @@ class NetworkKme:
                 descriptor = json.loads(meta or "{}")
                 end.pending.append(_Pending(start, len(low), low + high, descriptor))
         for end in self.links.values():
-            end.out.next = end.reserved_mark = marks.get((end.id, end.out.direction), 0)
-            end.inbound_reserved = received.get((end.id, end.inbound.direction), 0)
-            end.inbound.set_floor(end.inbound_reserved)
+            end.out.next = end.send_mark.value = marks.get((end.id, end.out.direction), 0)
+            end.recv_mark.value = received.get((end.id, end.inbound.direction), 0)
+            end.inbound.set_floor(end.recv_mark.value)
             end.feed_next = feeds.get(end.id, 0)
 
     # -------------------------------------------------------------- lifecycle
@@ -1111,7 +1107,7 @@ class NetworkKme:
             raise RequestRejected(400, f"cannot relay to {dst}: {exc}") from exc
         mark = _reserve(end)
         if mark is not None:
-            end.mark_task = asyncio.ensure_future(
+            end.send_mark.task = asyncio.ensure_future(
                 self.committer.run(
                     functools.partial(
                         StoreTx.set_send_mark,
@@ -1121,7 +1117,7 @@ class NetworkKme:
                     )
                 )
             )
-        await _mark_durable(end)
+        await end.send_mark.durable()
         try:
             await self._forward(path, 0, link_id=end.id, master=master, slave=slave, frames=frames)
         except RelayFailed as exc:
@@ -1281,8 +1277,8 @@ class NetworkKme:
         slots = list(staged.slots)
         top = (max(slots) + 1) * SLOT_BYTES
         recv_mark = None
-        if top > end.inbound_reserved:
-            recv_mark = end.inbound_reserved = top + RESERVE_BYTES
+        if top > end.recv_mark.value:
+            recv_mark = end.recv_mark.value = top + RESERVE_BYTES
         direction = end.inbound.direction
         if last:
             records = [RelayedKey(str(k), master, slave, tuple(path), v) for k, v in opened]
@@ -1303,11 +1299,11 @@ class NetworkKme:
             marked = asyncio.ensure_future(self.committer.run(used))
             marked.add_done_callback(_retrieve)
             if recv_mark is not None:
-                end.inbound_task = marked
+                end.recv_mark.task = marked
             stored = asyncio.ensure_future(
                 self.committer.run(functools.partial(StoreTx.store_keys, keys=records))
             )
-            await _inbound_durable(end)
+            await end.recv_mark.durable()
             try:
                 await stored
             except RelayError as exc:
@@ -1343,11 +1339,11 @@ class NetworkKme:
         task = asyncio.ensure_future(self.committer.run(forward))
         task.add_done_callback(_retrieve)
         if mark is not None:
-            onward.mark_task = task
+            onward.send_mark.task = task
         if recv_mark is not None:
-            end.inbound_task = task
-        await _mark_durable(onward)
-        await _inbound_durable(end)
+            end.recv_mark.task = task
+        await onward.send_mark.durable()
+        await end.recv_mark.durable()
         if self.replicas is not None:
             await self.replicas.slots_recorded(task)  # the replicas' shared ledger of slots
         try:

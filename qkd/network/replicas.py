@@ -215,8 +215,8 @@ class NodeReplicas:
         """The single process's written-ahead marks are not used: claims and the slot table
         take their place (see the module docstring)."""
         for end in ends:
-            end.reserved_mark = _NEVER
-            end.inbound_reserved = _NEVER
+            end.send_mark.value = _NEVER
+            end.recv_mark.value = _NEVER
             end.inbound.set_floor(0)
             assert isinstance(end.out, SharedStream)
             end.out.limit = 0
