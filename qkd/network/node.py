@@ -466,7 +466,10 @@ def _json(body: bytes) -> Any:
 
 class _Outbox:
     """Relay entries for one next node: while a message to it is in flight, new entries
-    wait, and the next message carries them all (as group commit does for the store)."""
+    wait, and the next message carries them all (as group commit does for the store).
+    Waiting entries of one route (SAE IDs, path, hop and link) travel as one entry: the
+    next node verifies, stores and forwards their frames together, and all of them succeed
+    or fail together."""
 
     def __init__(self, node: NetworkKme, peer: str) -> None:
         self.node = node
@@ -494,19 +497,21 @@ class _Outbox:
                 item = self.pending.pop(0)
                 batch.append(item)
                 total += item[1]
+            entries, owners = _merge_routes([entry for entry, _, _ in batch])
             try:
                 status, answer = await self.node._call(
                     self.peer,
                     "POST",
                     KMAPI_PREFIX + "ext_keys",
-                    {"relays": [entry for entry, _, _ in batch]},
+                    {"relays": entries},
                     timeout=RELAY_TIMEOUT_S,
                 )
                 results = answer.get("results")
-                if status != 200 or not isinstance(results, list) or len(results) != len(batch):
+                if status != 200 or not isinstance(results, list) or len(results) != len(entries):
                     raise RelayFailed(f"{self.peer} answered {status}: {answer.get('message')}")
-                for (_, _, future), result in zip(batch, results, strict=True):
+                for (_, _, future), at in zip(batch, owners, strict=True):
                     if not future.done():
+                        result = results[at]
                         future.set_result(result if isinstance(result, dict) else {})
             except Exception as exc:
                 error = (
@@ -517,6 +522,30 @@ class _Outbox:
                 for _, _, future in batch:
                     if not future.done():
                         future.set_exception(error)
+
+
+def _merge_routes(entries: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[int]]:
+    """Entries of one route joined into one (frames in order); and, for each entry given,
+    the index of the entry that carries its frames."""
+    merged: list[dict[str, Any]] = []
+    at: dict[tuple[Any, ...], int] = {}
+    owners: list[int] = []
+    for entry in entries:
+        route = (
+            entry["initiator_sae_id"],
+            tuple(entry["target_sae_ids"]),
+            tuple(entry["relay_path"]),
+            entry["hop"],
+            entry["link"],
+        )
+        index = at.get(route)
+        if index is None:
+            index = at[route] = len(merged)
+            merged.append({**entry, "frames": list(entry["frames"])})
+        else:
+            merged[index]["frames"].extend(entry["frames"])
+        owners.append(index)
+    return merged, owners
 
 
 # ------------------------------------------------------------------------ the ETSI 014 side

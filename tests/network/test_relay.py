@@ -413,3 +413,31 @@ def test_docstring_figures() -> None:
     ).encode()
     assert (len(largest), math.ceil(len(largest) / 15)) == (2674, 179)
     assert math.log2(180) - 126 < -118.5
+
+
+def test_an_outbox_joins_the_entries_of_one_route_and_keeps_the_others_apart() -> None:
+    from qkd.network.node import _merge_routes
+
+    def entry(master: str, hop: int, link: str, *frames: str) -> dict[str, object]:
+        return {
+            "initiator_sae_id": master,
+            "target_sae_ids": ["sae-d"],
+            "relay_path": ["A", "B", "C", "D"],
+            "hop": hop,
+            "link": link,
+            "frames": list(frames),
+        }
+
+    given = [
+        entry("sae-a", 1, "B-C", "f1"),
+        entry("sae-a", 1, "B-C", "f2", "f3"),
+        entry("sae-a2", 1, "B-C", "g1"),  # another master: another entry
+        entry("sae-a", 1, "B-C2", "h1"),  # another link between the same nodes
+        entry("sae-a", 1, "B-C", "f4"),
+    ]
+    merged, owners = _merge_routes(given)
+    assert [m["frames"] for m in merged] == [["f1", "f2", "f3", "f4"], ["g1"], ["h1"]]
+    assert owners == [0, 0, 1, 2, 0]
+    assert merged[1]["initiator_sae_id"] == "sae-a2"
+    assert merged[2]["link"] == "B-C2"
+    assert given[0]["frames"] == ["f1"]  # the entries given are not changed
