@@ -243,9 +243,16 @@ def test_concurrent_stores_on_one_pool_never_take_a_unit_twice(postgres_url: str
         _ready(stores[0], 1)
         got: list[list[tuple[str, bytes]]] = [[] for _ in stores]
         start = threading.Barrier(len(stores))
+        first_taken = threading.Barrier(len(stores))
 
         def drain(i: int) -> None:
             start.wait()
+            # Every store takes once before any drains on: on a loaded machine a thread
+            # scheduled late would otherwise find the pool empty and take nothing.
+            try:
+                got[i].extend(_take(stores[i], number=1 + i % 3, size=256 * (1 + i % 2)))
+            finally:
+                first_taken.wait()
             while True:
                 try:
                     got[i].extend(_take(stores[i], number=1 + i % 3, size=256 * (1 + i % 2)))
