@@ -1,6 +1,7 @@
-"""Fixtures of the network tests: a real PostgreSQL server (Debian's postgresql-15) for the
-session and a fresh database per test, for the node store's PostgreSQL backend and node
-replicas. Skipped, with the reason, only where psycopg or the server binaries are missing."""
+"""Fixtures shared by every test directory: a real PostgreSQL server (Debian's postgresql-15)
+for the whole session, and a fresh database per test (the KME pair's store and replicas, the
+network node's store and replicas). Skipped, with the reason, only where psycopg or the
+server binaries are missing."""
 
 from __future__ import annotations
 
