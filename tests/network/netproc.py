@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,6 +16,17 @@ import httpx
 
 from qkd.delivery.etsi014 import Etsi014Client, client_ssl_context
 from qkd.network.launcher import network_status, start_nodes, stop_nodes
+
+
+def run_agile(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m agile.cli ARGS`` in a process of its own, its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "agile.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def network_toml(

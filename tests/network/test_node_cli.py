@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,23 +11,14 @@ import pytest
 from qkd.delivery.kme.config import ConfigError
 from qkd.network.loader import load_network
 from qkd.network.nodeconfig import NodeSettings, load_node_settings
+from tests.network.netproc import run_agile
 
 ROOT = Path(__file__).resolve().parents[2]
 RING = ROOT / "docs" / "networks" / "metro-ring.toml"
 
 
-def _agile(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "agile.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_kme_certs_for_a_network_issues_every_node_and_sae(tmp_path: Path) -> None:
-    result = _agile("kme", "certs", "--network", str(RING), "--out", str(tmp_path), "--json")
+    result = run_agile("kme", "certs", "--network", str(RING), "--out", str(tmp_path), "--json")
     assert result.returncode == 0, result.stderr
     files = json.loads(result.stdout)["files"]
     assert {f"KME:{n}" for n in "ABCDEFG"} <= set(files)
@@ -41,26 +30,26 @@ def test_kme_certs_for_a_network_issues_every_node_and_sae(tmp_path: Path) -> No
 
 
 def test_kme_serve_network_errors_are_located_and_clean(tmp_path: Path) -> None:
-    missing = _agile(
+    missing = run_agile(
         "kme", "serve", "--network", str(RING), "--node", "A", "--state", str(tmp_path)
     )
     assert missing.returncode != 0
     assert "net.json" in missing.stderr
     assert "Traceback" not in missing.stderr
     (tmp_path / "net.json").write_text("{}")
-    unknown = _agile(
+    unknown = run_agile(
         "kme", "serve", "--network", str(RING), "--node", "Z", "--state", str(tmp_path)
     )
     assert "no such node" in unknown.stderr
-    bad = _agile("kme", "serve", "--network", str(RING), "--node", "A", "--state", str(tmp_path))
+    bad = run_agile("kme", "serve", "--network", str(RING), "--node", "A", "--state", str(tmp_path))
     assert "nodes" in bad.stderr
     assert "Traceback" not in bad.stderr
-    usage = _agile("kme", "serve", "--network", str(RING))
+    usage = run_agile("kme", "serve", "--network", str(RING))
     assert usage.returncode != 0
     assert "--node" in usage.stderr
     broken = tmp_path / "broken.toml"
     broken.write_text('[network]\nname = "x"\n[[nodes]]\nname = "A"\nkind = "nope"\n')
-    located = _agile("kme", "serve", "--network", str(broken), "--node", "A", "--state", "x")
+    located = run_agile("kme", "serve", "--network", str(broken), "--node", "A", "--state", "x")
     assert "broken.toml:5" in located.stderr
 
 

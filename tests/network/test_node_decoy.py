@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +18,7 @@ from qkd.physics.eve import PhotonNumberSplitting
 from qkd.physics.link import PRESETS, preset
 from qkd.physics.protocols import transmit
 from qkd.randomness import KeyRandomness
-from tests.network.netproc import RunningNetwork, keys_of, start_network, wait_until
+from tests.network.netproc import RunningNetwork, keys_of, run_agile, start_network, wait_until
 
 
 def _stats(preset: str, length_km: float, attack: str | None) -> rates.DecoyStatistics:
@@ -156,16 +154,6 @@ def test_a_fixed_link_has_no_decoy_figures() -> None:
 # ------------------------------------------------------------------------ real processes
 
 
-def _agile(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "agile.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 RING = "\n".join(
     ['[network]\nname = "fibre-ring"\n']
     + [
@@ -209,7 +197,9 @@ def test_a_pns_attack_on_a_ring_link_trips_a_decoy_alarm_and_reroutes(
     assert before["alarm_reason"] is None
     assert before["decoy_key_rate_bound"] > 0
     # The operator's command line: `agile net eve --state DIR LINK --attack pns`.
-    done = _agile("net", "eve", "--state", str(ring.state), attacked, "--attack", "pns", "--json")
+    done = run_agile(
+        "net", "eve", "--state", str(ring.state), attacked, "--attack", "pns", "--json"
+    )
     assert done.returncode == 0, done.stderr
     answers = json.loads(done.stdout)["answers"]
     assert [a["status"] for a in answers] == [200, 200], answers
@@ -228,7 +218,7 @@ def test_a_pns_attack_on_a_ring_link_trips_a_decoy_alarm_and_reroutes(
     assert alarms[-1]["link"] == attacked
     assert "decoy bounds" in alarms[-1]["reason"]
     assert any(e["event"] == "reroute" for e in ring.audit("A"))
-    shown = _agile("net", "status", "--state", str(ring.state))
+    shown = run_agile("net", "status", "--state", str(ring.state))
     assert shown.returncode == 0, shown.stderr
     row = next(line for line in shown.stdout.splitlines() if line.startswith(attacked + " "))
     assert "ALARM (decoy)" in row

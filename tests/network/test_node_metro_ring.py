@@ -4,31 +4,19 @@ with their path, an eavesdropping alarm that reroutes, and the audit trail that 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.network.netproc import RunningNetwork, keys_of, wait_until
+from tests.network.netproc import RunningNetwork, keys_of, run_agile, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _agile(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "agile.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_metro_ring_shares_keys_with_path_and_reroutes_on_an_alarm(tmp_path: Path) -> None:
     state = tmp_path / "ring"
     file = ROOT / "docs" / "networks" / "metro-ring.toml"
-    up = _agile("net", "up", str(file), "--state", str(state), "--json")
+    up = run_agile("net", "up", str(file), "--state", str(state), "--json")
     assert up.returncode == 0, up.stderr
     net = RunningNetwork(
         state=state, file=file, config=json.loads((state / "net.json").read_text())
@@ -38,7 +26,7 @@ def test_metro_ring_shares_keys_with_path_and_reroutes_on_an_alarm(tmp_path: Pat
         assert (state / "ca.pem").exists()
         assert (state / "saes" / "bank-a" / "cert.pem").exists()
         net.wait_links_up(timeout=60)
-        status = json.loads(_agile("net", "status", "--state", str(state), "--json").stdout)
+        status = json.loads(run_agile("net", "status", "--state", str(state), "--json").stdout)
         node_a = next(n for n in status["nodes"] if n["name"] == "A")
         assert node_a["up"]
         assert node_a["saes"] == ["bank-a"]
@@ -61,7 +49,7 @@ def test_metro_ring_shares_keys_with_path_and_reroutes_on_an_alarm(tmp_path: Pat
             return sent[0][2]
 
         assert share() == ["A", "B", "C"]
-        eve = _agile("net", "eve", "--state", str(state), "A-B")
+        eve = run_agile("net", "eve", "--state", str(state), "A-B")
         assert eve.returncode == 0, eve.stdout + eve.stderr
         assert wait_until(lambda: (p := share()) and p != ["A", "B", "C"] and p) == [
             "A", "F", "E", "D", "C",
@@ -73,17 +61,17 @@ def test_metro_ring_shares_keys_with_path_and_reroutes_on_an_alarm(tmp_path: Pat
         reroute = next(e for e in events if e["event"] == "reroute")
         assert reroute["previous"] == ["A", "B", "C"]
         assert reroute["path"] == ["A", "F", "E", "D", "C"]
-        table = _agile("net", "status", "--state", str(state)).stdout
+        table = run_agile("net", "status", "--state", str(state)).stdout
         assert "ALARM" in table
     finally:
-        down = _agile("net", "down", "--state", str(state))
+        down = run_agile("net", "down", "--state", str(state))
         assert down.returncode == 0, down.stderr
         net.close()
 
 
 @pytest.mark.parametrize("args", [["net", "status", "--state", "/nonexistent/x"]])
 def test_net_commands_without_a_network_say_so(args: list[str]) -> None:
-    result = _agile(*args)
+    result = run_agile(*args)
     assert result.returncode != 0
     assert "net.json" in result.stderr
     assert "Traceback" not in result.stderr

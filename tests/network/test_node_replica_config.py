@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,7 @@ import pytest
 from qkd.delivery.kme.config import ConfigError
 from qkd.network.loader import load_network
 from qkd.network.nodeconfig import NodeSettings, load_node_settings
-from tests.network.netproc import network_toml
+from tests.network.netproc import network_toml, run_agile
 
 PAIR = network_toml("pair", {"A": ["sae-a"], "B": ["sae-b"]}, [("A", "B")])
 URL = "postgresql://kme@db.example/qkd"
@@ -74,24 +72,14 @@ def test_replica_settings_errors_are_located(
     assert message in str(raised.value)
 
 
-def _agile(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "agile.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_net_up_with_a_store_and_replicas(tmp_path: Path, postgres_url: str) -> None:
     file = tmp_path / "pair.toml"
     file.write_text(PAIR)
     state = tmp_path / "state"
-    refused = _agile("net", "up", str(file), "--state", str(state), "--replicas", "2")
+    refused = run_agile("net", "up", str(file), "--state", str(state), "--replicas", "2")
     assert refused.returncode != 0
     assert "--store" in refused.stderr
-    up = _agile(
+    up = run_agile(
         "net", "up", str(file), "--state", str(state), "--store", postgres_url,
         "--replicas", "2", "--routing-period", "0.25", "--json",
     )  # fmt: skip
@@ -102,17 +90,17 @@ def test_net_up_with_a_store_and_replicas(tmp_path: Path, postgres_url: str) -> 
         assert config["nodes"]["A"]["store"] == postgres_url
         leaders: list[object] = []
         for _ in range(100):
-            status = json.loads(_agile("net", "status", "--state", str(state), "--json").stdout)
+            status = json.loads(run_agile("net", "status", "--state", str(state), "--json").stdout)
             replicas = [r for node in status["nodes"] for r in node["replicas"]]
             leaders = [r["leader"] for r in replicas]
             if all(r["up"] for r in replicas) and sorted(map(bool, leaders)) == [0, 0, 1, 1]:
                 break
         # Each node has one leader among its replicas.
         assert sorted(map(bool, leaders)) == [False, False, True, True]
-        text = _agile("net", "status", "--state", str(state)).stdout
+        text = run_agile("net", "status", "--state", str(state)).stdout
         assert text.count("replica 1 https://127.0.0.1:") == 2
         assert text.count(", leader)") == 2
     finally:
-        down = _agile("net", "down", "--state", str(state), "--json")
+        down = run_agile("net", "down", "--state", str(state), "--json")
     assert down.returncode == 0, down.stderr
     assert not (state / "nodes" / "A" / "store.sqlite").exists()
