@@ -1027,10 +1027,9 @@ class NetworkKme:
             caps[edge] = max(caps.get(edge, 0.0), float(cap))
         return caps, problems
 
-    def _route(self, dst: str, need: int) -> list[str]:
-        """The path to ``dst`` over usable links; raises RequestRejected 503 naming the cause."""
-        if dst == self.name:
-            return [self.name]
+    def _widest(self, dst: str) -> tuple[list[str], float, list[str]]:
+        """The planner's widest (then shortest) path to ``dst`` over usable links, its width
+        in bytes of link key ([] and 0 if none), and what is unusable."""
         caps, problems = self._caps()
         allowed = {n for n, kind in self.kinds.items() if kind != "endpoint"} | {self.name, dst}
         path = bottleneck_path(caps, allowed, self.name, dst)
@@ -1038,6 +1037,13 @@ class NetworkKme:
             (caps[(u, v) if u <= v else (v, u)] for u, v in itertools.pairwise(path)),
             default=0.0,
         )
+        return path, width, problems
+
+    def _route(self, dst: str, need: int) -> list[str]:
+        """The path to ``dst`` over usable links; raises RequestRejected 503 naming the cause."""
+        if dst == self.name:
+            return [self.name]
+        path, width, problems = self._widest(dst)
         previous = self.routes.get(dst)
         if not path or width < need:
             cause = "; ".join(problems) or "no link key"
@@ -1076,12 +1082,7 @@ class NetworkKme:
     def keys_available(self, dst: str, key_bits: int) -> int:
         if dst == self.name:
             return 100_000
-        caps, _ = self._caps()
-        allowed = {n for n, kind in self.kinds.items() if kind != "endpoint"} | {self.name, dst}
-        path = bottleneck_path(caps, allowed, self.name, dst)
-        if not path:
-            return 0
-        width = min(caps[(u, v) if u <= v else (v, u)] for u, v in itertools.pairwise(path))
+        _, width, _ = self._widest(dst)
         return int(width // link_key_bytes(key_bits // 8))
 
     def _link_to(self, peer: str) -> LinkEnd:
