@@ -37,6 +37,8 @@ from qkd.delivery.store_postgres import (
     describe_conninfo,
 )
 
+from .replicas import write_config
+
 
 def _units(n: int) -> list[tuple[str, bytes]]:
     return [(str(uuid.uuid4()), os.urandom(32)) for _ in range(n)]
@@ -554,19 +556,7 @@ def test_serve_with_an_unreachable_database_says_so_without_the_password(
     tmp_path: Path, certs: Path
 ) -> None:
     url = f"postgresql://kme:hunter2@/qkd?host={tmp_path / 'nowhere'}&connect_timeout=2"
-    lines = [f'ca = "{certs / "ca.pem"}"']
-    for end in ("a", "b"):
-        lines += [
-            f"[kme.{end}]",
-            f'id = "KME-{end.upper()}"',
-            'listen = "127.0.0.1:0"',
-            f'cert = "{certs / f"kme-{end}.pem"}"',
-            f'key = "{certs / f"kme-{end}.key"}"',
-            f'store = "{url}"',
-        ]
-    lines += ["[[link]]", 'saes_a = ["sae-a"]', 'saes_b = ["sae-b"]']
-    config = tmp_path / "kme.toml"
-    config.write_text("\n".join(lines) + "\n")
+    config = write_config(certs, url, tmp_path / "kme.toml")
     run = subprocess.run(
         [sys.executable, "-m", "agile.cli", "kme", "serve", "--config", str(config)],
         capture_output=True,
