@@ -396,17 +396,6 @@ class LinkEnd:
             "receive_floor": self.inbound.floor_bytes,
         }
 
-    def route_state(self) -> dict[str, Any]:
-        """The part of :meth:`status` that routing reads (see ``NetworkKme._caps``)."""
-        reason = self.alarm_reason
-        return {
-            "up": self.up,
-            "alarm": reason is not None,
-            "alarm_reason": reason,
-            "qber": self.qber,
-            "send_available_bytes": self.out.available_bytes,
-        }
-
     def split(self, data: bytes, size: int) -> tuple[bytes, bytes]:
         """(lower end's sending half, higher end's sending half) of a block."""
         return data[:size], data[size : 2 * size]
@@ -1000,7 +989,7 @@ class NetworkKme:
         """Link capacities for routing (bytes of link key both ends can send), over the
         other nodes' last reported state and this node's state now; and what is unusable."""
         view = dict(self.view)
-        view[self.name] = {"links": {end.id: end.route_state() for end in self.links.values()}}
+        view[self.name] = self.local_status()
         caps: dict[tuple[str, str], float] = {}
         problems: list[str] = []
         for link in self.network.links:
