@@ -106,7 +106,23 @@ def test_verify_inputs_raise_only_pqc_errors(provider: str, name: str) -> None:
                 continue
             except pqc.PQCError:
                 continue
-            # A random signature verifying would be a forgery.
-            raise AssertionError(f"{name}: random signature verified")
+            # A random signature verifying under the honest key would be a forgery. Under a
+            # key the caller made up it is not: RFC 8032 lets a small-order Ed25519/Ed448
+            # key (all zero bytes, say) verify a made-up signature, and OpenSSL follows it
+            # (test_small_order_eddsa_keys_verify_as_rfc_8032_allows).
+            if key is public_key:
+                raise AssertionError(f"{name}: random signature verified")
 
     check()
+
+
+def test_small_order_eddsa_keys_verify_as_rfc_8032_allows() -> None:
+    """Pins what pyca/OpenSSL do with a small-order EdDSA public key: the all-zero Ed448 key
+    (y = 0, a point of order 4) and an all-zero signature (R the same point, S = 0) verify
+    the empty message. Only the holder of such a key can be fooled by it; docs/ROADMAP.md
+    keeps open whether the provider should refuse small-order keys as libsodium does."""
+    ed448 = pqc.signature("Ed448", provider="cryptography")
+    ed448.verify(bytes(57), b"", bytes(114), b"")
+    ed25519 = pqc.signature("Ed25519", provider="cryptography")
+    identity = b"\x01" + bytes(31)  # y = 1: the neutral point
+    ed25519.verify(identity, b"any message", identity + bytes(32), b"")
